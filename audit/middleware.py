@@ -1,0 +1,37 @@
+import ipaddress
+import uuid
+
+from audit import context
+
+
+def _client_ip(request) -> str | None:
+    # REMOTE_ADDR only: a forwarded header is trivially forged unless a proxy we trust sets it.
+    raw = request.META.get("REMOTE_ADDR", "")
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        return None
+
+
+class RequestContextMiddleware:
+    """Gives every request an id and makes ip / user agent / id available to audit.record."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = (request.headers.get("X-Request-ID") or "")[:64] or uuid.uuid4().hex
+        request.request_id = request_id
+        token = context.bind(
+            context.RequestContext(
+                ip=_client_ip(request),
+                user_agent=request.headers.get("User-Agent", "")[:400],
+                request_id=request_id,
+            )
+        )
+        try:
+            response = self.get_response(request)
+        finally:
+            context.reset(token)
+        response["X-Request-ID"] = request_id
+        return response

@@ -1,0 +1,197 @@
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class OrgRole(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    FINANCE = "finance", "Finance"
+    AUDITOR = "auditor", "Auditor"
+
+
+class TeamRole(models.TextChoices):
+    MEMBER = "member", "Member"
+    APPROVER = "approver", "Approver"
+
+
+class Source(models.TextChoices):
+    """Where a membership or role came from: SSO-granted ones are removed when the claim drops them."""
+
+    MANUAL = "manual", "Set in govsite"
+    SSO = "sso", "From SSO groups"
+    SCIM = "scim", "From SCIM"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_superuser", True)
+        user = self._create(email, password, **extra)
+        OrgRoleGrant.objects.get_or_create(user=user, role=OrgRole.ADMIN)
+        return user
+
+    def get_by_natural_key(self, email):
+        return self.get(email__iexact=email)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Email is the login; identity normally comes from SSO."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self):
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.full_name or self.email
+
+    @property
+    def is_staff(self) -> bool:
+        # Django admin is open to govsite admins only; permissions.py is the one authority.
+        from govsite.accounts import permissions
+
+        return self.is_active and permissions.is_admin(self)
+
+    def has_perm(self, perm, obj=None) -> bool:
+        return self.is_staff or super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label) -> bool:
+        return self.is_staff or super().has_module_perms(app_label)
+
+    @property
+    def org_roles(self) -> frozenset[str]:
+        """The person's org roles, read once per request object."""
+        cached = getattr(self, "_org_roles_cache", None)
+        if cached is None:
+            cached = frozenset(self.org_role_grants.values_list("role", flat=True)) if self.pk else frozenset()
+            self._org_roles_cache = cached
+        return cached
+
+    def forget_cached_roles(self) -> None:
+        self.__dict__.pop("_org_roles_cache", None)
+        self.__dict__.pop("_team_roles_cache", None)
+
+
+class OrgRoleGrant(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="org_role_grants")
+    role = models.CharField(max_length=20, choices=OrgRole.choices)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "role"], name="org_role_grant_unique")]
+
+    def __str__(self):
+        return f"{self.user} — {self.get_role_display()}"
+
+
+class Team(models.Model):
+    """A unit of people who share budgets, keys and approvers."""
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    description = models.TextField(blank=True)
+    cost_centre = models.CharField(max_length=60, blank=True)
+    slack_webhook_url = models.URLField(
+        blank=True, help_text="Budget alerts are posted here (an incoming-webhook URL)."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=TeamRole.choices, default=TeamRole.MEMBER)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["team__name", "user__email"]
+        constraints = [models.UniqueConstraint(fields=["user", "team"], name="membership_user_team_unique")]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.get_role_display()})"
+
+
+class SsoGroupMapping(models.Model):
+    """An SSO group grants either a team role or an org role, on every login."""
+
+    group = models.CharField(max_length=200, help_text="The group name exactly as the groups claim sends it.")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True, related_name="sso_mappings")
+    team_role = models.CharField(max_length=20, choices=TeamRole.choices, blank=True)
+    org_role = models.CharField(max_length=20, choices=OrgRole.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["group"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(team__isnull=False, org_role="") & ~models.Q(team_role="")
+                    | models.Q(team__isnull=True, team_role="") & ~models.Q(org_role="")
+                ),
+                name="sso_mapping_grants_exactly_one_thing",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "team"], condition=models.Q(team__isnull=False), name="sso_mapping_group_team"
+            ),
+            models.UniqueConstraint(
+                fields=["group", "org_role"], condition=~models.Q(org_role=""), name="sso_mapping_group_org_role"
+            ),
+        ]
+
+    def __str__(self):
+        target = f"{self.team} as {self.team_role}" if self.team_id else f"org role {self.org_role}"
+        return f"{self.group} → {target}"
+
+
+class UserSession(models.Model):
+    """Which session belongs to whom, so deactivating a person can delete their sessions."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    session_key = models.CharField(max_length=40, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "session_key"], name="user_session_unique")]
+
+    def __str__(self):
+        return f"session of {self.user_id}"

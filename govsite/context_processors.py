@@ -1,0 +1,18 @@
+from django.conf import settings
+
+from govsite.accounts import permissions
+
+
+def site(request):
+    user = getattr(request, "user", None)
+    return {
+        "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
+        "sso_only": settings.SOCIALACCOUNT_ONLY,
+        "nav": {
+            "is_admin": permissions.is_admin(user),
+            "is_finance": permissions.is_finance(user),
+            "is_auditor": permissions.is_auditor(user),
+            "sees_org": permissions.sees_whole_org(user),
+            "can_view_audit": permissions.can_view_audit_log(user),
+        },
+    }
