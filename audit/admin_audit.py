@@ -14,19 +14,31 @@ def _snapshot(obj) -> dict:
 class AuditedModelAdmin(admin.ModelAdmin):
     def log_addition(self, request, obj, message):
         with transaction.atomic():
-            audit.record(actor=request.user, action=f"admin.{obj._meta.model_name}.created", target=obj,
-                         data={"after": _snapshot(obj), "via": "django-admin"})
+            audit.record(
+                actor=request.user,
+                action=f"admin.{obj._meta.model_name}.created",
+                target=obj,
+                data={"after": _snapshot(obj), "via": "django-admin"},
+            )
         return super().log_addition(request, obj, message)
 
     def log_change(self, request, obj, message):
         with transaction.atomic():
-            audit.record(actor=request.user, action=f"admin.{obj._meta.model_name}.changed", target=obj,
-                         data={"after": _snapshot(obj), "message": str(message), "via": "django-admin"})
+            audit.record(
+                actor=request.user,
+                action=f"admin.{obj._meta.model_name}.changed",
+                target=obj,
+                data={"after": _snapshot(obj), "message": str(message), "via": "django-admin"},
+            )
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request, queryset):
         with transaction.atomic():
             for obj in queryset:
-                audit.record(actor=request.user, action=f"admin.{obj._meta.model_name}.deleted", target=obj,
-                             data={"before": _snapshot(obj), "via": "django-admin"})
+                audit.record(
+                    actor=request.user,
+                    action=f"admin.{obj._meta.model_name}.deleted",
+                    target=obj,
+                    data={"before": _snapshot(obj), "via": "django-admin"},
+                )
         return super().log_deletions(request, queryset)

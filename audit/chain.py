@@ -88,7 +88,7 @@ def record(
         target_id = target_id or target.pk
         target_label = target_label or str(target)[:300]
     if team is None and target is not None:
-        team = getattr(target, "team", None) if not target._meta.label_lower == "accounts.team" else target
+        team = target if target._meta.label_lower == "accounts.team" else getattr(target, "team", None)
     request_ctx = context.current()
     if actor is not None and getattr(actor, "is_authenticated", False):
         actor_label = actor_label or actor.email

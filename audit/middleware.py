@@ -1,4 +1,5 @@
 import ipaddress
+import re
 import uuid
 
 from audit import context
@@ -20,7 +21,8 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = (request.headers.get("X-Request-ID") or "")[:64] or uuid.uuid4().hex
+        # A caller's id is kept for correlation, but only in a safe shape.
+        request_id = re.sub(r"[^A-Za-z0-9._-]", "", request.headers.get("X-Request-ID", ""))[:64] or uuid.uuid4().hex
         request.request_id = request_id
         token = context.bind(
             context.RequestContext(

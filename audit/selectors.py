@@ -3,12 +3,13 @@ from datetime import datetime, time
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from govsite.accounts import permissions
 from audit.models import AuditEvent
+from govsite.accounts import permissions
 
 
-def audit_event_list(*, user, actor: str = "", action: str = "", team_id: int | None = None,
-                     date_from=None, date_to=None) -> QuerySet[AuditEvent]:
+def audit_event_list(
+    *, user, actor: str = "", action: str = "", team_id: int | None = None, date_from=None, date_to=None
+) -> QuerySet[AuditEvent]:
     if not permissions.can_view_audit_log(user):
         return AuditEvent.objects.none()
     qs = AuditEvent.objects.all()

@@ -7,11 +7,15 @@ from govsite.web import login_required
 
 @login_required
 def home(request):
-    return render(request, "home.html", {
-        "memberships": selectors.my_teams(user=request.user),
-        "keys": [],
-        "pending_approvals": [],
-    })
+    return render(
+        request,
+        "home.html",
+        {
+            "memberships": selectors.my_teams(user=request.user),
+            "keys": [],
+            "pending_approvals": [],
+        },
+    )
 
 
 def healthz(request):

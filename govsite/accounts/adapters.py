@@ -34,8 +34,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def authentication_failed(self, request, **credentials: Any) -> None:
         attempted = str(credentials.get("email") or credentials.get("username") or "")[:254]
         with transaction.atomic():
-            audit.record(action="user.login_failed", actor_label=attempted or "unknown",
-                         data={"email": attempted, "method": "password"})
+            audit.record(
+                action="user.login_failed",
+                actor_label=attempted or "unknown",
+                data={"email": attempted, "method": "password"},
+            )
 
     def pre_login(self, request, user, **kwargs):
         refused = super().pre_login(request, user, **kwargs)
@@ -43,8 +46,12 @@ class AccountAdapter(DefaultAccountAdapter):
         method = f"sso:{sociallogin.account.provider}" if sociallogin else "password"
         if refused is not None:
             with transaction.atomic():
-                audit.record(action="user.login_refused", actor_label=user.email, target=user,
-                             data={"reason": "deactivated", "method": method})
+                audit.record(
+                    action="user.login_refused",
+                    actor_label=user.email,
+                    target=user,
+                    data={"reason": "deactivated", "method": method},
+                )
             return refused
         with transaction.atomic():
             data: dict[str, Any] = {"method": method}

@@ -7,12 +7,16 @@ from govsite.accounts.models import Membership, SsoGroupMapping, Team, User
 
 
 def team_list(*, user: User) -> QuerySet[Team]:
-    return permissions.teams_visible_to(user).annotate(
-        member_count=Count("memberships", filter=Q(memberships__user__is_active=True), distinct=True),
-        approver_count=Count(
-            "memberships", filter=Q(memberships__role="approver", memberships__user__is_active=True), distinct=True
-        ),
-    ).order_by("name")
+    return (
+        permissions.teams_visible_to(user)
+        .annotate(
+            member_count=Count("memberships", filter=Q(memberships__user__is_active=True), distinct=True),
+            approver_count=Count(
+                "memberships", filter=Q(memberships__role="approver", memberships__user__is_active=True), distinct=True
+            ),
+        )
+        .order_by("name")
+    )
 
 
 def team_members(*, team: Team) -> QuerySet[Membership]:

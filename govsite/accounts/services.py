@@ -32,11 +32,13 @@ def _team_snapshot(team: Team) -> dict:
 
 
 @transaction.atomic(durable=True)
-def team_create(*, actor: User, name: str, slug: str, description: str = "", cost_centre: str = "",
-                slack_webhook_url: str = "") -> Team:
+def team_create(
+    *, actor: User, name: str, slug: str, description: str = "", cost_centre: str = "", slack_webhook_url: str = ""
+) -> Team:
     permissions.require(permissions.can_manage_teams(actor), "Only admins can create teams.")
-    team = Team(name=name, slug=slug, description=description, cost_centre=cost_centre,
-                slack_webhook_url=slack_webhook_url)
+    team = Team(
+        name=name, slug=slug, description=description, cost_centre=cost_centre, slack_webhook_url=slack_webhook_url
+    )
     team.full_clean()
     team.save()
     audit.record(actor=actor, action="team.created", target=team, team=team, data={"after": _team_snapshot(team)})
@@ -81,16 +83,26 @@ def _membership_set(*, actor: User | None, user: User, team: Team, role: str, so
     membership = Membership.objects.select_for_update().filter(user=user, team=team).first()
     if membership is None:
         membership = Membership.objects.create(user=user, team=team, role=role, source=source)
-        audit.record(actor=actor, action="membership.added", target=membership, team=team,
-                     data={"user": user.email, "role": role, "source": source})
+        audit.record(
+            actor=actor,
+            action="membership.added",
+            target=membership,
+            team=team,
+            data={"user": user.email, "role": role, "source": source},
+        )
         return membership
     if membership.role == role:
         return None
     before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
-    audit.record(actor=actor, action="membership.role_changed", target=membership, team=team,
-                 data={"user": user.email, "before": before, "after": role, "source": source})
+    audit.record(
+        actor=actor,
+        action="membership.role_changed",
+        target=membership,
+        team=team,
+        data={"user": user.email, "before": before, "after": role, "source": source},
+    )
     return membership
 
 
@@ -232,8 +244,9 @@ def user_reactivate(*, actor: User, user: User) -> User:
 
 
 @transaction.atomic(durable=True)
-def sso_mapping_create(*, actor: User, group: str, team: Team | None = None, team_role: str = "",
-                       org_role: str = "") -> SsoGroupMapping:
+def sso_mapping_create(
+    *, actor: User, group: str, team: Team | None = None, team_role: str = "", org_role: str = ""
+) -> SsoGroupMapping:
     permissions.require(permissions.can_manage_people(actor), "Only admins can edit SSO mappings.")
     group = group.strip()
     if not group:
@@ -250,18 +263,36 @@ def sso_mapping_create(*, actor: User, group: str, team: Team | None = None, tea
             mapping.save()
     except IntegrityError as exc:
         raise ValidationError({"group": "This group already has that mapping."}) from exc
-    audit.record(actor=actor, action="sso_mapping.created", target=mapping, team=team,
-                 data={"group": group, "team": team.slug if team else None, "team_role": mapping.team_role,
-                       "org_role": org_role})
+    audit.record(
+        actor=actor,
+        action="sso_mapping.created",
+        target=mapping,
+        team=team,
+        data={
+            "group": group,
+            "team": team.slug if team else None,
+            "team_role": mapping.team_role,
+            "org_role": org_role,
+        },
+    )
     return mapping
 
 
 @transaction.atomic(durable=True)
 def sso_mapping_delete(*, actor: User, mapping: SsoGroupMapping) -> None:
     permissions.require(permissions.can_manage_people(actor), "Only admins can edit SSO mappings.")
-    audit.record(actor=actor, action="sso_mapping.deleted", target=mapping, team=mapping.team,
-                 data={"group": mapping.group, "team": mapping.team.slug if mapping.team else None,
-                       "team_role": mapping.team_role, "org_role": mapping.org_role})
+    audit.record(
+        actor=actor,
+        action="sso_mapping.deleted",
+        target=mapping,
+        team=mapping.team,
+        data={
+            "group": mapping.group,
+            "team": mapping.team.slug if mapping.team else None,
+            "team_role": mapping.team_role,
+            "org_role": mapping.org_role,
+        },
+    )
     mapping.delete()
 
 

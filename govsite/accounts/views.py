@@ -22,8 +22,11 @@ from govsite.web import login_required, paginate, role_required, run_service
 @login_required
 def team_list(request):
     teams = selectors.team_list(user=request.user)
-    return render(request, "accounts/team_list.html", {"page": paginate(request, teams),
-                                                       "can_manage": permissions.can_manage_teams(request.user)})
+    return render(
+        request,
+        "accounts/team_list.html",
+        {"page": paginate(request, teams), "can_manage": permissions.can_manage_teams(request.user)},
+    )
 
 
 @login_required
@@ -31,13 +34,17 @@ def team_detail(request, slug):
     team = get_object_or_404(permissions.teams_visible_to(request.user), slug=slug)
     can_manage = permissions.can_manage_teams(request.user)
     members = selectors.team_members(team=team)
-    return render(request, "accounts/team_detail.html", {
-        "team": team,
-        "members": members,
-        "can_manage": can_manage,
-        "add_form": MembershipAddForm() if can_manage else None,
-        "role_choices": TeamRole.choices,
-    })
+    return render(
+        request,
+        "accounts/team_detail.html",
+        {
+            "team": team,
+            "members": members,
+            "can_manage": can_manage,
+            "add_form": MembershipAddForm() if can_manage else None,
+            "role_choices": TeamRole.choices,
+        },
+    )
 
 
 @role_required(permissions.can_manage_teams, "Only admins can create teams.")
@@ -68,12 +75,18 @@ def membership_add(request, slug):
     team = get_object_or_404(permissions.teams_visible_to(request.user), slug=slug)
     form = MembershipAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        ok, membership = run_service(form, lambda: services.membership_add(
-            actor=request.user, team=team, user=form.cleaned_data["user"], role=form.cleaned_data["role"]))
+        ok, membership = run_service(
+            form,
+            lambda: services.membership_add(
+                actor=request.user, team=team, user=form.cleaned_data["user"], role=form.cleaned_data["role"]
+            ),
+        )
         if ok:
             messages.success(request, f"{membership.user.email} added to {team.name}.")
             return redirect("team_detail", slug=team.slug)
-    return render(request, "accounts/membership_add.html", {"form": form, "team": team}, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/membership_add.html", {"form": form, "team": team}, status=400 if form.errors else 200
+    )
 
 
 def _scoped_membership(request, slug, pk) -> Membership:
@@ -87,8 +100,12 @@ def membership_role(request, slug, pk):
     membership = _scoped_membership(request, slug, pk)
     form = MembershipRoleForm(request.POST)
     if form.is_valid():
-        ok, _ = run_service(form, lambda: services.membership_change_role(
-            actor=request.user, membership=membership, role=form.cleaned_data["role"]))
+        ok, _ = run_service(
+            form,
+            lambda: services.membership_change_role(
+                actor=request.user, membership=membership, role=form.cleaned_data["role"]
+            ),
+        )
         if ok:
             messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
             return redirect("team_detail", slug=slug)
@@ -104,11 +121,16 @@ def membership_remove(request, slug, pk):
         services.membership_remove(actor=request.user, membership=membership)
         messages.success(request, f"{membership.user.email} removed from {membership.team.name}.")
         return redirect("team_detail", slug=slug)
-    return render(request, "accounts/confirm.html", {
-        "title": f"Remove {membership.user.email} from {membership.team.name}?",
-        "body": "They lose the team's role at once. Keys they hold for this team are not revoked by this.",
-        "confirm_label": "Remove from team", "cancel_url": reverse("team_detail", args=[slug]),
-    })
+    return render(
+        request,
+        "accounts/confirm.html",
+        {
+            "title": f"Remove {membership.user.email} from {membership.team.name}?",
+            "body": "They lose the team's role at once. Keys they hold for this team are not revoked by this.",
+            "confirm_label": "Remove from team",
+            "cancel_url": reverse("team_detail", args=[slug]),
+        },
+    )
 
 
 # --- people -----------------------------------------------------------------------------------
@@ -119,23 +141,33 @@ def people_list(request):
     query = request.GET.get("q", "").strip()
     status = request.GET.get("status", "active")
     people = selectors.people_list(user=request.user, query=query, status=status)
-    return render(request, "accounts/people_list.html", {
-        "page": paginate(request, people), "q": query, "status": status,
-        "can_manage": permissions.can_manage_people(request.user),
-    })
+    return render(
+        request,
+        "accounts/people_list.html",
+        {
+            "page": paginate(request, people),
+            "q": query,
+            "status": status,
+            "can_manage": permissions.can_manage_people(request.user),
+        },
+    )
 
 
 @login_required
 def person_detail(request, pk):
     person = get_object_or_404(permissions.people_visible_to(request.user), pk=pk)
     can_manage = permissions.can_manage_people(request.user)
-    return render(request, "accounts/person_detail.html", {
-        "person": person,
-        "memberships": selectors.person_memberships(person=person),
-        "org_roles": sorted(person.org_roles),
-        "can_manage": can_manage,
-        "roles_form": OrgRolesForm(initial={"org_roles": sorted(person.org_roles)}) if can_manage else None,
-    })
+    return render(
+        request,
+        "accounts/person_detail.html",
+        {
+            "person": person,
+            "memberships": selectors.person_memberships(person=person),
+            "org_roles": sorted(person.org_roles),
+            "can_manage": can_manage,
+            "roles_form": OrgRolesForm(initial={"org_roles": sorted(person.org_roles)}) if can_manage else None,
+        },
+    )
 
 
 @role_required(permissions.can_manage_people, "Only admins can add people.")
@@ -155,8 +187,10 @@ def person_roles(request, pk):
     person = get_object_or_404(permissions.people_visible_to(request.user), pk=pk)
     form = OrgRolesForm(request.POST)
     if form.is_valid():
-        ok, _ = run_service(form, lambda: services.user_set_org_roles(
-            actor=request.user, user=person, roles=form.cleaned_data["org_roles"]))
+        ok, _ = run_service(
+            form,
+            lambda: services.user_set_org_roles(actor=request.user, user=person, roles=form.cleaned_data["org_roles"]),
+        )
         if ok:
             messages.success(request, "Org roles saved.")
             return redirect("person_detail", pk=pk)
@@ -170,8 +204,9 @@ def person_deactivate(request, pk):
     person = get_object_or_404(permissions.people_visible_to(request.user), pk=pk)
     form = DeactivateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        ok, _ = run_service(form, lambda: services.user_deactivate(
-            actor=request.user, user=person, reason=form.cleaned_data["reason"]))
+        ok, _ = run_service(
+            form, lambda: services.user_deactivate(actor=request.user, user=person, reason=form.cleaned_data["reason"])
+        )
         if ok:
             messages.success(request, f"{person.email} is deactivated; their sessions have ended.")
             return redirect("person_detail", pk=pk)
@@ -198,9 +233,15 @@ def sso_mappings(request):
         if ok:
             messages.success(request, "Mapping added; it applies from each person's next SSO login.")
             return redirect("sso_mappings")
-    return render(request, "accounts/sso_mappings.html", {
-        "form": form, "mappings": selectors.sso_mapping_list(),
-    }, status=400 if form.errors else 200)
+    return render(
+        request,
+        "accounts/sso_mappings.html",
+        {
+            "form": form,
+            "mappings": selectors.sso_mapping_list(),
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @require_POST

@@ -3,130 +3,247 @@
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
-import govsite.accounts.models
 from django.conf import settings
 from django.db import migrations, models
 
+import govsite.accounts.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, unique=True)),
-                ('slug', models.SlugField(max_length=60, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('cost_centre', models.CharField(blank=True, max_length=60)),
-                ('slack_webhook_url', models.URLField(blank=True, help_text='Budget alerts are posted here (an incoming-webhook URL).')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, unique=True)),
+                ("slug", models.SlugField(max_length=60, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("cost_centre", models.CharField(blank=True, max_length=60)),
+                (
+                    "slack_webhook_url",
+                    models.URLField(blank=True, help_text="Budget alerts are posted here (an incoming-webhook URL)."),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('email', models.EmailField(max_length=254, unique=True)),
-                ('full_name', models.CharField(blank=True, max_length=200)),
-                ('is_active', models.BooleanField(default=True)),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now)),
-                ('deactivated_at', models.DateTimeField(blank=True, null=True)),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254, unique=True)),
+                ("full_name", models.CharField(blank=True, max_length=200)),
+                ("is_active", models.BooleanField(default=True)),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now)),
+                ("deactivated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['email'],
+                "ordering": ["email"],
             },
             managers=[
-                ('objects', govsite.accounts.models.UserManager()),
+                ("objects", govsite.accounts.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='OrgRoleGrant',
+            name="OrgRoleGrant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('admin', 'Admin'), ('finance', 'Finance'), ('auditor', 'Auditor')], max_length=20)),
-                ('source', models.CharField(choices=[('manual', 'Set in govsite'), ('sso', 'From SSO groups'), ('scim', 'From SCIM')], default='manual', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='org_role_grants', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("admin", "Admin"), ("finance", "Finance"), ("auditor", "Auditor")], max_length=20
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("manual", "Set in govsite"), ("sso", "From SSO groups"), ("scim", "From SCIM")],
+                        default="manual",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="org_role_grants",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='SsoGroupMapping',
+            name="SsoGroupMapping",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('group', models.CharField(help_text='The group name exactly as the groups claim sends it.', max_length=200)),
-                ('team_role', models.CharField(blank=True, choices=[('member', 'Member'), ('approver', 'Approver')], max_length=20)),
-                ('org_role', models.CharField(blank=True, choices=[('admin', 'Admin'), ('finance', 'Finance'), ('auditor', 'Auditor')], max_length=20)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='sso_mappings', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "group",
+                    models.CharField(help_text="The group name exactly as the groups claim sends it.", max_length=200),
+                ),
+                (
+                    "team_role",
+                    models.CharField(
+                        blank=True, choices=[("member", "Member"), ("approver", "Approver")], max_length=20
+                    ),
+                ),
+                (
+                    "org_role",
+                    models.CharField(
+                        blank=True,
+                        choices=[("admin", "Admin"), ("finance", "Finance"), ("auditor", "Auditor")],
+                        max_length=20,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sso_mappings",
+                        to="accounts.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['group'],
+                "ordering": ["group"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('member', 'Member'), ('approver', 'Approver')], default='member', max_length=20)),
-                ('source', models.CharField(choices=[('manual', 'Set in govsite'), ('sso', 'From SSO groups'), ('scim', 'From SCIM')], default='manual', max_length=10)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("member", "Member"), ("approver", "Approver")], default="member", max_length=20
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("manual", "Set in govsite"), ("sso", "From SSO groups"), ("scim", "From SCIM")],
+                        default="manual",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="memberships", to="accounts.team"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['team__name', 'user__email'],
+                "ordering": ["team__name", "user__email"],
             },
         ),
         migrations.CreateModel(
-            name='UserSession',
+            name="UserSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_key', models.CharField(db_index=True, max_length=40)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("session_key", models.CharField(db_index=True, max_length=40)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='user',
-            constraint=models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='user_email_ci_unique'),
+            model_name="user",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.text.Lower("email"), name="user_email_ci_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='orgrolegrant',
-            constraint=models.UniqueConstraint(fields=('user', 'role'), name='org_role_grant_unique'),
+            model_name="orgrolegrant",
+            constraint=models.UniqueConstraint(fields=("user", "role"), name="org_role_grant_unique"),
         ),
         migrations.AddConstraint(
-            model_name='ssogroupmapping',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('org_role', ''), ('team__isnull', False), models.Q(('team_role', ''), _negated=True)), models.Q(('team__isnull', True), ('team_role', ''), models.Q(('org_role', ''), _negated=True)), _connector='OR'), name='sso_mapping_grants_exactly_one_thing'),
+            model_name="ssogroupmapping",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("org_role", ""), ("team__isnull", False), models.Q(("team_role", ""), _negated=True)),
+                    models.Q(("team__isnull", True), ("team_role", ""), models.Q(("org_role", ""), _negated=True)),
+                    _connector="OR",
+                ),
+                name="sso_mapping_grants_exactly_one_thing",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ssogroupmapping',
-            constraint=models.UniqueConstraint(condition=models.Q(('team__isnull', False)), fields=('group', 'team'), name='sso_mapping_group_team'),
+            model_name="ssogroupmapping",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("team__isnull", False)), fields=("group", "team"), name="sso_mapping_group_team"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='ssogroupmapping',
-            constraint=models.UniqueConstraint(condition=models.Q(('org_role', ''), _negated=True), fields=('group', 'org_role'), name='sso_mapping_group_org_role'),
+            model_name="ssogroupmapping",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("org_role", ""), _negated=True),
+                fields=("group", "org_role"),
+                name="sso_mapping_group_org_role",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'team'), name='membership_user_team_unique'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(fields=("user", "team"), name="membership_user_team_unique"),
         ),
         migrations.AddConstraint(
-            model_name='usersession',
-            constraint=models.UniqueConstraint(fields=('user', 'session_key'), name='user_session_unique'),
+            model_name="usersession",
+            constraint=models.UniqueConstraint(fields=("user", "session_key"), name="user_session_unique"),
         ),
     ]

@@ -1,0 +1,43 @@
+# govsite — the two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the dependencies change.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The embedded defaults: SQLite under var/, jobs in-process, the sandbox gateway on :4000.
+demo: export DEBUG = true
+demo: export DATABASE_URL =
+demo: export REDIS_URL =
+demo: export LITELLM_URL =
+demo: export LITELLM_LOCAL_MODEL_COST_MAP = True
+demo: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo "govsite: http://127.0.0.1:8000  (sandbox gateway: http://127.0.0.1:4000)"
+	@bash -c 'trap "kill 0" EXIT; \
+	  $(BIN)/python manage.py sandbox_gateway --port 4000 & \
+	  $(BIN)/python manage.py runserver 127.0.0.1:8000'
+
+# Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis).
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

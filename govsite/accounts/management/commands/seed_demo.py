@@ -1,0 +1,112 @@
+"""Fill the site with a small demo org: 4 teams, 25 people, every role. Safe to run again."""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+import audit
+from govsite.accounts import services
+from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Source, SsoGroupMapping, Team, TeamRole, User
+
+DEMO_PASSWORD = "govsite-demo-2026"  # noqa: S105 — printed for the demo on purpose
+
+TEAMS = [
+    ("Platform", "platform", "CC-100", "Infrastructure, CI and the developer platform."),
+    ("Payments", "payments", "CC-200", "Checkout, billing and payouts."),
+    ("Data Science", "data-science", "CC-300", "Models, analytics and experimentation."),
+    ("Mobile", "mobile", "CC-400", "iOS and Android apps."),
+    ("Support Tools", "support-tools", "CC-500", "Internal tools for customer support."),
+]
+
+# (email local part, name, org roles, {team slug: role})
+PEOPLE = [
+    ("ada", "Ada Admin", [OrgRole.ADMIN], {}),
+    ("fiona", "Fiona Finance", [OrgRole.FINANCE], {}),
+    ("aubrey", "Aubrey Auditor", [OrgRole.AUDITOR], {}),
+    ("paul", "Paul Platform-Lead", [], {"platform": TeamRole.APPROVER}),
+    ("priya", "Priya Payments-Lead", [], {"payments": TeamRole.APPROVER}),
+    ("dev", "Dev Data-Lead", [], {"data-science": TeamRole.APPROVER}),
+    ("maya", "Maya Mobile-Lead", [], {"mobile": TeamRole.APPROVER}),
+    ("sam", "Sam Support-Lead", [], {"support-tools": TeamRole.APPROVER, "mobile": TeamRole.MEMBER}),
+    ("erin", "Erin Engineer", [], {"platform": TeamRole.MEMBER}),
+    ("omar", "Omar Ops", [], {"platform": TeamRole.MEMBER}),
+    ("lena", "Lena Lin", [], {"platform": TeamRole.MEMBER}),
+    ("tom", "Tom Tran", [], {"platform": TeamRole.MEMBER, "data-science": TeamRole.MEMBER}),
+    ("nia", "Nia Nwosu", [], {"payments": TeamRole.MEMBER}),
+    ("raj", "Raj Rao", [], {"payments": TeamRole.MEMBER}),
+    ("kim", "Kim Kowalski", [], {"payments": TeamRole.MEMBER}),
+    ("ben", "Ben Baker", [], {"payments": TeamRole.MEMBER}),
+    ("chloe", "Chloe Chen", [], {"data-science": TeamRole.MEMBER}),
+    ("diego", "Diego Diaz", [], {"data-science": TeamRole.MEMBER}),
+    ("hana", "Hana Hayashi", [], {"data-science": TeamRole.MEMBER}),
+    ("ivan", "Ivan Ivanov", [], {"mobile": TeamRole.MEMBER}),
+    ("jade", "Jade Jones", [], {"mobile": TeamRole.MEMBER}),
+    ("kofi", "Kofi Kuma", [], {"mobile": TeamRole.MEMBER}),
+    ("lucy", "Lucy Lopez", [], {"support-tools": TeamRole.MEMBER}),
+    ("max", "Max Meyer", [], {"support-tools": TeamRole.MEMBER}),
+    ("zoe", "Zoe Zhang", [OrgRole.FINANCE], {"payments": TeamRole.MEMBER}),
+]
+DOMAIN = "demo.govsite.local"
+
+
+class Command(BaseCommand):
+    help = "Create the demo org (teams, people in every role, SSO mappings). Idempotent."
+
+    def handle(self, *args, **options):
+        admin = self._first_admin()
+        for name, slug, cost_centre, description in TEAMS:
+            if not Team.objects.filter(slug=slug).exists():
+                services.team_create(
+                    actor=admin, name=name, slug=slug, cost_centre=cost_centre, description=description
+                )
+        teams = {t.slug: t for t in Team.objects.all()}
+        for local, name, org_roles, memberships in PEOPLE:
+            email = f"{local}@{DOMAIN}"
+            user = User.objects.filter(email=email).first()
+            if user is None:
+                user = services.user_create(actor=admin, email=email, full_name=name, org_roles=org_roles)
+            if not user.has_usable_password():
+                user.set_password(DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+            for slug, role in memberships.items():
+                if not Membership.objects.filter(user=user, team=teams[slug]).exists():
+                    services.membership_add(actor=admin, team=teams[slug], user=user, role=role)
+        for slug, team in teams.items():
+            for role in (TeamRole.MEMBER, TeamRole.APPROVER):
+                group = f"llm-{slug}-{role}s"
+                if not SsoGroupMapping.objects.filter(group=group, team=team).exists():
+                    services.sso_mapping_create(actor=admin, group=group, team=team, team_role=role)
+        for role in OrgRole.values:
+            group = f"llm-org-{role}"
+            if not SsoGroupMapping.objects.filter(group=group, org_role=role).exists():
+                services.sso_mapping_create(actor=admin, group=group, org_role=role)
+
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo org ready: {Team.objects.count()} teams, {User.objects.count()} people.")
+        )
+        self.stdout.write(f"Every demo login uses the password: {DEMO_PASSWORD}")
+        for local, name, org_roles, memberships in PEOPLE:
+            roles = [str(r) for r in org_roles] + [f"{r} of {s}" for s, r in memberships.items()]
+            login = f"{local}@{DOMAIN}"
+            self.stdout.write(f"  {login:<30} {name:<22} {', '.join(roles)}")
+
+    @transaction.atomic
+    def _first_admin(self) -> User:
+        email = f"ada@{DOMAIN}"
+        admin = User.objects.filter(email=email).first()
+        if admin is None:
+            admin = User.objects.create_user(email=email, password=DEMO_PASSWORD, full_name="Ada Admin")
+            audit.record(
+                action="user.created",
+                actor_label="seed_demo",
+                target=admin,
+                data={"email": email, "full_name": admin.full_name},
+            )
+        if not OrgRoleGrant.objects.filter(user=admin, role=OrgRole.ADMIN).exists():
+            OrgRoleGrant.objects.create(user=admin, role=OrgRole.ADMIN, source=Source.MANUAL)
+            audit.record(
+                action="user.org_role_granted",
+                actor_label="seed_demo",
+                target=admin,
+                data={"role": OrgRole.ADMIN, "source": Source.MANUAL},
+            )
+        return admin
