@@ -5,6 +5,11 @@ from govsite.accounts import permissions
 
 def site(request):
     user = getattr(request, "user", None)
+    pending = None
+    if permissions.teams_user_decides_for(user).exists():
+        from keys.selectors import pending_approvals_count
+
+        pending = pending_approvals_count(user=user)
     return {
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
         "sso_only": settings.SOCIALACCOUNT_ONLY,
@@ -14,5 +19,6 @@ def site(request):
             "is_auditor": permissions.is_auditor(user),
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
+            "pending_approvals": pending,
         },
     }

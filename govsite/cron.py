@@ -1,10 +1,20 @@
 """Schedules for `python manage.py rqcron govsite.cron` (rq's cron scheduler, through django-rq).
 
-Each entry is a thin job; later issues add theirs here.
+Each entry names a thin job; the job loads rows and calls a service.
 """
 
-from rq import cron  # noqa: F401  (cron.register(...) calls are added by the apps' schedules)
+from rq import cron
 
-SCHEDULES: list[dict] = []
+from keys import jobs as key_jobs
+
+SCHEDULES: list[dict] = [
+    # Postgres is the truth: anything the queue lost is found and sent again.
+    {"func": key_jobs.sweep_gateway_commands, "interval": 60},
+    {"func": key_jobs.revoke_leaver_keys, "interval": 60},
+    {"func": key_jobs.expire_keys, "interval": 15 * 60},
+    {"func": key_jobs.finish_rotations, "interval": 5 * 60},
+    {"func": key_jobs.reconcile_gateway, "interval": 60 * 60},
+]
+
 for entry in SCHEDULES:
-    cron.register(**entry)
+    cron.register(queue_name="default", **entry)

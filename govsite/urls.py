@@ -28,6 +28,9 @@ urlpatterns = [
     path("settings/sso/<int:pk>/delete/", account_views.sso_mapping_delete, name="sso_mapping_delete"),
     # audit
     path("audit/", audit_views.audit_log, name="audit_log"),
+    path("", include("keys.urls")),
+    path("", include("budgets.urls")),
+    path("", include("adoption.urls")),
 ]
 
 handler403 = "govsite.errors.forbidden"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from govsite.accounts.models import Membership, OrgRole, Team, TeamRole, User
 
@@ -132,3 +132,92 @@ def require(allowed: bool, message: str = "You do not have permission to do that
 
 def require_admin(user) -> None:
     require(is_admin(user), "Only admins can do that.")
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def can_request_key(user, team: Team | int) -> bool:
+    return may_change_state(user) and is_member_of(user, team)
+
+
+def _is_own_request(user, key_request) -> bool:
+    return user.pk in (key_request.requested_by_id, key_request.owner_id)
+
+
+def can_decide_key_request(user, key_request) -> bool:
+    """Approvers of the team and admins decide; nobody decides a request they made or will own."""
+    return (
+        may_change_state(user)
+        and not _is_own_request(user, key_request)
+        and (is_admin(user) or is_approver_of(user, key_request.team_id))
+    )
+
+
+def require_can_decide_key_request(user, key_request) -> None:
+    if _active(user) and _is_own_request(user, key_request):
+        raise PermissionDenied("Nobody decides their own request.")
+    require(can_decide_key_request(user, key_request), "Only the team's approvers or an admin can decide this.")
+
+
+def key_requests_visible_to(user):
+    from keys.models import KeyRequest
+
+    if not _active(user):
+        return KeyRequest.objects.none()
+    if sees_whole_org(user):
+        return KeyRequest.objects.all()
+    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
+    return KeyRequest.objects.filter(Q(requested_by=user) | Q(owner=user) | Q(team_id__in=approver_teams)).distinct()
+
+
+def key_requests_decidable_by(user):
+    """The approval queue's scope: pending requests of teams the user decides for, never their own."""
+    from keys.models import KeyRequest
+
+    if not may_change_state(user):
+        return KeyRequest.objects.none()
+    return (
+        KeyRequest.objects.filter(team__in=teams_user_decides_for(user), status=KeyRequest.Status.PENDING)
+        .exclude(requested_by=user)
+        .exclude(owner=user)
+    )
+
+
+def keys_visible_to(user):
+    from keys.models import VirtualKey
+
+    if not _active(user):
+        return VirtualKey.objects.none()
+    if sees_whole_org(user):
+        return VirtualKey.objects.all()
+    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
+    return VirtualKey.objects.filter(Q(owner=user) | Q(team_id__in=approver_teams))
+
+
+def can_reveal_key(user, key) -> bool:
+    return _active(user) and key.owner_id == user.pk
+
+
+def can_revoke_key(user, key) -> bool:
+    return may_change_state(user) and (key.owner_id == user.pk or is_admin(user) or is_approver_of(user, key.team_id))
+
+
+def can_rotate_key(user, key) -> bool:
+    return can_revoke_key(user, key)
+
+
+def can_reassign_key_owner(user, key) -> bool:
+    return may_change_state(user) and (is_admin(user) or is_approver_of(user, key.team_id))
+
+
+def can_manage_model_policy(user) -> bool:
+    return is_admin(user)
+
+
+def can_manage_gateway(user) -> bool:
+    return is_admin(user)
+
+
+def can_view_gateway_operations(user) -> bool:
+    return is_admin(user) or is_auditor(user)

@@ -1,0 +1,118 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from govsite.accounts import permissions
+from govsite.accounts.models import User
+from keys import selectors, services
+from keys.models import DataClassification, KeyKind, ModelPolicy, TeamKeyPolicy
+
+
+class ModelChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        restricted = " · restricted: needs an admin's approval too" if obj.is_restricted else ""
+        return f"{obj.name} ({obj.provider}) — up to {obj.max_classification.label} data{restricted}"
+
+
+class KeyRequestForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=None, empty_label=None)
+    kind = forms.ChoiceField(choices=KeyKind.choices, initial=KeyKind.PERSONAL, widget=forms.RadioSelect)
+    service_name = forms.CharField(
+        max_length=120,
+        required=False,
+        label="Service or project",
+        help_text="For a service key: the service or project that will use it.",
+    )
+    owner = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="Owner of the service key",
+        help_text="The person who answers for a service key.",
+    )
+    purpose = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), label="Purpose and justification", max_length=4000
+    )
+    data_classification = forms.ModelChoiceField(
+        queryset=DataClassification.objects.all(), empty_label=None, label="Most sensitive data the key will process"
+    )
+    models = ModelChoices(queryset=None, widget=forms.CheckboxSelectMultiple)
+    monthly_budget = forms.DecimalField(max_digits=12, decimal_places=2, label="Monthly budget (USD)")
+    rpm_limit = forms.IntegerField(required=False, label="Requests per minute (optional)")
+    tpm_limit = forms.IntegerField(required=False, label="Tokens per minute (optional)")
+    expiry_days = forms.IntegerField(initial=90, label="Expires after (days)")
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        teams = permissions.teams_visible_to(user).filter(memberships__user=user)
+        self.fields["team"].queryset = teams
+        self.fields["owner"].queryset = (
+            User.objects.filter(is_active=True, memberships__team__in=teams).distinct().order_by("email")
+        )
+        self.fields["models"].queryset = selectors.requestable_models()
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        self.request_input = services.KeyRequestInput(
+            team=data["team"],
+            kind=data["kind"],
+            purpose=data.get("purpose", ""),
+            data_classification=data["data_classification"],
+            models=list(data["models"]),
+            monthly_budget=data["monthly_budget"],
+            expiry_days=data["expiry_days"],
+            service_name=data.get("service_name") or "",
+            owner=data.get("owner"),
+            rpm_limit=data.get("rpm_limit"),
+            tpm_limit=data.get("tpm_limit"),
+        )
+        try:
+            services.key_request_validate(requester=self.user, data=self.request_input)
+        except ValidationError as exc:
+            for field, errors in exc.error_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class ConfirmForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=200)
+
+
+class ReassignForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True).order_by("email"))
+
+
+class ModelPolicyForm(forms.ModelForm):
+    class Meta:
+        model = ModelPolicy
+        fields = ["name", "provider", "note", "access", "max_classification", "flat_rate", "is_active"]
+
+
+class ClassificationLabelForm(forms.Form):
+    label = forms.CharField(max_length=60)
+
+
+class TeamKeyPolicyForm(forms.ModelForm):
+    class Meta:
+        model = TeamKeyPolicy
+        fields = ["max_expiry_days", "auto_approve", "auto_approve_max_budget"]
+        labels = {"auto_approve_max_budget": "Auto-approve up to this monthly budget (USD)"}
+
+
+class AdoptForm(forms.Form):
+    team = forms.ModelChoiceField(queryset=None)
+    owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True).order_by("email"))
+    kind = forms.ChoiceField(choices=KeyKind.choices, initial=KeyKind.SERVICE)
+    service_name = forms.CharField(max_length=120, required=False)
+
+    def __init__(self, *args, **kwargs):
+        from govsite.accounts.models import Team
+
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = Team.objects.order_by("name")

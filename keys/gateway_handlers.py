@@ -1,0 +1,186 @@
+"""What each gateway command does at LiteLLM, and what its success changes in govsite.
+
+Handlers talk to the gateway only (no database writes) and are safe to run twice: a key is
+looked up by its deterministic alias before it is created, and a delete of a missing key is
+success. `apply_outcome` runs in the transaction that marks the command done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.utils import timezone
+
+import audit
+from govsite.gateway.client import AliasConflict, Conflict, GatewayClient, NotFound, get_client
+from keys import notifications
+from keys.models import GatewayCommand, VirtualKey
+from keys.services import gateway_team_id, gateway_user_id
+
+
+def _ensure_team(client: GatewayClient, team) -> None:
+    try:
+        client.team_info(team_id=gateway_team_id(team.pk))
+    except NotFound:
+        client.team_new(team_id=gateway_team_id(team.pk), team_alias=team.name, metadata={"govsite_team": team.slug})
+
+
+def _ensure_user(client: GatewayClient, user) -> None:
+    with contextlib.suppress(Conflict):  # already there
+        client.user_new(user_id=gateway_user_id(user.pk), user_email=user.email, user_role="internal_user")
+
+
+def _find_by_alias(client: GatewayClient, alias: str) -> dict | None:
+    found = client.key_list(key_alias=alias).get("keys") or []
+    return next((k for k in found if isinstance(k, dict) and k.get("key_alias") == alias), None)
+
+
+def key_generate(command: GatewayCommand) -> dict:
+    key = VirtualKey.objects.select_related("team", "owner", "request").get(pk=command.key_id)
+    if key.status not in (VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED):
+        return {"skipped": f"key is {key.status}"}
+    with get_client() as client:
+        return _key_generate(client, key)
+
+
+def _key_generate(client: GatewayClient, key: VirtualKey) -> dict:
+    from keys import crypto
+
+    _ensure_team(client, key.team)
+    _ensure_user(client, key.owner)
+    existing = _find_by_alias(client, key.alias)
+    if existing is not None:
+        if existing.get("token") != key.token_hash:
+            raise AliasConflict(f"alias {key.alias} belongs to another key", status=400, param="key_alias")
+        return {"found_existing": True}
+    if key.secret_encrypted is None:
+        return {"skipped": "secret no longer held"}
+    remaining_days = max(1, (key.expires_at - timezone.now()).days)
+    approvers = []
+    if key.request_id:
+        approvers = list(key.request.approvals.exclude(approver=None).values_list("approver__email", flat=True))
+    body = {
+        "key_alias": key.alias,
+        "key": crypto.decrypt(key.secret_encrypted),
+        "user_id": gateway_user_id(key.owner_id),
+        "team_id": gateway_team_id(key.team_id),
+        "models": list(key.allowed_models),
+        "max_budget": float(key.max_budget),
+        "budget_duration": key.budget_duration,
+        "duration": f"{remaining_days}d",
+        "metadata": {
+            "govsite_key_id": key.pk,
+            "govsite_request_id": key.request_id,
+            "owner": key.owner.email,
+            "kind": key.kind,
+            "service_name": key.service_name,
+            "approvers": approvers,
+        },
+    }
+    if key.rpm_limit:
+        body["rpm_limit"] = key.rpm_limit
+    if key.tpm_limit:
+        body["tpm_limit"] = key.tpm_limit
+    try:
+        response = client.key_generate(**body)
+    except AliasConflict:
+        # Another run created it between our look-up and our call.
+        if (_find_by_alias(client, key.alias) or {}).get("token") == key.token_hash:
+            return {"found_existing": True}
+        raise
+    if response.get("token") and response["token"] != key.token_hash:
+        raise AliasConflict("the gateway stored a different secret", status=400, param="key")
+    return {"created": True}
+
+
+def key_delete(command: GatewayCommand) -> dict:
+    key = VirtualKey.objects.get(pk=command.key_id)
+    try:
+        with get_client() as client:
+            client.key_delete(keys=[key.token_hash])
+    except NotFound:
+        return {"already_gone": True}
+    return {"deleted": True}
+
+
+def key_block(command: GatewayCommand) -> dict:
+    key = VirtualKey.objects.get(pk=command.key_id)
+    with get_client() as client:
+        client.key_block(key=key.token_hash)
+    return {"blocked": True}
+
+
+def key_unblock(command: GatewayCommand) -> dict:
+    key = VirtualKey.objects.get(pk=command.key_id)
+    with get_client() as client:
+        client.key_unblock(key=key.token_hash)
+    return {"unblocked": True}
+
+
+def key_update(command: GatewayCommand) -> dict:
+    key = VirtualKey.objects.get(pk=command.key_id)
+    with get_client() as client:
+        client.key_update(key=key.token_hash, **command.payload)
+    return {"updated": sorted(command.payload)}
+
+
+def team_sync(command: GatewayCommand) -> dict:
+    team = command.team
+    with get_client() as client:
+        try:
+            client.team_info(team_id=gateway_team_id(team.pk))
+        except NotFound:
+            client.team_new(team_id=gateway_team_id(team.pk), team_alias=team.name, **command.payload)
+            return {"created": True}
+        client.team_update(team_id=gateway_team_id(team.pk), **command.payload)
+    return {"updated": True}
+
+
+HANDLERS = {
+    GatewayCommand.Kind.KEY_GENERATE: key_generate,
+    GatewayCommand.Kind.KEY_DELETE: key_delete,
+    GatewayCommand.Kind.KEY_BLOCK: key_block,
+    GatewayCommand.Kind.KEY_UNBLOCK: key_unblock,
+    GatewayCommand.Kind.KEY_UPDATE: key_update,
+    GatewayCommand.Kind.TEAM_SYNC: team_sync,
+}
+
+
+def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
+    """Record in govsite what the gateway now holds (inside the command's 'done' transaction)."""
+    if command.kind == GatewayCommand.Kind.KEY_GENERATE and "skipped" not in outcome:
+        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        if key.status in (VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED):
+            key.status = VirtualKey.Status.ACTIVE
+            key.provisioned_at = timezone.now()
+            key.save(update_fields=["status", "provisioned_at"])
+            audit.record(
+                action="key.provisioned",
+                actor_label="system",
+                target=key,
+                team=key.team,
+                data={"alias": key.alias, "token_hash": key.token_hash, **outcome},
+            )
+            notifications.key_ready(key)
+    elif command.kind == GatewayCommand.Kind.KEY_DELETE:
+        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        if key.status == VirtualKey.Status.REVOKING:
+            key.status = VirtualKey.Status.REVOKED
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["status", "revoked_at"])
+        audit.record(
+            action="key.deleted_in_gateway",
+            actor_label="system",
+            target=key,
+            team=key.team,
+            data={"alias": key.alias, **outcome},
+        )
+    elif command.kind in (
+        GatewayCommand.Kind.KEY_BLOCK,
+        GatewayCommand.Kind.KEY_UNBLOCK,
+        GatewayCommand.Kind.KEY_UPDATE,
+        GatewayCommand.Kind.TEAM_SYNC,
+    ):
+        audit.record(
+            action=f"gateway.{command.kind}", actor_label="system", target=command, team=command.team, data=outcome
+        )

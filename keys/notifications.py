@@ -1,0 +1,102 @@
+"""Emails about keys. Always sent after the transaction commits, so a rollback sends nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+
+from govsite.accounts.models import Membership, OrgRole, TeamRole, User
+
+log = logging.getLogger(__name__)
+
+
+def _send(subject: str, body: str, recipients: list[str]) -> None:
+    recipients = sorted({r for r in recipients if r})
+    if not recipients:
+        return
+
+    def send():
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        except OSError:
+            # Mail is a courtesy; the decision itself is already committed and shown in the site.
+            log.exception("could not send %r to %d recipients", subject, len(recipients))
+
+    transaction.on_commit(send)
+
+
+def _url(name: str, *args) -> str:
+    return settings.SITE_URL + reverse(name, args=args)
+
+
+def admin_emails() -> list[str]:
+    return list(
+        User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).values_list("email", flat=True)
+    )
+
+
+def team_deciders(team_id: int) -> list[str]:
+    return list(
+        Membership.objects.filter(team_id=team_id, role=TeamRole.APPROVER, user__is_active=True).values_list(
+            "user__email", flat=True
+        )
+    )
+
+
+def request_waiting(key_request, *, admins_only: bool = False) -> None:
+    """Tell the people who can decide; a restricted model's second approval is the admins'."""
+    who = key_request.requested_by
+    recipients = admin_emails() if admins_only else team_deciders(key_request.team_id)
+    recipients = [r for r in recipients if r not in (who.email, key_request.owner.email)]
+    _send(
+        f"[govsite] Key request #{key_request.pk} from {who.display_name} waits for you",
+        f"{who.display_name} asks for a key in {key_request.team.name}.\n\n"
+        f"Purpose: {key_request.purpose}\n\nDecide it here: {_url('approval_queue')}\n",
+        recipients,
+    )
+
+
+def request_decided(key_request, *, outcome: str, note: str = "") -> None:
+    body = f"Your key request #{key_request.pk} for {key_request.team.name} was {outcome}.\n"
+    if note:
+        body += f"\nNote from the approver: {note}\n"
+    body += f"\nSee it here: {_url('key_request_detail', key_request.pk)}\n"
+    _send(f"[govsite] Key request #{key_request.pk} {outcome}", body, [key_request.requested_by.email])
+
+
+def key_ready(key) -> None:
+    _send(
+        f"[govsite] Your key {key.alias} is ready",
+        f"Your key {key.alias} is provisioned. Reveal it once here: {_url('key_detail', key.pk)}\n",
+        [key.owner.email],
+    )
+
+
+def key_expiring(key) -> None:
+    _send(
+        f"[govsite] Your key {key.alias} expires on {key.expires_at:%Y-%m-%d}",
+        f"Your key {key.alias} ({key.masked}) expires on {key.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+        f"Request a new one before then: {_url('key_request_create')}\n",
+        [key.owner.email],
+    )
+
+
+def key_revoked(key, *, reason: str) -> None:
+    _send(
+        f"[govsite] Your key {key.alias} was revoked",
+        f"Your key {key.alias} ({key.masked}) was revoked: {reason}.\n",
+        [key.owner.email],
+    )
+
+
+def service_key_needs_owner(key) -> None:
+    _send(
+        f"[govsite] Service key {key.alias} has lost its owner",
+        f"{key.owner.email}, owner of the service key {key.alias} ({key.service_name}), has left.\n"
+        f"Reassign an owner or revoke it: {_url('key_detail', key.pk)}\n",
+        team_deciders(key.team_id),
+    )

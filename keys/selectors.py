@@ -1,0 +1,93 @@
+"""Reads for key pages and the API, always scoped through permissions."""
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from govsite.accounts import permissions
+from govsite.accounts.models import User
+from keys.models import Approval, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
+
+
+def key_request_queue(*, user: User) -> QuerySet[KeyRequest]:
+    return (
+        permissions.key_requests_decidable_by(user)
+        .select_related("team", "requested_by", "owner", "data_classification")
+        .prefetch_related(
+            "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
+        )
+        .order_by("created_at")
+    )
+
+
+def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
+    return (
+        permissions.key_requests_visible_to(user)
+        .select_related("team", "requested_by", "owner", "data_classification")
+        .prefetch_related(
+            "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
+        )
+    )
+
+
+def my_key_requests(*, user: User) -> QuerySet[KeyRequest]:
+    return key_requests_visible(user=user).filter(Q(requested_by=user) | Q(owner=user)).order_by("-created_at")
+
+
+def keys_visible(*, user: User) -> QuerySet[VirtualKey]:
+    return permissions.keys_visible_to(user).select_related("team", "owner", "request")
+
+
+def my_keys(*, user: User) -> QuerySet[VirtualKey]:
+    return keys_visible(user=user).filter(owner=user).order_by("-created_at")
+
+
+def team_keys_for_approver(*, user: User) -> QuerySet[VirtualKey]:
+    """Keys of the teams the user decides for (not their own)."""
+    return (
+        keys_visible(user=user)
+        .filter(team__in=permissions.teams_user_decides_for(user))
+        .exclude(owner=user)
+        .order_by("team__name", "-created_at")
+    )
+
+
+def existing_keys_by_owner(*, owner_ids: list[int]) -> dict[int, list[VirtualKey]]:
+    """Live keys of the given people, for the approval queue's side panel (one query)."""
+    result: dict[int, list[VirtualKey]] = {}
+    live = VirtualKey.objects.filter(owner_id__in=owner_ids, status__in=VirtualKey.LIVE_STATUSES).select_related("team")
+    for key in live:
+        result.setdefault(key.owner_id, []).append(key)
+    return result
+
+
+def requestable_models() -> QuerySet[ModelPolicy]:
+    return ModelPolicy.objects.filter(is_active=True).select_related("max_classification").order_by("name")
+
+
+def model_policy_list() -> QuerySet[ModelPolicy]:
+    return (
+        ModelPolicy.objects.select_related("max_classification")
+        .annotate(live_keys=Count("key_requests__keys", filter=Q(key_requests__keys__status="active"), distinct=True))
+        .order_by("name")
+    )
+
+
+def gateway_command_list(*, status: str = "") -> QuerySet[GatewayCommand]:
+    qs = GatewayCommand.objects.select_related("key", "team")
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at")
+
+
+def gateway_command_counts() -> dict[str, int]:
+    return dict(GatewayCommand.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+
+
+def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[UnmanagedKey]:
+    qs = UnmanagedKey.objects.all()
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-last_seen_at")
+
+
+def pending_approvals_count(*, user: User) -> int:
+    return permissions.key_requests_decidable_by(user).count()

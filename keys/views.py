@@ -1,0 +1,378 @@
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from govsite.accounts import permissions
+from govsite.accounts.models import Team
+from govsite.web import login_required, paginate, role_required, run_service
+from keys import selectors, services
+from keys.forms import (
+    AdoptForm,
+    ClassificationLabelForm,
+    ConfirmForm,
+    DecisionForm,
+    KeyRequestForm,
+    ModelPolicyForm,
+    ReassignForm,
+    TeamKeyPolicyForm,
+)
+from keys.models import DataClassification, GatewayCommand, KeyRequest, UnmanagedKey
+
+
+def _is_decider(user) -> bool:
+    return permissions.teams_user_decides_for(user).exists()
+
+
+# --- requests -------------------------------------------------------------------------------------------
+
+
+@login_required
+def key_list(request):
+    return render(
+        request,
+        "keys/key_list.html",
+        {
+            "my_keys": selectors.my_keys(user=request.user),
+            "my_requests": selectors.my_key_requests(user=request.user)[:20],
+            "team_keys": paginate(request, selectors.team_keys_for_approver(user=request.user)),
+        },
+    )
+
+
+@login_required
+def key_request_create(request):
+    if not permissions.may_change_state(request.user):
+        return render(request, "403.html", {"message": "Auditors cannot request keys."}, status=403)
+    form = KeyRequestForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        ok, key_request = run_service(
+            form, lambda: services.key_request_create(requester=request.user, data=form.request_input)
+        )
+        if ok:
+            if key_request.status == KeyRequest.Status.APPROVED:
+                messages.success(request, "Approved by your team's policy; your key is being provisioned.")
+            else:
+                messages.success(request, "Request sent. Your team's approvers have been told.")
+            return redirect("key_request_detail", pk=key_request.pk)
+    no_team = not form.fields["team"].queryset.exists()
+    return render(
+        request, "keys/request_form.html", {"form": form, "no_team": no_team}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+def key_request_detail(request, pk):
+    key_request = get_object_or_404(selectors.key_requests_visible(user=request.user), pk=pk)
+    return render(
+        request,
+        "keys/request_detail.html",
+        {
+            "kr": key_request,
+            "keys": key_request.keys.all(),
+            "can_cancel": key_request.requested_by_id == request.user.pk
+            and key_request.status == KeyRequest.Status.PENDING,
+            "can_decide": key_request.status == KeyRequest.Status.PENDING
+            and permissions.can_decide_key_request(request.user, key_request),
+            "decision_form": DecisionForm(),
+        },
+    )
+
+
+@require_POST
+@login_required
+def key_request_cancel(request, pk):
+    key_request = get_object_or_404(selectors.key_requests_visible(user=request.user), pk=pk)
+    try:
+        services.key_request_cancel(request=key_request, actor=request.user)
+        messages.success(request, "Request cancelled.")
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    return redirect("key_request_detail", pk=pk)
+
+
+# --- approval queue ---------------------------------------------------------------------------------------
+
+
+@role_required(_is_decider, "Only team approvers and admins have an approval queue.")
+def approval_queue(request):
+    page = paginate(request, selectors.key_request_queue(user=request.user), per_page=25)
+    existing = selectors.existing_keys_by_owner(owner_ids=list({kr.owner_id for kr in page}))
+    for kr in page:
+        kr.existing_keys = existing.get(kr.owner_id, [])
+    return render(request, "keys/approval_queue.html", {"page": page})
+
+
+@require_POST
+@role_required(_is_decider, "Only team approvers and admins decide key requests.")
+def approval_decide(request, pk):
+    key_request = get_object_or_404(selectors.key_request_queue(user=request.user), pk=pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or reject.")
+        return redirect("approval_queue")
+    note = form.cleaned_data["note"]
+    try:
+        if form.cleaned_data["decision"] == "approve":
+            key = services.key_request_approve(request=key_request, approver=request.user, note=note)
+            if key is None:
+                messages.success(request, f"Approval recorded for #{pk}; a restricted model needs an admin's too.")
+            else:
+                messages.success(request, f"Request #{pk} approved; the key is being provisioned.")
+        else:
+            services.key_request_reject(request=key_request, approver=request.user, note=note)
+            messages.success(request, f"Request #{pk} rejected.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    return redirect("approval_queue")
+
+
+# --- keys -------------------------------------------------------------------------------------------------
+
+
+@login_required
+def key_detail(request, pk):
+    key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+    return render(
+        request,
+        "keys/key_detail.html",
+        {
+            "key": key,
+            "can_reveal": permissions.can_reveal_key(request.user, key) and key.can_reveal and key.status == "active",
+            "can_revoke": permissions.can_revoke_key(request.user, key) and key.is_live,
+            "can_rotate": permissions.can_rotate_key(request.user, key)
+            and key.status == "active"
+            and key.request_id is not None
+            and not hasattr(key, "rotated_to"),
+            "can_reassign": permissions.can_reassign_key_owner(request.user, key)
+            and key.kind == "service"
+            and key.is_live,
+            "reassign_form": ReassignForm(),
+            "rotated_to": getattr(key, "rotated_to", None),
+        },
+    )
+
+
+@never_cache
+@require_POST
+@login_required
+def key_reveal(request, pk):
+    key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+    try:
+        secret = services.key_reveal(key=key, actor=request.user)
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+        return redirect("key_detail", pk=pk)
+    base = settings.GATEWAY_PUBLIC_URL
+    response = render(request, "keys/key_revealed.html", {"key": key, "secret": secret, "base_url": base})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+def key_revoke(request, pk):
+    key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+    permissions.require(permissions.can_revoke_key(request.user, key), "You cannot revoke this key.")
+    form = ConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.key_revoke(key=key, actor=request.user, reason=form.cleaned_data["reason"])
+            messages.success(request, f"{key.alias} is being revoked; it stops working within moments.")
+        except services.InvalidTransition as exc:
+            messages.error(request, str(exc))
+        return redirect("key_detail", pk=pk)
+    return render(
+        request,
+        "keys/confirm.html",
+        {
+            "form": form,
+            "key": key,
+            "title": f"Revoke {key.alias}?",
+            "body": "Every tool using this key stops working as soon as the gateway deletes it. This cannot be undone.",
+            "confirm_label": "Revoke key",
+            "danger": True,
+        },
+    )
+
+
+@login_required
+def key_rotate(request, pk):
+    key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+    permissions.require(permissions.can_rotate_key(request.user, key), "You cannot rotate this key.")
+    if request.method == "POST":
+        try:
+            new_key = services.key_rotate(key=key, actor=request.user)
+            messages.success(
+                request,
+                f"New key {new_key.alias} is being provisioned; {key.alias} keeps working "
+                f"until {key.grace_until or 'the grace period ends'}.",
+            )
+            return redirect("key_detail", pk=new_key.pk)
+        except services.InvalidTransition as exc:
+            messages.error(request, str(exc))
+            return redirect("key_detail", pk=pk)
+    return render(
+        request,
+        "keys/confirm.html",
+        {
+            "form": None,
+            "key": key,
+            "title": f"Rotate {key.alias}?",
+            "body": "A new key with the same models, budget and expiry is made for the owner to reveal. "
+            "The old key keeps working for a grace period (24 hours), then it is deleted.",
+            "confirm_label": "Rotate key",
+            "danger": False,
+        },
+    )
+
+
+@require_POST
+@login_required
+def key_reassign(request, pk):
+    key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+    form = ReassignForm(request.POST)
+    if form.is_valid():
+        try:
+            services.key_reassign_owner(key=key, actor=request.user, new_owner=form.cleaned_data["owner"])
+            messages.success(request, "Owner changed.")
+        except (ValidationError, services.InvalidTransition) as exc:
+            messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.error(request, "Choose an active person.")
+    return redirect("key_detail", pk=pk)
+
+
+# --- model policy (admins) -----------------------------------------------------------------------------------
+
+
+@role_required(permissions.can_manage_model_policy, "Only admins manage model policy.")
+def model_policy_list(request):
+    return render(
+        request,
+        "keys/model_policy_list.html",
+        {
+            "policies": selectors.model_policy_list(),
+            "classifications": DataClassification.objects.all(),
+        },
+    )
+
+
+@role_required(permissions.can_manage_model_policy, "Only admins manage model policy.")
+def model_policy_edit(request, pk=None):
+    from keys.models import ModelPolicy
+
+    policy = get_object_or_404(ModelPolicy, pk=pk) if pk else None
+    form = ModelPolicyForm(request.POST or None, instance=policy)
+    if request.method == "POST" and form.is_valid():
+        fields = {f: form.cleaned_data[f] for f in ModelPolicyForm.Meta.fields}
+        ok, _ = run_service(form, lambda: services.model_policy_save(actor=request.user, policy=policy, **fields))
+        if ok:
+            messages.success(request, "Model policy saved.")
+            return redirect("model_policy_list")
+    return render(
+        request, "keys/model_policy_form.html", {"form": form, "policy": policy}, status=400 if form.errors else 200
+    )
+
+
+@require_POST
+@role_required(permissions.can_manage_model_policy, "Only admins rename data classes.")
+def classification_relabel(request, pk):
+    classification = get_object_or_404(DataClassification, pk=pk)
+    form = ClassificationLabelForm(request.POST)
+    if form.is_valid():
+        services.data_classification_relabel(
+            actor=request.user, classification=classification, label=form.cleaned_data["label"]
+        )
+        messages.success(request, "Label saved.")
+    else:
+        messages.error(request, "A label is required.")
+    return redirect("model_policy_list")
+
+
+@role_required(permissions.can_manage_teams, "Only admins change a team's key policy.")
+def team_key_policy(request, slug):
+    team = get_object_or_404(Team, slug=slug)
+    policy = services.team_key_policy(team)
+    form = TeamKeyPolicyForm(request.POST or None, instance=policy)
+    if request.method == "POST" and form.is_valid():
+        ok, _ = run_service(
+            form, lambda: services.team_key_policy_save(actor=request.user, team=team, **form.cleaned_data)
+        )
+        if ok:
+            messages.success(request, "Key policy saved.")
+            return redirect("team_detail", slug=slug)
+    return render(
+        request, "keys/team_key_policy.html", {"form": form, "team": team}, status=400 if form.errors else 200
+    )
+
+
+# --- gateway operations (admins; auditors read) -------------------------------------------------------------
+
+
+@role_required(permissions.can_view_gateway_operations, "Only admins and auditors see gateway operations.")
+def gateway_commands(request):
+    status = request.GET.get("status", "")
+    return render(
+        request,
+        "keys/gateway_commands.html",
+        {
+            "page": paginate(request, selectors.gateway_command_list(status=status)),
+            "counts": selectors.gateway_command_counts(),
+            "status": status,
+            "statuses": GatewayCommand.Status.choices,
+            "can_retry": permissions.can_manage_gateway(request.user),
+            "query": f"status={status}" if status else "",
+        },
+    )
+
+
+@require_POST
+@role_required(permissions.can_manage_gateway, "Only admins retry gateway commands.")
+def gateway_command_retry(request, pk):
+    command = get_object_or_404(GatewayCommand, pk=pk)
+    try:
+        services.gateway_command_retry(command=command, actor=request.user)
+        messages.success(request, f"Command #{pk} queued again.")
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("gateway_commands") + "?status=failed")
+
+
+@role_required(permissions.can_view_gateway_operations, "Only admins and auditors see unmanaged keys.")
+def unmanaged_keys(request):
+    return render(
+        request,
+        "keys/unmanaged_keys.html",
+        {
+            "page": paginate(request, selectors.unmanaged_key_list(status=request.GET.get("status", "open"))),
+            "can_manage": permissions.can_manage_gateway(request.user),
+            "adopt_form": AdoptForm(),
+        },
+    )
+
+
+@require_POST
+@role_required(permissions.can_manage_gateway, "Only admins adopt or delete unmanaged keys.")
+def unmanaged_key_decide(request, pk):
+    from govsite.gateway.client import GatewayError
+
+    unmanaged = get_object_or_404(UnmanagedKey, pk=pk)
+    try:
+        if request.POST.get("action") == "delete":
+            services.unmanaged_key_delete(unmanaged=unmanaged, actor=request.user)
+            messages.success(request, "Deleted from the gateway.")
+        else:
+            form = AdoptForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "Choose a team and an owner to adopt the key.")
+                return redirect("unmanaged_keys")
+            services.unmanaged_key_adopt(unmanaged=unmanaged, actor=request.user, **form.cleaned_data)
+            messages.success(request, "Adopted: its spend is now attributed.")
+    except (ValidationError, services.InvalidTransition, GatewayError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    return redirect("unmanaged_keys")
