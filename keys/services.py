@@ -285,7 +285,7 @@ def _approvals_complete(request: KeyRequest) -> bool:
 def key_request_approve(*, request: KeyRequest, approver: User, note: str = "") -> VirtualKey | None:
     """Record an approval; returns the new key once every approval the request needs is in."""
     permissions.require_can_decide_key_request(approver, request)
-    request = KeyRequest.objects.select_for_update().select_related("team", "owner").get(pk=request.pk)
+    request = KeyRequest.objects.select_for_update(of=("self",)).select_related("team", "owner").get(pk=request.pk)
     if request.status != KeyRequest.Status.PENDING:
         raise InvalidTransition(request.status, "approve")
     if request.approvals.filter(approver=approver).exists():
@@ -335,7 +335,7 @@ def _approve(request: KeyRequest, *, actor: User | None, note: str = "", by_poli
 @transaction.atomic(durable=True)
 def key_request_reject(*, request: KeyRequest, approver: User, note: str = "") -> KeyRequest:
     permissions.require_can_decide_key_request(approver, request)
-    request = KeyRequest.objects.select_for_update().select_related("team").get(pk=request.pk)
+    request = KeyRequest.objects.select_for_update(of=("self",)).select_related("team").get(pk=request.pk)
     if request.status != KeyRequest.Status.PENDING:
         raise InvalidTransition(request.status, "reject")
     if not note.strip():
@@ -475,7 +475,7 @@ def key_revoke(*, key: VirtualKey, actor: User, reason: str = "") -> VirtualKey:
 def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
     """A new key with the same grants; the old one keeps working for the grace period, then goes."""
     permissions.require(permissions.can_rotate_key(actor, key), "Only the owner, an approver or an admin can rotate.")
-    key = VirtualKey.objects.select_for_update().select_related("request").get(pk=key.pk)
+    key = VirtualKey.objects.select_for_update(of=("self",)).select_related("request").get(pk=key.pk)
     if key.status != VirtualKey.Status.ACTIVE or key.request is None:
         raise InvalidTransition(key.status, "rotate")
     if VirtualKey.objects.filter(rotated_from=key).exists():
@@ -552,7 +552,7 @@ def keys_expire(*, now=None) -> int:
     ).values_list("pk", flat=True)
     for key_id in due:
         with transaction.atomic():
-            key = VirtualKey.objects.select_for_update().select_related("owner").get(pk=key_id)
+            key = VirtualKey.objects.select_for_update(of=("self",)).select_related("owner").get(pk=key_id)
             if key.expiry_reminder_sent_at:
                 continue
             key.expiry_reminder_sent_at = now
@@ -592,7 +592,7 @@ def leaver_keys_sweep() -> int:
             revoked += 1
     for key_id in live.filter(kind=KeyKind.SERVICE, owner_needs_reassignment=False).values_list("pk", flat=True):
         with transaction.atomic():
-            key = VirtualKey.objects.select_for_update().select_related("owner").get(pk=key_id)
+            key = VirtualKey.objects.select_for_update(of=("self",)).select_related("owner").get(pk=key_id)
             key.owner_needs_reassignment = True
             key.save(update_fields=["owner_needs_reassignment"])
             audit.record(

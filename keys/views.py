@@ -43,10 +43,13 @@ def key_list(request):
     )
 
 
-@login_required
+def _can_request_any_key(user) -> bool:
+    return any(permissions.can_request_key(user, team_id) for team_id in permissions.team_roles(user))
+
+
+@role_required(_can_request_any_key, "Keys are requested within a team, and you are not in one yet. Teams come from "
+               "your SSO groups, or an admin adds you.")
 def key_request_create(request):
-    if not permissions.may_change_state(request.user):
-        return render(request, "403.html", {"message": "Auditors cannot request keys."}, status=403)
     form = KeyRequestForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         ok, key_request = run_service(

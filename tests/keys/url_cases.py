@@ -1,0 +1,171 @@
+"""Permission rows for the key lifecycle's URLs (see tests/permissions.py for the four checks)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from govsite.accounts.models import TeamRole
+from keys import crypto
+from keys.models import GatewayCommand, KeyKind, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
+from tests.factories import make_user
+from tests.keys.conftest import classification
+from tests.permissions import (
+    ADMIN,
+    ALL_ROLES,
+    APPROVER_A,
+    AUDITOR,
+    FINANCE,
+    MEMBER_A,
+    MEMBER_B,
+    UrlCase,
+    register,
+)
+
+ADMIN_ONLY = frozenset({ADMIN})
+MEMBERS = frozenset({APPROVER_A, MEMBER_A, MEMBER_B})
+DECIDERS = frozenset({ADMIN, APPROVER_A})
+KEY_MANAGERS = frozenset({ADMIN, APPROVER_A, MEMBER_A, MEMBER_B})
+OWNERS = frozenset({MEMBER_A, MEMBER_B})
+MISSING = 987_654_321
+_n = itertools.count(1)
+
+
+def _member_of(world, team):
+    """The plain member of the team (member_a for team A, member_b for team B)."""
+    return world.users[MEMBER_B] if team == world.team_b else world.users[MEMBER_A]
+
+
+def _policy() -> ModelPolicy:
+    policy, _ = ModelPolicy.objects.get_or_create(
+        name="gpt-4o", defaults={"provider": "openai", "max_classification": classification("confidential")}
+    )
+    return policy
+
+
+def _request(world, team) -> KeyRequest:
+    member = _member_of(world, team)
+    kr = KeyRequest.objects.create(
+        requested_by=member, owner=member, team=team, purpose="tests", monthly_budget=Decimal("10"),
+        data_classification=classification("internal"),
+    )
+    kr.requested_models.set([_policy()])
+    return kr
+
+
+def _key(world, team, *, kind=KeyKind.PERSONAL) -> VirtualKey:
+    kr = _request(world, team)
+    kr.status = KeyRequest.Status.APPROVED
+    kr.save()
+    secret = crypto.new_secret()
+    return VirtualKey.objects.create(
+        request=kr, owner=kr.owner, team=team, kind=kind, service_name="bot" if kind == KeyKind.SERVICE else "",
+        alias=f"govsite-test-{next(_n)}", allowed_models=["gpt-4o"], max_budget=Decimal("10"),
+        expires_at=timezone.now() + timedelta(days=30), status=VirtualKey.Status.ACTIVE,
+        token_hash=crypto.token_hash(secret), last4=secret[-4:], secret_encrypted=crypto.encrypt(secret),
+    )
+
+
+def _request_kwargs(world, team):
+    return {"pk": _request(world, team).pk}
+
+
+def _key_kwargs(world, team):
+    return {"pk": _key(world, team).pk}
+
+
+def _service_key_kwargs(world, team):
+    return {"pk": _key(world, team, kind=KeyKind.SERVICE).pk}
+
+
+def _missing(world):
+    return {"pk": MISSING}
+
+
+def _new_request_form(world, team):
+    return {
+        "team": team.pk, "kind": "personal", "purpose": "Claude Code for the refactor",
+        "data_classification": classification("internal").pk, "models": [_policy().pk],
+        "monthly_budget": "25", "expiry_days": "30",
+    }
+
+
+def _reassign_form(world, team):
+    return {"owner": make_user(email=f"new-owner-{next(_n)}@example.com", teams={team: TeamRole.MEMBER}).pk}
+
+
+def _policy_form(world, team):
+    return {"name": f"model-{next(_n)}", "provider": "openai", "note": "", "access": "open",
+            "max_classification": classification("internal").pk, "is_active": "on"}
+
+
+def _policy_kwargs(world, team):
+    return {"pk": _policy().pk}
+
+
+def _classification_kwargs(world, team):
+    return {"pk": classification("internal").pk}
+
+
+def _failed_command(world, team):
+    key = _key(world, team)
+    command = GatewayCommand.objects.create(kind=GatewayCommand.Kind.KEY_GENERATE, key=key, team=team,
+                                            status=GatewayCommand.Status.FAILED, attempts=8, last_error="boom")
+    return {"pk": command.pk}
+
+
+def _unmanaged(world, team):
+    return {"pk": UnmanagedKey.objects.create(token_hash=f"{next(_n):064d}", alias=f"hand-made-{next(_n)}").pk}
+
+
+def _adopt_form(world, team):
+    return {"action": "adopt", "team": team.pk, "owner": _member_of(world, team).pk, "kind": "service",
+            "service_name": "legacy"}
+
+
+register(
+    UrlCase("key_list"),
+    UrlCase("key_request_create", allowed=MEMBERS),
+    UrlCase("key_request_create", method="post", data=_new_request_form, allowed=MEMBERS),
+    UrlCase("key_request_detail", kwargs=_request_kwargs, scoped=True, unreachable=_missing),
+    UrlCase("key_request_cancel", method="post", kwargs=_request_kwargs, scoped=True, allowed=OWNERS,
+            unreachable=_missing),
+    UrlCase("key_detail", kwargs=_key_kwargs, scoped=True, unreachable=_missing),
+    UrlCase("key_reveal", method="post", kwargs=_key_kwargs, scoped=True, allowed=OWNERS, ok_status=200,
+            unreachable=_missing),
+    UrlCase("key_revoke", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
+    UrlCase("key_revoke", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS,
+            data=lambda w, t: {"reason": "no longer needed"}, unreachable=_missing),
+    UrlCase("key_rotate", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
+    UrlCase("key_rotate", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS,
+            unreachable=_missing),
+    UrlCase("key_reassign", method="post", kwargs=_service_key_kwargs, scoped=True, allowed=DECIDERS,
+            data=_reassign_form, unreachable=_missing),
+    UrlCase("approval_queue", allowed=DECIDERS),
+    UrlCase("approval_decide", method="post", kwargs=_request_kwargs, scoped=True, allowed=DECIDERS,
+            data=lambda w, t: {"decision": "approve", "note": "fine"}, unreachable=_missing),
+    UrlCase("model_policy_list", allowed=ADMIN_ONLY),
+    UrlCase("model_policy_create", allowed=ADMIN_ONLY),
+    UrlCase("model_policy_create", method="post", data=_policy_form, allowed=ADMIN_ONLY),
+    UrlCase("model_policy_edit", kwargs=_policy_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase("model_policy_edit", method="post", kwargs=_policy_kwargs, data=_policy_form, allowed=ADMIN_ONLY,
+            unreachable=_missing),
+    UrlCase("classification_relabel", method="post", kwargs=_classification_kwargs, allowed=ADMIN_ONLY,
+            data=lambda w, t: {"label": f"Internal {next(_n)}"}, unreachable=_missing),
+    UrlCase("team_key_policy", kwargs=lambda w, t: {"slug": t.slug}, allowed=ADMIN_ONLY,
+            unreachable=lambda w: {"slug": "no-such-team"}),
+    UrlCase("team_key_policy", method="post", kwargs=lambda w, t: {"slug": t.slug}, allowed=ADMIN_ONLY,
+            data=lambda w, t: {"max_expiry_days": "60", "auto_approve_max_budget": "0"},
+            unreachable=lambda w: {"slug": "no-such-team"}),
+    UrlCase("gateway_commands", allowed=frozenset({ADMIN, AUDITOR})),
+    UrlCase("gateway_command_retry", method="post", kwargs=_failed_command, allowed=ADMIN_ONLY,
+            unreachable=_missing),
+    UrlCase("unmanaged_keys", allowed=frozenset({ADMIN, AUDITOR})),
+    UrlCase("unmanaged_key_decide", method="post", kwargs=_unmanaged, data=_adopt_form, allowed=ADMIN_ONLY,
+            unreachable=_missing),
+)
+
+__all__ = ["ALL_ROLES", "FINANCE"]
