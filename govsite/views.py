@@ -3,6 +3,7 @@ from django.shortcuts import render
 
 from govsite.accounts import selectors
 from govsite.web import login_required
+from keys import selectors as key_selectors
 
 
 @login_required
@@ -12,8 +13,8 @@ def home(request):
         "home.html",
         {
             "memberships": selectors.my_teams(user=request.user),
-            "keys": [],
-            "pending_approvals": [],
+            "keys": key_selectors.my_keys(user=request.user).exclude(status__in=["revoked", "expired"])[:10],
+            "pending_approvals": key_selectors.key_request_queue(user=request.user)[:10],
         },
     )
 

@@ -47,6 +47,16 @@ PEOPLE = [
 ]
 DOMAIN = "demo.govsite.local"
 
+# (name, provider, access, highest data classification, flat rate, note) — names the sandbox gateway serves.
+MODELS = [
+    ("gpt-4o", "openai", "open", "confidential", False, "General purpose"),
+    ("gpt-4o-mini", "openai", "open", "internal", False, "Cheap and fast"),
+    ("claude-sonnet-4-5", "anthropic", "restricted", "restricted", False, "Coding agents; needs an admin too"),
+    ("claude-haiku-4-5", "anthropic", "open", "confidential", False, "Fast Claude"),
+    ("kimi-k2.5", "moonshot", "open", "internal", True, "Subscription: flat rate"),
+    ("acme-internal-llm", "acme", "open", "public", False, "Self-hosted; not in litellm's price map"),
+]
+
 
 class Command(BaseCommand):
     help = "Create the demo org (teams, people in every role, SSO mappings). Idempotent."

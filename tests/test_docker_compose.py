@@ -1,0 +1,63 @@
+"""No Docker engine runs here, so the compose file is checked by reading it: every govsite
+service runs a command that exists in this project, and sets only variables the settings read."""
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import get_commands
+
+ROOT = Path(settings.BASE_DIR)
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+GOVSITE_SERVICES = sorted(name for name, svc in SERVICES.items() if svc.get("image") == "govsite:latest")
+
+
+def _check_command(argv: list[str]) -> None:
+    program, *args = argv
+    if program == "python" and args[:1] == ["manage.py"]:
+        command = args[1]
+        assert command in get_commands(), f"manage.py has no command {command!r}"
+        if command == "rqcron":
+            importlib.import_module(args[2])
+    elif program == "python" and args[:1] == ["-c"]:
+        compile(args[1], "<healthcheck>", "exec")
+    elif program == "gunicorn":
+        module, _, attr = args[0].partition(":")
+        assert hasattr(importlib.import_module(module), attr), f"{args[0]} is not importable"
+    else:
+        pytest.fail(f"unknown program in a govsite service: {argv}")
+
+
+def test_the_stack_has_every_service_the_architecture_names():
+    assert {"postgres", "redis", "web", "worker", "cron", "litellm", "litellm-db"} <= set(SERVICES)
+    assert {"web", "worker", "cron"} <= set(GOVSITE_SERVICES)
+
+
+@pytest.mark.parametrize("name", GOVSITE_SERVICES)
+def test_each_govsite_service_runs_a_command_that_exists(name):
+    service = SERVICES[name]
+    _check_command(service["command"])
+    if "healthcheck" in service:
+        _check_command(service["healthcheck"]["test"][1:])
+
+
+@pytest.mark.parametrize("name", GOVSITE_SERVICES)
+def test_each_govsite_service_sets_only_variables_the_settings_read(name):
+    unread = set(SERVICES[name]["environment"]) - settings.ENV_VARS_READ
+    assert not unread, f"{name} sets variables no setting reads: {sorted(unread)}"
+
+
+def test_every_service_has_a_health_check():
+    missing = [name for name, svc in SERVICES.items() if "healthcheck" not in svc and name != "migrate"]
+    assert not missing
+
+
+def test_files_mounted_into_containers_exist_in_the_project():
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the project"
