@@ -172,9 +172,7 @@ def key_reveal(request, pk):
         messages.error(request, str(exc))
         return redirect("key_detail", pk=pk)
     base = settings.GATEWAY_PUBLIC_URL
-    response = render(request, "keys/key_revealed.html", {"key": key, "secret": secret, "base_url": base})
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "keys/key_revealed.html", {"key": key, "secret": secret, "base_url": base})
 
 
 @login_required

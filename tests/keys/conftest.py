@@ -17,8 +17,13 @@ from keys import services
 from keys.models import DataClassification, KeyKind, ModelPolicy
 from tests.factories import make_user
 
+DEFAULT_CLASSIFICATIONS = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
+
 
 def classification(key: str) -> DataClassification:
+    """The seeded data class (a transactional test's flush removes migration-seeded rows, so re-create)."""
+    for name, level in DEFAULT_CLASSIFICATIONS.items():
+        DataClassification.objects.get_or_create(key=name, defaults={"level": level, "label": name.title()})
     return DataClassification.objects.get(key=key)
 
 
@@ -39,7 +44,9 @@ def cheap_model(db):
 @pytest.fixture
 def restricted_model(db):
     return ModelPolicy.objects.create(
-        name="claude-sonnet-4-5", provider="anthropic", access=ModelPolicy.Access.RESTRICTED,
+        name="claude-sonnet-4-5",
+        provider="anthropic",
+        access=ModelPolicy.Access.RESTRICTED,
         max_classification=classification("restricted"),
     )
 
@@ -152,8 +159,11 @@ def rq_worker(transactional_db, redis_queue, live_gateway):
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
         return subprocess.Popen(
-            [sys.executable, "manage.py", "rqworker", "default"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "manage.py", "rqworker", "default"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     class Worker:

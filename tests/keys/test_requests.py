@@ -18,8 +18,9 @@ from tests.keys.conftest import classification, request_input
 pytestmark = pytest.mark.django_db
 
 
-def test_a_member_files_a_request_that_waits_for_the_team_approvers(member_a_user, approver_a_user, open_model,
-                                                                    file_request, django_capture_on_commit_callbacks):
+def test_a_member_files_a_request_that_waits_for_the_team_approvers(
+    member_a_user, approver_a_user, open_model, file_request, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         kr = file_request(member_a_user, member_a_user.memberships.get().team, [open_model])
     assert kr.status == KeyRequest.Status.PENDING
@@ -43,8 +44,9 @@ def test_a_member_files_a_request_that_waits_for_the_team_approvers(member_a_use
         ({"rpm_limit": 0}, "rpm_limit"),
     ],
 )
-def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(member_a_user, team_a, open_model, overrides,
-                                                                      field):
+def test_bad_input_is_refused_naming_the_field_and_nothing_is_written(
+    member_a_user, team_a, open_model, overrides, field
+):
     if overrides.get("data_classification") == "restricted":
         overrides = {"data_classification": classification("restricted")}
     events = AuditEvent.objects.count()
@@ -63,9 +65,13 @@ def test_a_request_in_another_team_is_refused(member_a_user, team_b, open_model)
 
 def test_the_form_shows_field_errors_and_writes_nothing(member_a_client, team_a, team_b, open_model):
     base = {
-        "team": team_a.pk, "kind": "personal", "purpose": "Codex for migrations",
-        "data_classification": classification("internal").pk, "models": [open_model.pk],
-        "monthly_budget": "40", "expiry_days": "30",
+        "team": team_a.pk,
+        "kind": "personal",
+        "purpose": "Codex for migrations",
+        "data_classification": classification("internal").pk,
+        "models": [open_model.pk],
+        "monthly_budget": "40",
+        "expiry_days": "30",
     }
     cases = {
         "team": {"team": team_b.pk},
@@ -87,10 +93,12 @@ def test_the_form_shows_field_errors_and_writes_nothing(member_a_client, team_a,
     assert KeyRequest.objects.count() == 1
 
 
-def test_a_service_key_has_a_named_owner_who_is_in_the_team(member_a_user, approver_a_user, team_a, open_model,
-                                                            file_request):
-    kr = file_request(member_a_user, team_a, [open_model], kind=KeyKind.SERVICE, service_name="release-bot",
-                      owner=approver_a_user)
+def test_a_service_key_has_a_named_owner_who_is_in_the_team(
+    member_a_user, approver_a_user, team_a, open_model, file_request
+):
+    kr = file_request(
+        member_a_user, team_a, [open_model], kind=KeyKind.SERVICE, service_name="release-bot", owner=approver_a_user
+    )
     assert kr.owner == approver_a_user and kr.service_name == "release-bot"
     outsider = make_user(email="outsider@example.com")
     with pytest.raises(ValidationError) as err:
@@ -101,8 +109,7 @@ def test_a_service_key_has_a_named_owner_who_is_in_the_team(member_a_user, appro
 # --- separation of duties ----------------------------------------------------------------------------
 
 
-def test_nobody_sees_or_decides_their_own_request(approver_a_user, team_a, open_model, file_request,
-                                                  approver_a_client):
+def test_nobody_sees_or_decides_their_own_request(approver_a_user, team_a, open_model, file_request, approver_a_client):
     own = file_request(approver_a_user, team_a, [open_model])
     assert own not in services.permissions.key_requests_decidable_by(approver_a_user)
     with pytest.raises(PermissionDenied):
@@ -113,10 +120,12 @@ def test_nobody_sees_or_decides_their_own_request(approver_a_user, team_a, open_
     assert own.status == KeyRequest.Status.PENDING
 
 
-def test_an_approver_cannot_approve_a_service_key_they_would_own(member_a_user, approver_a_user, team_a, open_model,
-                                                                 file_request):
-    kr = file_request(member_a_user, team_a, [open_model], kind=KeyKind.SERVICE, service_name="bot",
-                      owner=approver_a_user)
+def test_an_approver_cannot_approve_a_service_key_they_would_own(
+    member_a_user, approver_a_user, team_a, open_model, file_request
+):
+    kr = file_request(
+        member_a_user, team_a, [open_model], kind=KeyKind.SERVICE, service_name="bot", owner=approver_a_user
+    )
     with pytest.raises(PermissionDenied):
         services.key_request_approve(request=kr, approver=approver_a_user)
 
@@ -133,8 +142,9 @@ def test_an_auditor_never_decides(member_a_user, team_a, auditor_user, open_mode
         services.key_request_approve(request=kr, approver=auditor_user)
 
 
-def test_approval_creates_the_key_and_its_gateway_command_in_one_transaction(member_a_user, approver_a_user, team_a,
-                                                                             open_model, file_request):
+def test_approval_creates_the_key_and_its_gateway_command_in_one_transaction(
+    member_a_user, approver_a_user, team_a, open_model, file_request
+):
     kr = file_request(member_a_user, team_a, [open_model])
     key = services.key_request_approve(request=kr, approver=approver_a_user, note="ok")
     kr.refresh_from_db()
@@ -160,12 +170,15 @@ def test_a_restricted_model_needs_a_second_different_approver_who_is_an_admin(
     key = services.key_request_approve(request=kr, approver=admin_user)
     assert key is not None
     assert set(kr.approvals.values_list("approver__email", flat=True)) == {
-        approver_a_user.email, second_approver_a.email, admin_user.email
+        approver_a_user.email,
+        second_approver_a.email,
+        admin_user.email,
     }
 
 
-def test_reject_needs_a_note_and_tells_the_requester(member_a_user, approver_a_user, team_a, open_model, file_request,
-                                                     django_capture_on_commit_callbacks):
+def test_reject_needs_a_note_and_tells_the_requester(
+    member_a_user, approver_a_user, team_a, open_model, file_request, django_capture_on_commit_callbacks
+):
     kr = file_request(member_a_user, team_a, [open_model])
     with pytest.raises(ValidationError):
         services.key_request_reject(request=kr, approver=approver_a_user, note="")
@@ -179,8 +192,9 @@ def test_reject_needs_a_note_and_tells_the_requester(member_a_user, approver_a_u
         services.key_request_approve(request=kr, approver=approver_a_user)
 
 
-def test_only_the_requester_cancels_and_only_while_pending(member_a_user, approver_a_user, team_a, open_model,
-                                                           file_request):
+def test_only_the_requester_cancels_and_only_while_pending(
+    member_a_user, approver_a_user, team_a, open_model, file_request
+):
     kr = file_request(member_a_user, team_a, [open_model])
     with pytest.raises(PermissionDenied):
         services.key_request_cancel(request=kr, actor=approver_a_user)
@@ -191,8 +205,9 @@ def test_only_the_requester_cancels_and_only_while_pending(member_a_user, approv
         services.key_request_approve(request=kr, approver=approver_a_user)
 
 
-def test_a_team_auto_approve_rule_approves_small_open_requests_as_policy(member_a_user, team_a, open_model,
-                                                                        restricted_model, file_request):
+def test_a_team_auto_approve_rule_approves_small_open_requests_as_policy(
+    member_a_user, team_a, open_model, restricted_model, file_request
+):
     TeamKeyPolicy.objects.create(team=team_a, auto_approve=True, auto_approve_max_budget=Decimal("100"))
     small = file_request(member_a_user, team_a, [open_model], monthly_budget=Decimal("20"))
     assert small.status == KeyRequest.Status.APPROVED and small.approved_by_policy
@@ -210,8 +225,9 @@ def test_team_policy_caps_expiry(member_a_user, team_a, open_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_approvers_deciding_at_once_produce_exactly_one_key(team_a, member_a_user, approver_a_user,
-                                                                second_approver_a, open_model, file_request):
+def test_two_approvers_deciding_at_once_produce_exactly_one_key(
+    team_a, member_a_user, approver_a_user, second_approver_a, open_model, file_request
+):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL")
     kr = file_request(member_a_user, team_a, [open_model])

@@ -49,7 +49,11 @@ def _policy() -> ModelPolicy:
 def _request(world, team) -> KeyRequest:
     member = _member_of(world, team)
     kr = KeyRequest.objects.create(
-        requested_by=member, owner=member, team=team, purpose="tests", monthly_budget=Decimal("10"),
+        requested_by=member,
+        owner=member,
+        team=team,
+        purpose="tests",
+        monthly_budget=Decimal("10"),
         data_classification=classification("internal"),
     )
     kr.requested_models.set([_policy()])
@@ -62,10 +66,19 @@ def _key(world, team, *, kind=KeyKind.PERSONAL) -> VirtualKey:
     kr.save()
     secret = crypto.new_secret()
     return VirtualKey.objects.create(
-        request=kr, owner=kr.owner, team=team, kind=kind, service_name="bot" if kind == KeyKind.SERVICE else "",
-        alias=f"govsite-test-{next(_n)}", allowed_models=["gpt-4o"], max_budget=Decimal("10"),
-        expires_at=timezone.now() + timedelta(days=30), status=VirtualKey.Status.ACTIVE,
-        token_hash=crypto.token_hash(secret), last4=secret[-4:], secret_encrypted=crypto.encrypt(secret),
+        request=kr,
+        owner=kr.owner,
+        team=team,
+        kind=kind,
+        service_name="bot" if kind == KeyKind.SERVICE else "",
+        alias=f"govsite-test-{next(_n)}",
+        allowed_models=["gpt-4o"],
+        max_budget=Decimal("10"),
+        expires_at=timezone.now() + timedelta(days=30),
+        status=VirtualKey.Status.ACTIVE,
+        token_hash=crypto.token_hash(secret),
+        last4=secret[-4:],
+        secret_encrypted=crypto.encrypt(secret),
     )
 
 
@@ -87,9 +100,13 @@ def _missing(world):
 
 def _new_request_form(world, team):
     return {
-        "team": team.pk, "kind": "personal", "purpose": "Claude Code for the refactor",
-        "data_classification": classification("internal").pk, "models": [_policy().pk],
-        "monthly_budget": "25", "expiry_days": "30",
+        "team": team.pk,
+        "kind": "personal",
+        "purpose": "Claude Code for the refactor",
+        "data_classification": classification("internal").pk,
+        "models": [_policy().pk],
+        "monthly_budget": "25",
+        "expiry_days": "30",
     }
 
 
@@ -98,8 +115,14 @@ def _reassign_form(world, team):
 
 
 def _policy_form(world, team):
-    return {"name": f"model-{next(_n)}", "provider": "openai", "note": "", "access": "open",
-            "max_classification": classification("internal").pk, "is_active": "on"}
+    return {
+        "name": f"model-{next(_n)}",
+        "provider": "openai",
+        "note": "",
+        "access": "open",
+        "max_classification": classification("internal").pk,
+        "is_active": "on",
+    }
 
 
 def _policy_kwargs(world, team):
@@ -112,8 +135,14 @@ def _classification_kwargs(world, team):
 
 def _failed_command(world, team):
     key = _key(world, team)
-    command = GatewayCommand.objects.create(kind=GatewayCommand.Kind.KEY_GENERATE, key=key, team=team,
-                                            status=GatewayCommand.Status.FAILED, attempts=8, last_error="boom")
+    command = GatewayCommand.objects.create(
+        kind=GatewayCommand.Kind.KEY_GENERATE,
+        key=key,
+        team=team,
+        status=GatewayCommand.Status.FAILED,
+        attempts=8,
+        last_error="boom",
+    )
     return {"pk": command.pk}
 
 
@@ -122,8 +151,13 @@ def _unmanaged(world, team):
 
 
 def _adopt_form(world, team):
-    return {"action": "adopt", "team": team.pk, "owner": _member_of(world, team).pk, "kind": "service",
-            "service_name": "legacy"}
+    return {
+        "action": "adopt",
+        "team": team.pk,
+        "owner": _member_of(world, team).pk,
+        "kind": "service",
+        "service_name": "legacy",
+    }
 
 
 register(
@@ -131,41 +165,95 @@ register(
     UrlCase("key_request_create", allowed=MEMBERS),
     UrlCase("key_request_create", method="post", data=_new_request_form, allowed=MEMBERS),
     UrlCase("key_request_detail", kwargs=_request_kwargs, scoped=True, unreachable=_missing),
-    UrlCase("key_request_cancel", method="post", kwargs=_request_kwargs, scoped=True, allowed=OWNERS,
-            unreachable=_missing),
+    UrlCase(
+        "key_request_cancel", method="post", kwargs=_request_kwargs, scoped=True, allowed=OWNERS, unreachable=_missing
+    ),
     UrlCase("key_detail", kwargs=_key_kwargs, scoped=True, unreachable=_missing),
-    UrlCase("key_reveal", method="post", kwargs=_key_kwargs, scoped=True, allowed=OWNERS, ok_status=200,
-            unreachable=_missing),
+    UrlCase(
+        "key_reveal",
+        method="post",
+        kwargs=_key_kwargs,
+        scoped=True,
+        allowed=OWNERS,
+        ok_status=200,
+        unreachable=_missing,
+    ),
     UrlCase("key_revoke", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
-    UrlCase("key_revoke", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS,
-            data=lambda w, t: {"reason": "no longer needed"}, unreachable=_missing),
+    UrlCase(
+        "key_revoke",
+        method="post",
+        kwargs=_key_kwargs,
+        scoped=True,
+        allowed=KEY_MANAGERS,
+        data=lambda w, t: {"reason": "no longer needed"},
+        unreachable=_missing,
+    ),
     UrlCase("key_rotate", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
-    UrlCase("key_rotate", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS,
-            unreachable=_missing),
-    UrlCase("key_reassign", method="post", kwargs=_service_key_kwargs, scoped=True, allowed=DECIDERS,
-            data=_reassign_form, unreachable=_missing),
+    UrlCase("key_rotate", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
+    UrlCase(
+        "key_reassign",
+        method="post",
+        kwargs=_service_key_kwargs,
+        scoped=True,
+        allowed=DECIDERS,
+        data=_reassign_form,
+        unreachable=_missing,
+    ),
     UrlCase("approval_queue", allowed=DECIDERS),
-    UrlCase("approval_decide", method="post", kwargs=_request_kwargs, scoped=True, allowed=DECIDERS,
-            data=lambda w, t: {"decision": "approve", "note": "fine"}, unreachable=_missing),
+    UrlCase(
+        "approval_decide",
+        method="post",
+        kwargs=_request_kwargs,
+        scoped=True,
+        allowed=DECIDERS,
+        data=lambda w, t: {"decision": "approve", "note": "fine"},
+        unreachable=_missing,
+    ),
     UrlCase("model_policy_list", allowed=ADMIN_ONLY),
     UrlCase("model_policy_create", allowed=ADMIN_ONLY),
     UrlCase("model_policy_create", method="post", data=_policy_form, allowed=ADMIN_ONLY),
     UrlCase("model_policy_edit", kwargs=_policy_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
-    UrlCase("model_policy_edit", method="post", kwargs=_policy_kwargs, data=_policy_form, allowed=ADMIN_ONLY,
-            unreachable=_missing),
-    UrlCase("classification_relabel", method="post", kwargs=_classification_kwargs, allowed=ADMIN_ONLY,
-            data=lambda w, t: {"label": f"Internal {next(_n)}"}, unreachable=_missing),
-    UrlCase("team_key_policy", kwargs=lambda w, t: {"slug": t.slug}, allowed=ADMIN_ONLY,
-            unreachable=lambda w: {"slug": "no-such-team"}),
-    UrlCase("team_key_policy", method="post", kwargs=lambda w, t: {"slug": t.slug}, allowed=ADMIN_ONLY,
-            data=lambda w, t: {"max_expiry_days": "60", "auto_approve_max_budget": "0"},
-            unreachable=lambda w: {"slug": "no-such-team"}),
+    UrlCase(
+        "model_policy_edit",
+        method="post",
+        kwargs=_policy_kwargs,
+        data=_policy_form,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+    ),
+    UrlCase(
+        "classification_relabel",
+        method="post",
+        kwargs=_classification_kwargs,
+        allowed=ADMIN_ONLY,
+        data=lambda w, t: {"label": f"Internal {next(_n)}"},
+        unreachable=_missing,
+    ),
+    UrlCase(
+        "team_key_policy",
+        kwargs=lambda w, t: {"slug": t.slug},
+        allowed=ADMIN_ONLY,
+        unreachable=lambda w: {"slug": "no-such-team"},
+    ),
+    UrlCase(
+        "team_key_policy",
+        method="post",
+        kwargs=lambda w, t: {"slug": t.slug},
+        allowed=ADMIN_ONLY,
+        data=lambda w, t: {"max_expiry_days": "60", "auto_approve_max_budget": "0"},
+        unreachable=lambda w: {"slug": "no-such-team"},
+    ),
     UrlCase("gateway_commands", allowed=frozenset({ADMIN, AUDITOR})),
-    UrlCase("gateway_command_retry", method="post", kwargs=_failed_command, allowed=ADMIN_ONLY,
-            unreachable=_missing),
+    UrlCase("gateway_command_retry", method="post", kwargs=_failed_command, allowed=ADMIN_ONLY, unreachable=_missing),
     UrlCase("unmanaged_keys", allowed=frozenset({ADMIN, AUDITOR})),
-    UrlCase("unmanaged_key_decide", method="post", kwargs=_unmanaged, data=_adopt_form, allowed=ADMIN_ONLY,
-            unreachable=_missing),
+    UrlCase(
+        "unmanaged_key_decide",
+        method="post",
+        kwargs=_unmanaged,
+        data=_adopt_form,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+    ),
 )
 
 __all__ = ["ALL_ROLES", "FINANCE"]
