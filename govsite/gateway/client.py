@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -78,7 +78,7 @@ class GatewayError(Exception):
         message: str,
         *,
         status: int | None = None,
-        type: str | None = None,  # noqa: A002 - LiteLLM's name for the field
+        type: str | None = None,  # LiteLLM's name for the field
         param: str | None = None,
         code: str | None = None,
         retryable: bool | None = None,
@@ -187,7 +187,7 @@ def format_utc(moment: datetime) -> str:
         raise ValidationFailed(f"expected a datetime, got {type(moment).__name__}")
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValidationFailed("spend log windows need timezone-aware datetimes")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _error_fields(payload: Any) -> tuple[str, str | None, str | None, str | None, bool]:
@@ -240,9 +240,10 @@ def error_from_response(status: int, payload: Any) -> GatewayError:
         return Unavailable(message, **fields)
     if status == 404 or err_type == "not_found_error":
         return NotFound(message, **fields)
-    if param == "key_alias" or "key_alias" in lowered:
-        if "already exists" in lowered or "unique key aliases" in lowered or "multiple keys share" in lowered:
-            return AliasConflict(message, **fields)
+    about_alias = param == "key_alias" or "key_alias" in lowered or "key alias" in lowered
+    alias_taken = "already exists" in lowered or "unique key aliases" in lowered or "multiple keys share" in lowered
+    if about_alias and alias_taken:
+        return AliasConflict(message, **fields)
     if status == 409 or (status == 400 and "already exists" in lowered):
         return Conflict(message, **fields)
     if status == 422 or is_validation_list:
@@ -417,15 +418,17 @@ class GatewayClient:
     def spend_logs_v2_all(
         self, *, start: datetime, end: datetime, page_size: int = SPEND_LOGS_MAX_PAGE_SIZE, **filters: Any
     ) -> Iterator[dict]:
-        """Every row in the window, page by page until a page comes back empty (the total is capped)."""
+        """Every row in the window, page by page until a page comes back empty.
+
+        `total` and `total_pages` stop at 10,000 rows, so they cannot say when to stop. Offset paging
+        over a window that is still filling can repeat a row; callers key rows by `request_id`.
+        """
         page = 1
         while True:
             batch = self.spend_logs_v2(start=start, end=end, page=page, page_size=page_size, **filters)["data"]
             if not batch:
                 return
             yield from batch
-            if len(batch) < page_size:
-                return
             page += 1
 
     # --- health

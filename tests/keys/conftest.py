@@ -109,7 +109,7 @@ def live_gateway(sandbox_gateway, sandbox, settings):
     """Point govsite at the sandbox gateway process; jobs run in-process unless a test asks for RQ."""
     settings.LITELLM_URL = sandbox_gateway.url
     settings.LITELLM_MASTER_KEY = sandbox_gateway.master_key
-    settings.GATEWAY_TIMEOUT_SECONDS = 2.0
+    settings.GATEWAY_TIMEOUT_SECONDS = 10.0
     settings.REDIS_URL = ""
     return sandbox_gateway
 

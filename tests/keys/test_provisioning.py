@@ -156,8 +156,7 @@ def test_an_alias_taken_in_the_gateway_fails_visibly_and_can_be_retried_by_hand(
 def test_gateway_500s_are_retried_until_the_key_exists(
     live_gateway, team_a, member_a_user, approver_a_user, open_model
 ):
-    with live_gateway.client() as client:
-        client._request("POST", "/sandbox/faults", json={"fail_next": 2, "status": 500})
+    live_gateway.faults(fail_next=2, status=500)
     key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
     command = GatewayCommand.objects.get(key=key)
     later = timezone.now()
@@ -173,8 +172,7 @@ def test_gateway_500s_are_retried_until_the_key_exists(
 
 def test_gateway_timeouts_are_retried(live_gateway, settings, team_a, member_a_user, approver_a_user, open_model):
     settings.GATEWAY_TIMEOUT_SECONDS = 0.5
-    with live_gateway.client() as client:
-        client._request("POST", "/sandbox/faults", json={"delay_next": 1, "seconds": 2})
+    live_gateway.faults(delay_next=1, seconds=2)
     key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
     command = GatewayCommand.objects.get(key=key)
     assert command.status == GatewayCommand.Status.PENDING and "timed out" in command.last_error
