@@ -77,8 +77,12 @@ class SsoMappingForm(forms.ModelForm):
             self.add_error("team", "Choose a team (with a role) or an org role.")
         elif team_role and not team:
             self.add_error("team", "A team role needs a team.")
+        elif data.get("group") and self._duplicate(data["group"], team, org_role):
+            # On the field, in words: the model's own constraint check would say "Constraint … is violated".
+            # (The service still refuses a duplicate that slips in between this check and the save.)
+            self.add_error("group", "This group already has that mapping.")
         return data
 
-    def validate_constraints(self, exclude=None):
-        # The service reports duplicates with a clearer message.
-        return None
+    def _duplicate(self, group, team, org_role) -> bool:
+        existing = SsoGroupMapping.objects.filter(group=group)
+        return existing.filter(team=team).exists() if team else existing.filter(org_role=org_role).exists()
