@@ -49,6 +49,7 @@ class KeyRequestForm(forms.Form):
             User.objects.filter(is_active=True, memberships__team__in=teams).distinct().order_by("email")
         )
         self.fields["models"].queryset = selectors.requestable_models()
+        self.fields["data_classification"].initial = DataClassification.objects.filter(key="internal").first()
 
     def clean(self):
         data = super().clean()

@@ -89,6 +89,7 @@ class Command(BaseCommand):
             group = f"llm-org-{role}"
             if not SsoGroupMapping.objects.filter(group=group, org_role=role).exists():
                 services.sso_mapping_create(actor=admin, group=group, org_role=role)
+        self._models(admin)
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo org ready: {Team.objects.count()} teams, {User.objects.count()} people.")
@@ -98,6 +99,17 @@ class Command(BaseCommand):
             roles = [str(r) for r in org_roles] + [f"{r} of {s}" for s, r in memberships.items()]
             login = f"{local}@{DOMAIN}"
             self.stdout.write(f"  {login:<30} {name:<22} {', '.join(roles)}")
+
+    def _models(self, admin: User) -> None:
+        from keys import services as key_services
+        from keys.models import DataClassification, ModelPolicy
+
+        for name, provider, access, level, flat_rate, note in MODELS:
+            if not ModelPolicy.objects.filter(name=name).exists():
+                key_services.model_policy_save(
+                    actor=admin, name=name, provider=provider, access=access, flat_rate=flat_rate, note=note,
+                    max_classification=DataClassification.objects.get(key=level), is_active=True,
+                )
 
     @transaction.atomic
     def _first_admin(self) -> User:
