@@ -1,6 +1,6 @@
 """Reads for key pages and the API, always scoped through permissions."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from govsite.accounts import permissions
 from govsite.accounts.models import User
@@ -91,3 +91,13 @@ def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[Un
 
 def pending_approvals_count(*, user: User) -> int:
     return permissions.key_requests_decidable_by(user).count()
+
+
+def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
+    """Per team: live keys and the monthly budget already granted to them (one query)."""
+    rows = (
+        VirtualKey.objects.filter(team_id__in=team_ids, status__in=VirtualKey.LIVE_STATUSES)
+        .values("team_id")
+        .annotate(live_keys=Count("pk"), allocated=Sum("max_budget"))
+    )
+    return {row["team_id"]: row for row in rows}

@@ -47,8 +47,11 @@ def _can_request_any_key(user) -> bool:
     return any(permissions.can_request_key(user, team_id) for team_id in permissions.team_roles(user))
 
 
-@role_required(_can_request_any_key, "Keys are requested within a team, and you are not in one yet. Teams come from "
-               "your SSO groups, or an admin adds you.")
+@role_required(
+    _can_request_any_key,
+    "Keys are requested within a team, and you are not in one yet. Teams come from "
+    "your SSO groups, or an admin adds you.",
+)
 def key_request_create(request):
     form = KeyRequestForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
@@ -104,8 +107,10 @@ def key_request_cancel(request, pk):
 def approval_queue(request):
     page = paginate(request, selectors.key_request_queue(user=request.user), per_page=25)
     existing = selectors.existing_keys_by_owner(owner_ids=list({kr.owner_id for kr in page}))
+    allocation = selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
+        kr.team_allocation = allocation.get(kr.team_id, {"live_keys": 0, "allocated": 0})
     return render(request, "keys/approval_queue.html", {"page": page})
 
 

@@ -252,3 +252,16 @@ def test_two_approvers_deciding_at_once_produce_exactly_one_key(
     assert sum(isinstance(o, VirtualKey) for o in outcomes) == 1
     assert sum(isinstance(o, services.InvalidTransition) for o in outcomes) == 1
     assert AuditEvent.objects.filter(action="key_request.approved").count() == 1
+
+
+@pytest.mark.parametrize("pending", [2, 12])
+def test_the_approval_queue_costs_the_same_queries_however_long_it_is(
+    pending, team_a, approver_a_client, open_model, django_assert_max_num_queries
+):
+    for i in range(pending):
+        requester = make_user(email=f"asker-{i}@example.com", teams={team_a: "member"})
+        services.key_request_create(requester=requester, data=request_input(team_a, [open_model]))
+    with django_assert_max_num_queries(16):
+        response = approver_a_client.get(reverse("approval_queue"))
+    assert response.status_code == 200
+    assert response.content.decode().count('class="card"') == pending
