@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
+    "drf_spectacular",
     "django_rq",
     "govsite",
     "govsite.accounts",
@@ -75,6 +76,7 @@ INSTALLED_APPS = [
     "keys",
     "budgets",
     "adoption",
+    "govsite.api",
 ]
 
 MIDDLEWARE = [
@@ -216,8 +218,10 @@ if OIDC_SERVER_URL:
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "govsite.api.errors.exception_handler",
 }
 
 # --- Email.

@@ -10,6 +10,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("govsite.api.urls")),
     # people and teams
     path("teams/", account_views.team_list, name="team_list"),
     path("teams/new/", account_views.team_create, name="team_create"),
