@@ -35,6 +35,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Benchmarks print figures; they need DATABASE_URL pointing at PostgreSQL (each makes its own <name>_bench database).
+bench: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
