@@ -5,6 +5,7 @@ Each entry names a thin job; the job loads rows and calls a service.
 
 from rq import cron
 
+from budgets import jobs as budget_jobs
 from keys import jobs as key_jobs
 
 SCHEDULES: list[dict] = [
@@ -14,6 +15,12 @@ SCHEDULES: list[dict] = [
     {"func": key_jobs.expire_keys, "interval": 15 * 60},
     {"func": key_jobs.finish_rotations, "interval": 5 * 60},
     {"func": key_jobs.reconcile_gateway, "interval": 60 * 60},
+    # The ledger: pull spend, deliver alerts again, thresholds and period resets, temporary increases, anomalies.
+    {"func": budget_jobs.pull_spend_logs, "interval": 60},
+    {"func": budget_jobs.retry_alert_deliveries, "interval": 60},
+    {"func": budget_jobs.evaluate_budgets, "interval": 5 * 60},
+    {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
+    {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},
 ]
 
 for entry in SCHEDULES:

@@ -1,0 +1,39 @@
+"""RQ entry points for the ledger and budgets: thin, load by id and call a service. Safe to run twice."""
+
+from __future__ import annotations
+
+from budgets import alerts, anomalies, pull, services
+
+
+def pull_spend_logs() -> dict:
+    """Every minute: read new spend rows from the gateway into the ledger."""
+    return vars(pull.spend_pull_run())
+
+
+def deliver_alert(delivery_id: int) -> str:
+    return alerts.alert_delivery_send(delivery_id=delivery_id)
+
+
+def retry_alert_deliveries() -> int:
+    """Every minute: send again what failed (after its back-off) and what the queue lost."""
+    return alerts.alert_deliveries_sweep()
+
+
+def evaluate_budget(budget_id: int) -> int:
+    return alerts.budget_evaluate(budget_id=budget_id)
+
+
+def evaluate_budgets() -> dict:
+    """Every five minutes: lift blocks of periods that ended, then evaluate every active budget."""
+    lifted = alerts.budget_periods_roll()
+    return {"blocks_lifted": lifted, "alerts": alerts.evaluate_all()}
+
+
+def revert_temporary_increases() -> int:
+    """Hourly: temporary increases whose last day has passed go back."""
+    return services.budget_increases_revert_due()
+
+
+def scan_anomalies() -> int:
+    """Every fifteen minutes: keys spending far above their trailing rate."""
+    return anomalies.anomaly_scan()

@@ -1,0 +1,557 @@
+"""The spend ledger, its daily rollups, budgets, alerts, increase requests and ingest tokens.
+
+Money is Decimal (USD; six places in the ledger), time is timezone-aware UTC. The ledger is the
+truth for cost (ARCHITECTURE.md, decision 2); pages read the rollups, never the raw ledger.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+DEFAULT_THRESHOLDS = (50, 80, 100)
+
+
+def default_thresholds() -> list[int]:
+    return list(DEFAULT_THRESHOLDS)
+
+
+class ClientTool(models.TextChoices):
+    CLAUDE_CODE = "claude-code", "Claude Code"
+    CODEX = "codex", "Codex"
+    KIMI = "kimi", "Kimi"
+    OPENAI_SDK = "openai-sdk", "OpenAI SDK"
+    OTHER = "other", "Other"
+
+
+class CostSource(models.TextChoices):
+    GATEWAY = "gateway", "Gateway"
+    COMPUTED = "computed", "Computed from tokens"
+    FLAT_RATE = "flat_rate", "Flat rate (subscription)"
+    UNPRICED = "unpriced", "Unpriced"
+
+
+class ErrorType(models.TextChoices):
+    NONE = "", "—"
+    BUDGET_EXCEEDED = "budget_exceeded", "Budget exceeded"
+    RATE_LIMIT = "rate_limit", "Rate limited (429)"
+    AUTH = "auth", "Authentication failed"
+    PERMISSION = "permission_denied", "Permission denied"
+    CONTEXT_WINDOW = "context_window", "Context window exceeded"
+    CONTENT_POLICY = "content_policy", "Content policy"
+    BAD_REQUEST = "bad_request", "Bad request"
+    NOT_FOUND = "not_found", "Not found"
+    TIMEOUT = "timeout", "Timeout"
+    UNAVAILABLE = "unavailable", "No deployment available"
+    PROVIDER = "provider_error", "Provider error"
+    OTHER = "other", "Other error"
+
+
+class IngestSource(models.TextChoices):
+    PULL = "pull", "Pulled from /spend/logs/v2"
+    PUSH = "push", "Pushed by the gateway callback"
+
+
+# --- the ledger --------------------------------------------------------------------------------
+
+
+class SpendRecord(models.Model):
+    """One gateway request, keyed by LiteLLM's request_id, written once (pull and push both upsert).
+
+    `cost` is authoritative; `gateway_spend` is what LiteLLM logged. The foreign keys carry no
+    database constraint and no index of their own: rows are written in bulk at the gateway's rate,
+    nothing here is ever deleted, and reads go through the rollups or the (key, time) index.
+    """
+
+    request_id = models.CharField(max_length=255, primary_key=True)
+    time = models.DateTimeField(help_text="startTime of the request (UTC).")
+    key = models.ForeignKey(
+        "keys.VirtualKey",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="spend_records",
+    )
+    token_hash = models.CharField(max_length=128, blank=True, help_text="The gateway's api_key (sha256 of the key).")
+    key_alias = models.CharField(max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    team = models.ForeignKey(
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    model = models.CharField(max_length=200, blank=True)
+    model_group = models.CharField(max_length=200, blank=True)
+    provider = models.CharField(max_length=60, blank=True)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0, help_text="Prompt tokens read from the provider's cache.")
+    cache_creation_tokens = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=10, default="success")
+    error_type = models.CharField(max_length=20, choices=ErrorType.choices, blank=True, default="")
+    latency_ms = models.IntegerField(null=True, blank=True)
+    ttft_ms = models.IntegerField(null=True, blank=True, help_text="Time to first token.")
+    client_tool = models.CharField(max_length=20, choices=ClientTool.choices, default=ClientTool.OTHER)
+    user_agent = models.CharField(max_length=300, blank=True)
+    request_tags = models.JSONField(default=list, blank=True)
+    spend_logs_metadata = models.JSONField(null=True, blank=True)
+    gateway_spend = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices)
+    source = models.CharField(max_length=4, choices=IngestSource.choices)
+    ingested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-time"]
+        indexes = [
+            models.Index(fields=["time"], name="spend_time"),
+            models.Index(fields=["key", "time"], name="spend_key_time"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(cost__isnull=True, cost_source="unpriced")
+                | models.Q(cost__isnull=False) & ~models.Q(cost_source="unpriced"),
+                name="spend_cost_null_only_when_unpriced",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    prompt_tokens__gte=0, completion_tokens__gte=0, cached_tokens__gte=0, cache_creation_tokens__gte=0
+                ),
+                name="spend_tokens_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return self.request_id
+
+    @property
+    def is_unmanaged(self) -> bool:
+        return self.key_id is None
+
+
+class DailyRollup(models.Model):
+    """Per day × team × user × key × model × client tool: what pages and budgets read.
+
+    Maintained in the transaction that writes the ledger rows (budgets.ingest), one upsert per
+    batch. `token_hash` keeps keys govsite does not know apart (their key/user/team are null).
+    """
+
+    day = models.DateField()
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    key = models.ForeignKey(
+        "keys.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    token_hash = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    client_tool = models.CharField(max_length=20, choices=ClientTool.choices, default=ClientTool.OTHER)
+    requests = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    cache_creation_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    gateway_spend = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    errors = models.BigIntegerField(default=0)
+    refusals_rate_limit = models.BigIntegerField(default=0)
+    refusals_budget = models.BigIntegerField(default=0)
+    unpriced_count = models.BigIntegerField(default=0)
+    computed_count = models.BigIntegerField(default=0)
+    flat_rate_count = models.BigIntegerField(default=0)
+
+    DIMENSIONS = ("day", "team_id", "user_id", "key_id", "token_hash", "model", "client_tool")
+    COUNTERS = (
+        "requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cache_creation_tokens",
+        "cost",
+        "gateway_spend",
+        "errors",
+        "refusals_rate_limit",
+        "refusals_budget",
+        "unpriced_count",
+        "computed_count",
+        "flat_rate_count",
+    )
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "team", "user", "key", "token_hash", "model", "client_tool"],
+                name="rollup_dimensions_unique",
+                nulls_distinct=False,
+                # SQLite has no NULLS NOT DISTINCT; the ingest takes another path there (the demo).
+                violation_error_message="One rollup row per day, team, person, key, model and tool.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["team", "day"], name="rollup_team_day"),
+            models.Index(fields=["user", "day"], name="rollup_user_day"),
+            models.Index(fields=["key", "day"], name="rollup_key_day"),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.model} {self.token_hash[:8]}"
+
+
+class PullState(models.Model):
+    """Where the pull from /spend/logs/v2 has got to, and how its last runs went (shown to admins)."""
+
+    name = models.CharField(max_length=40, unique=True, default="spend_logs")
+    watermark = models.DateTimeField(
+        null=True, blank=True, help_text="Every request that started before this was read (less the overlap)."
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0, help_text="Failed runs in a row (0 once a run succeeds).")
+    total_failures = models.PositiveIntegerField(default=0)
+    last_window_start = models.DateTimeField(null=True, blank=True)
+    last_window_end = models.DateTimeField(null=True, blank=True)
+    last_pages = models.PositiveIntegerField(default=0)
+    last_rows_seen = models.PositiveIntegerField(default=0)
+    last_rows_inserted = models.PositiveIntegerField(default=0)
+    last_rows_rejected = models.PositiveIntegerField(default=0)
+    rows_inserted_total = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"pull {self.name} at {self.watermark}"
+
+    @property
+    def is_failing(self) -> bool:
+        return self.failures > 0
+
+
+class IngestToken(models.Model):
+    """A bearer token the gateway callback uses to push spend rows. Only its sha256 is kept."""
+
+    name = models.CharField(max_length=100, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to tell tokens apart.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+# --- budgets -----------------------------------------------------------------------------------
+
+
+class Budget(models.Model):
+    """A spending limit for a team, or for one person or one key within it, per calendar month
+    or for a custom period. Period-to-date spend is read from the rollups."""
+
+    class Period(models.TextChoices):
+        MONTHLY = "monthly", "Each calendar month"
+        CUSTOM = "custom", "A custom period"
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="budgets")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="personal_budgets",
+        help_text="Set for a person's own budget within the team.",
+    )
+    key = models.ForeignKey(
+        "keys.VirtualKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="budgets",
+        help_text="Set for one key's budget.",
+    )
+    amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))])
+    period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTHLY)
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True, help_text="Inclusive.")
+    thresholds = models.JSONField(default=default_thresholds, help_text="Percentages that alert, once per period.")
+    block_at_100 = models.BooleanField(
+        default=False, help_text="Block the budget's live keys at the gateway when the ledger reaches 100%."
+    )
+    approver_limit = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="Increases up to this amount are decided by the team's approvers; above it, by finance.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team__name", "user__email", "key__alias"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team"],
+                condition=models.Q(user__isnull=True, key__isnull=True),
+                name="budget_one_per_team",
+                violation_error_message="This team already has a team budget.",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "user"],
+                condition=models.Q(user__isnull=False),
+                name="budget_one_per_person",
+                violation_error_message="This person already has a budget in this team.",
+            ),
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=models.Q(key__isnull=False),
+                name="budget_one_per_key",
+                violation_error_message="This key already has a budget.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=True) | models.Q(key__isnull=True), name="budget_person_or_key"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period="monthly")
+                | models.Q(
+                    period="custom",
+                    period_start__isnull=False,
+                    period_end__isnull=False,
+                    period_end__gte=models.F("period_start"),
+                ),
+                name="budget_custom_period_has_dates",
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="budget_amount_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.scope_label} budget"
+
+    @property
+    def scope(self) -> str:
+        if self.key_id:
+            return "key"
+        if self.user_id:
+            return "person"
+        return "team"
+
+    @property
+    def scope_label(self) -> str:
+        if self.key_id:
+            return f"{self.team} · key {self.key}"
+        if self.user_id:
+            return f"{self.team} · {self.user}"
+        return str(self.team)
+
+
+class BudgetAlert(models.Model):
+    """One threshold crossed in one period: written once, whatever the number of ingests."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateField()
+    threshold = models.PositiveSmallIntegerField()
+    spend = models.DecimalField(max_digits=18, decimal_places=6)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    percent = models.DecimalField(max_digits=9, decimal_places=1)
+    projected_date = models.DateField(null=True, blank=True, help_text="When 100% is reached at the current rate.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start", "threshold"], name="budget_alert_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.budget} reached {self.threshold}%"
+
+
+class BudgetBlock(models.Model):
+    """The keys blocked because a block_at_100 budget reached 100% in a period, until lifted."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="blocks")
+    period_start = models.DateField()
+    key_ids = models.JSONField(default=list)
+    blocked_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-blocked_at"]
+        constraints = [models.UniqueConstraint(fields=["budget", "period_start"], name="budget_block_once")]
+
+    def __str__(self):
+        return f"block of {self.budget} from {self.period_start}"
+
+
+class AnomalyAlert(models.Model):
+    """A key spending far above its trailing rate: at most one per key per day."""
+
+    key = models.ForeignKey("keys.VirtualKey", on_delete=models.CASCADE, related_name="anomalies")
+    day = models.DateField()
+    window = models.CharField(max_length=4, choices=[("hour", "Last hour"), ("day", "Last day")])
+    spend = models.DecimalField(max_digits=18, decimal_places=6)
+    baseline = models.DecimalField(max_digits=18, decimal_places=6, help_text="Trailing spend for the same window.")
+    multiplier = models.DecimalField(max_digits=6, decimal_places=2)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["key", "day"], name="anomaly_once_per_key_day")]
+
+    def __str__(self):
+        return f"anomaly on {self.key} ({self.day})"
+
+
+class AlertDelivery(models.Model):
+    """One email or Slack message of an alert. A failed one is retried by a job and shown."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SLACK = "slack", "Slack"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed — will retry"
+        GAVE_UP = "gave_up", "Failed — gave up"
+
+    budget_alert = models.ForeignKey(
+        BudgetAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    anomaly = models.ForeignKey(
+        AnomalyAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    team = models.ForeignKey("accounts.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=5, choices=Channel.choices)
+    recipients = models.JSONField(default=list, blank=True, help_text="Email addresses (email channel).")
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="alert_delivery_due")]
+
+    def __str__(self):
+        return f"{self.channel} {self.subject} ({self.status})"
+
+
+class Notice(models.Model):
+    """An in-app message to one person (budget alerts, anomalies, decisions)."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        DANGER = "danger", "Urgent"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notices")
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    link = models.CharField(max_length=500, blank=True)
+    budget_alert = models.ForeignKey(BudgetAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    anomaly = models.ForeignKey(AnomalyAlert, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notice_user_unread")]
+
+    def __str__(self):
+        return self.title
+
+
+class BudgetIncreaseRequest(models.Model):
+    """A team member asks for more budget; approvers decide within the budget's approver limit,
+    finance (or an admin) above it. Nobody decides their own."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+
+    budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="increase_requests")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="budget_increase_requests"
+    )
+    amount = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="How much to add to the budget (USD).",
+    )
+    until = models.DateField(null=True, blank=True, help_text="Empty: permanent. Otherwise the last day it applies.")
+    justification = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    amount_before = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    amount_after = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    reverted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="increase_amount_positive")]
+
+    def __str__(self):
+        return f"Increase #{self.pk} of {self.budget} by {self.amount}"
+
+    @property
+    def is_temporary(self) -> bool:
+        return self.until is not None

@@ -1,0 +1,234 @@
+"""Reading LiteLLM's spend logs into the ledger: the every-minute pull and the backfill.
+
+The pull reads `/spend/logs/v2` from a stored watermark, less an overlap (LiteLLM writes its rows
+in batches, ~10-15 s late, and a row's startTime is when the request began), in ascending
+startTime order, one page of up to 1000 rows at a time until a page comes back empty (`total`
+stops at 10,000 and means nothing beyond that). Each page is booked by `ingest_spend_rows` in
+its own transaction, and only then does the watermark move past it. Rows read twice are skipped
+by request_id, so a crash at any point loses nothing and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from budgets.ingest import ingest_spend_rows
+from budgets.models import PullState
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+STATE_NAME = "spend_logs"
+_PULL_LOCK_ID = 0x676F7670  # "govp": one pull at a time across every worker
+
+
+@dataclass
+class PullResult:
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    pages: int = 0
+    rows_seen: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    alerts: int = 0
+    error: str = ""
+    skipped: bool = False
+    rejected_examples: list[str] = field(default_factory=list)
+
+
+def overlap() -> timedelta:
+    return timedelta(seconds=getattr(settings, "LEDGER_PULL_OVERLAP_SECONDS", 120))
+
+
+def initial_lookback() -> timedelta:
+    return timedelta(hours=getattr(settings, "LEDGER_PULL_INITIAL_LOOKBACK_HOURS", 24))
+
+
+def _client(timeout: float | None = None):
+    from govsite.gateway.client import get_client
+
+    return get_client(timeout=timeout)
+
+
+@contextlib.contextmanager
+def _single_pull() -> Iterator[bool]:
+    """A session-level advisory lock, so two cron ticks never pull the same window at once."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_PULL_LOCK_ID])
+        (got,) = cursor.fetchone()
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_PULL_LOCK_ID])
+
+
+def _state() -> PullState:
+    state, _ = PullState.objects.get_or_create(name=STATE_NAME)
+    return state
+
+
+def read_window(
+    client,
+    start: datetime,
+    end: datetime,
+    result: PullResult,
+    *,
+    after_page: Callable[[list[dict]], None] | None = None,
+) -> None:
+    """Book every row of [start, end] (both inclusive, second resolution) page by page."""
+    page = 1
+    while True:
+        response = client.spend_logs_v2(
+            start=start, end=end, page=page, page_size=PAGE_SIZE, sort_by="startTime", sort_order="asc"
+        )
+        rows = response.get("data") or []
+        if not rows:
+            return
+        booked = ingest_spend_rows(rows, "pull")
+        result.pages += 1
+        result.rows_seen += len(rows)
+        result.inserted += booked.inserted
+        result.duplicates += booked.duplicates
+        result.rejected += booked.rejected_count
+        result.alerts += booked.alerts_created
+        for index, _field, message in booked.rejected[:3]:
+            if len(result.rejected_examples) < 5:
+                result.rejected_examples.append(f"row {rows[index].get('request_id', index)}: {message}")
+        if after_page is not None:
+            after_page(rows)
+        page += 1
+
+
+def _last_start_time(rows: list[dict]) -> datetime | None:
+    from budgets.normalize import SpendRowInvalid, parse_time
+
+    for row in reversed(rows):
+        with contextlib.suppress(SpendRowInvalid):
+            return parse_time(row.get("startTime"), "startTime")
+    return None
+
+
+def _record_failure(exc: Exception, now: datetime) -> None:
+    with transaction.atomic():
+        PullState.objects.filter(name=STATE_NAME).update(
+            last_error=f"{type(exc).__name__}: {exc}"[:4000],
+            last_error_at=now,
+            failures=F("failures") + 1,
+            total_failures=F("total_failures") + 1,
+        )
+
+
+def spend_pull_run(*, now: datetime | None = None, client=None) -> PullResult:
+    """One pull: from the watermark (less the overlap) to now. Gateway errors are recorded on the
+    pull's state for admins to see and the next run starts again from the last committed page."""
+    from govsite.gateway.client import GatewayError
+
+    # The gateway filters at second resolution: end the window at the next whole second so a row
+    # that started in the current second is read now, not only by the next run's overlap.
+    now = (now or timezone.now()).astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    state = _state()
+    result = PullResult()
+    with _single_pull() as got_lock:
+        if not got_lock:
+            result.skipped = True
+            return result
+        state.refresh_from_db()
+        start = (state.watermark or now - initial_lookback()) - overlap()
+        start = start.astimezone(UTC).replace(microsecond=0)
+        result.window_start, result.window_end = start, now
+        PullState.objects.filter(pk=state.pk).update(
+            last_run_at=timezone.now(), last_window_start=start, last_window_end=now
+        )
+
+        def advance(rows: list[dict]) -> None:
+            # The page is committed; everything that started before its last row has been read.
+            last = _last_start_time(rows)
+            if last is not None:
+                mark = min(last, now)
+                PullState.objects.filter(Q(watermark__isnull=True) | Q(watermark__lt=mark), pk=state.pk).update(
+                    watermark=mark
+                )
+
+        client_to_close = None
+        if client is None:
+            client = client_to_close = _client()
+        try:
+            read_window(client, start, now, result, after_page=advance)
+        except GatewayError as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+            _record_failure(exc, timezone.now())
+            log.warning("spend pull failed after %d pages: %s", result.pages, result.error)
+            return result
+        except Exception as exc:
+            # Recorded where admins look, then raised so the job shows as failed too.
+            _record_failure(exc, timezone.now())
+            raise
+        finally:
+            if client_to_close is not None:
+                client_to_close.close()
+        PullState.objects.filter(pk=state.pk).update(
+            watermark=now,
+            last_success_at=timezone.now(),
+            last_error="",
+            failures=0,
+            last_pages=result.pages,
+            last_rows_seen=result.rows_seen,
+            last_rows_inserted=result.inserted,
+            last_rows_rejected=result.rejected,
+            rows_inserted_total=F("rows_inserted_total") + result.inserted,
+        )
+        if result.rejected:
+            log.warning("spend pull left out %d invalid rows: %s", result.rejected, result.rejected_examples)
+    return result
+
+
+def spend_backfill(
+    *,
+    start: date,
+    end: date,
+    client=None,
+    chunk: timedelta = timedelta(hours=1),
+    progress: Callable[[datetime, datetime, PullResult], None] | None = None,
+) -> PullResult:
+    """Read every spend row of the days start..end (inclusive) without touching the watermark.
+
+    The range is read in windows of `chunk` so that no window holds very many rows; consecutive
+    windows share their boundary second (the API's bounds are whole seconds), and rows read twice
+    are skipped like any others.
+    """
+    if end < start:
+        raise ValueError("the backfill ends before it starts")
+    result = PullResult()
+    first = datetime.combine(start, time.min, tzinfo=UTC)
+    last = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
+    result.window_start, result.window_end = first, last
+    client_to_close = None
+    if client is None:
+        client = client_to_close = _client()
+    try:
+        window_start = first
+        while window_start < last:
+            window_end = min(window_start + chunk, last)
+            read_window(client, window_start, window_end, result)
+            if progress is not None:
+                progress(window_start, window_end, result)
+            window_start = window_end
+    finally:
+        if client_to_close is not None:
+            client_to_close.close()
+    return result

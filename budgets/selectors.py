@@ -1,0 +1,227 @@
+"""Reads for budget pages, alerts and reconciliation. Spend always comes from the daily rollups."""
+
+from __future__ import annotations
+
+import calendar
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from budgets.models import (
+    AlertDelivery,
+    Budget,
+    BudgetBlock,
+    BudgetIncreaseRequest,
+    DailyRollup,
+    IngestToken,
+    Notice,
+    PullState,
+)
+from govsite.accounts import permissions
+
+ZERO = Decimal("0")
+MONEY = Decimal("0.01")
+
+
+# --- periods and spend -----------------------------------------------------------------------------
+
+
+def budget_period(budget: Budget, today: date) -> tuple[date, date] | None:
+    """The period `today` falls in (inclusive), or None for a custom period that is not running."""
+    if budget.period == Budget.Period.CUSTOM:
+        if budget.period_start <= today <= budget.period_end:
+            return budget.period_start, budget.period_end
+        return None
+    last = calendar.monthrange(today.year, today.month)[1]
+    return today.replace(day=1), today.replace(day=last)
+
+
+def budget_rollups(budget: Budget) -> QuerySet[DailyRollup]:
+    """The rollup rows that count against a budget (a team, a person in a team, or a key)."""
+    if budget.key_id:
+        return DailyRollup.objects.filter(key_id=budget.key_id)
+    if budget.user_id:
+        return DailyRollup.objects.filter(team_id=budget.team_id, user_id=budget.user_id)
+    return DailyRollup.objects.filter(team_id=budget.team_id)
+
+
+def budget_spend(budget: Budget, start: date, end: date) -> Decimal:
+    total = budget_rollups(budget).filter(day__gte=start, day__lte=end).aggregate(total=Sum("cost"))["total"]
+    return total or ZERO
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: Budget
+    period_start: date | None
+    period_end: date | None
+    spend: Decimal
+    amount: Decimal
+
+    @property
+    def percent(self) -> Decimal:
+        if not self.amount:
+            return ZERO
+        return (self.spend / self.amount * 100).quantize(Decimal("0.1"))
+
+    @property
+    def running(self) -> bool:
+        return self.period_start is not None
+
+    def projected_date(self, now: datetime | None = None) -> date | None:
+        """When the spend reaches 100% at the period's average daily rate so far (None: no spend yet)."""
+        if self.period_start is None:
+            return None
+        now = now or timezone.now()
+        if self.spend >= self.amount:
+            return now.date()
+        started = datetime.combine(self.period_start, datetime.min.time(), tzinfo=now.tzinfo)
+        elapsed_days = max((now - started).total_seconds() / 86400, 1 / 24)
+        rate = float(self.spend) / elapsed_days
+        if rate <= 0:
+            return None
+        days_left = float(self.amount - self.spend) / rate
+        return (now + timedelta(days=math.ceil(days_left * 24) / 24)).date()
+
+
+def budget_status(budget: Budget, now: datetime | None = None) -> BudgetStatus:
+    now = now or timezone.now()
+    period = budget_period(budget, now.date())
+    if period is None:
+        return BudgetStatus(budget, None, None, ZERO, budget.amount)
+    return BudgetStatus(budget, period[0], period[1], budget_spend(budget, *period), budget.amount)
+
+
+# --- budget pages --------------------------------------------------------------------------------
+
+
+def budget_list(*, user) -> QuerySet[Budget]:
+    return (
+        permissions.budgets_visible_to(user)
+        .select_related("team", "user", "key")
+        .order_by("team__name", "user__email", "key__alias")
+    )
+
+
+def budget_statuses(budgets, now: datetime | None = None) -> list[BudgetStatus]:
+    """Status of each budget on a page: one rollup query per budget (a page holds at most 50)."""
+    return [budget_status(budget, now) for budget in budgets]
+
+
+def budget_spend_by_person(budget: Budget, start: date, end: date) -> list[dict]:
+    return list(
+        budget_rollups(budget)
+        .filter(day__gte=start, day__lte=end)
+        .values("user_id", "user__email", "user__full_name")
+        .annotate(cost=Sum("cost"), requests=Sum("requests"))
+        .order_by("-cost")
+    )
+
+
+def budget_deliveries(budget: Budget, limit: int = 20) -> QuerySet[AlertDelivery]:
+    return (
+        AlertDelivery.objects.filter(budget_alert__budget=budget)
+        .select_related("budget_alert")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def budget_open_block(budget: Budget) -> BudgetBlock | None:
+    return budget.blocks.filter(lifted_at__isnull=True).first()
+
+
+def increase_queue(*, user) -> QuerySet[BudgetIncreaseRequest]:
+    return (
+        permissions.budget_increases_decidable_by(user)
+        .select_related("budget__team", "budget__user", "budget__key", "requested_by")
+        .order_by("created_at")
+    )
+
+
+def increases_visible(*, user) -> QuerySet[BudgetIncreaseRequest]:
+    return permissions.budget_increases_visible_to(user).select_related(
+        "budget__team", "budget__user", "budget__key__owner", "requested_by", "decided_by"
+    )
+
+
+def budget_increases(budget: Budget) -> QuerySet[BudgetIncreaseRequest]:
+    return budget.increase_requests.select_related("requested_by", "decided_by").order_by("-created_at")
+
+
+# --- notices ------------------------------------------------------------------------------------------
+
+
+def notice_list(*, user) -> QuerySet[Notice]:
+    return Notice.objects.filter(user=user).order_by("-created_at")
+
+
+def notices_unread(*, user, limit: int = 5) -> list[Notice]:
+    """For the home page card: the newest unread notices."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(Notice.objects.filter(user=user, read_at__isnull=True).order_by("-created_at")[:limit])
+
+
+# --- refusals, reconciliation, ingest status ------------------------------------------------------------
+
+_RECON_SUMS = {
+    "requests": Coalesce(Sum("requests"), 0),
+    "gateway_spend": Coalesce(Sum("gateway_spend"), Value(ZERO)),
+    "cost": Coalesce(Sum("cost"), Value(ZERO)),
+    "computed": Coalesce(Sum("computed_count"), 0),
+    "flat_rate": Coalesce(Sum("flat_rate_count"), 0),
+    "unpriced": Coalesce(Sum("unpriced_count"), 0),
+    "refusals_rate_limit": Coalesce(Sum("refusals_rate_limit"), 0),
+    "refusals_budget": Coalesce(Sum("refusals_budget"), 0),
+    "errors": Coalesce(Sum("errors"), 0),
+}
+
+
+def reconciliation(*, start: date, end: date, by: str = "key") -> list[dict]:
+    """Per key (unmanaged keys by their hash) or per team: the gateway's spend against the ledger's cost."""
+    rows = DailyRollup.objects.filter(day__gte=start, day__lte=end)
+    if by == "team":
+        grouped = rows.values("team_id", "team__name")
+    else:
+        grouped = rows.values("key_id", "key__alias", "token_hash", "team__name")
+    result = list(grouped.annotate(**_RECON_SUMS).order_by("-cost"))
+    for row in result:
+        row["difference"] = row["cost"] - row["gateway_spend"]
+    return result
+
+
+def reconciliation_totals(*, start: date, end: date) -> dict:
+    return DailyRollup.objects.filter(day__gte=start, day__lte=end).aggregate(**_RECON_SUMS)
+
+
+def refusals(*, start: date, end: date, by: str = "key") -> list[dict]:
+    """429 rate-limit and budget refusals per key or per team, from the rollups."""
+    dims = ("team_id",) if by == "team" else ("key_id", "token_hash")
+    return list(
+        DailyRollup.objects.filter(day__gte=start, day__lte=end)
+        .values(*dims)
+        .annotate(rate_limit=Sum("refusals_rate_limit"), budget=Sum("refusals_budget"))
+        .filter(Q(rate_limit__gt=0) | Q(budget__gt=0))
+        .order_by(*dims)
+    )
+
+
+def pull_state() -> PullState | None:
+    return PullState.objects.filter(name="spend_logs").first()
+
+
+def ingest_tokens() -> QuerySet[IngestToken]:
+    return IngestToken.objects.select_related("created_by", "revoked_by").order_by("revoked_at", "name")
+
+
+def deliveries_failing(*, limit: int = 20) -> QuerySet[AlertDelivery]:
+    return (
+        AlertDelivery.objects.filter(status__in=[AlertDelivery.Status.FAILED, AlertDelivery.Status.GAVE_UP])
+        .select_related("team")
+        .order_by("-updated_at")[:limit]
+    )

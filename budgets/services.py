@@ -1,0 +1,435 @@
+"""Every write to budgets, budget-increase requests, notices and ingest tokens, each audited in
+its own transaction. (Ledger writes are budgets.ingest; alerts and blocks are budgets.alerts.)"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from budgets import alerts
+from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
+from govsite.accounts import permissions
+from govsite.accounts.models import Team, User
+
+MAX_BUDGET = Decimal("10000000")
+
+
+class InvalidTransition(Exception):
+    """The object is not in a state that allows this action (e.g. deciding a decided request)."""
+
+    def __init__(self, status: str, action: str, detail: str = ""):
+        self.status, self.action = status, action
+        super().__init__(detail or f"Cannot {action}: it is already {status}.")
+
+
+# --- budgets -------------------------------------------------------------------------------------------
+
+BUDGET_FIELDS = (
+    "amount",
+    "period",
+    "period_start",
+    "period_end",
+    "thresholds",
+    "block_at_100",
+    "approver_limit",
+    "is_active",
+)
+
+
+def _snapshot(budget: Budget) -> dict:
+    data = {field: getattr(budget, field) for field in BUDGET_FIELDS}
+    data.update(team=budget.team_id, user=budget.user_id, key=budget.key_id)
+    return data
+
+
+def clean_thresholds(value) -> list[int]:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValidationError({"thresholds": "Give at least one percentage, e.g. 50, 80, 100."})
+    try:
+        numbers = sorted({int(item) for item in value})
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"thresholds": "Thresholds are whole percentages."}) from exc
+    if numbers[0] < 1 or numbers[-1] > 1000:
+        raise ValidationError({"thresholds": "Each threshold is between 1 and 1000 percent."})
+    return numbers
+
+
+def _validate_budget(budget: Budget) -> None:
+    budget.thresholds = clean_thresholds(budget.thresholds)
+    if budget.amount is None or budget.amount <= 0 or budget.amount > MAX_BUDGET:
+        raise ValidationError({"amount": f"The amount is above 0 and at most {MAX_BUDGET:,}."})
+    if budget.user_id and budget.key_id:
+        raise ValidationError({"key": "A budget is for a team, one person or one key, not a person and a key."})
+    if budget.user_id and not permissions.is_member_of(budget.user, budget.team_id):
+        raise ValidationError({"user": f"{budget.user} is not in {budget.team}."})
+    if budget.key_id and budget.key.team_id != budget.team_id:
+        raise ValidationError({"key": f"{budget.key} does not belong to {budget.team}."})
+    if budget.period == Budget.Period.CUSTOM:
+        if not budget.period_start or not budget.period_end:
+            raise ValidationError({"period_start": "A custom period needs a start and an end date."})
+        if budget.period_end < budget.period_start:
+            raise ValidationError({"period_end": "The period ends on or after its start."})
+    else:
+        budget.period_start = budget.period_end = None
+    budget.full_clean(exclude=["thresholds", "created_by"])
+
+
+def budget_duration(budget: Budget) -> str:
+    """The budget's period as LiteLLM's budget_duration."""
+    if budget.period == Budget.Period.CUSTOM:
+        return f"{(budget.period_end - budget.period_start).days + 1}d"
+    return "1mo"
+
+
+def _sync_team_budget(budget: Budget) -> None:
+    """Inside the caller's transaction: tell the gateway the team's budget (a best-effort limit;
+    the ledger stays the truth). Only team-level budgets exist as such in LiteLLM."""
+    from keys.models import GatewayCommand
+    from keys.services import gateway_command_enqueue
+
+    if budget.user_id or budget.key_id:
+        return
+    payload = (
+        {"max_budget": float(budget.amount), "budget_duration": budget_duration(budget)}
+        if budget.is_active
+        else {"max_budget": None}
+    )
+    command = GatewayCommand.objects.create(kind=GatewayCommand.Kind.TEAM_SYNC, team=budget.team, payload=payload)
+    gateway_command_enqueue(command)
+
+
+def _schedule_evaluation(budget: Budget) -> None:
+    from budgets import jobs as budget_jobs
+    from govsite import jobs
+
+    jobs.enqueue(budget_jobs.evaluate_budget, budget.pk)
+
+
+@transaction.atomic(durable=True)
+def budget_create(
+    *,
+    actor: User,
+    team: Team,
+    amount: Decimal,
+    user: User | None = None,
+    key=None,
+    period: str = Budget.Period.MONTHLY,
+    period_start: date | None = None,
+    period_end: date | None = None,
+    thresholds: list[int] | None = None,
+    block_at_100: bool = False,
+    approver_limit: Decimal = Decimal("0"),
+) -> Budget:
+    permissions.require(permissions.can_manage_budgets(actor), "Only admins can set budgets.")
+    budget = Budget(
+        team=team,
+        user=user,
+        key=key,
+        amount=amount,
+        period=period,
+        period_start=period_start,
+        period_end=period_end,
+        thresholds=list(thresholds or [50, 80, 100]),
+        block_at_100=block_at_100,
+        approver_limit=approver_limit,
+        created_by=actor,
+    )
+    _validate_budget(budget)
+    budget.save()
+    audit.record(actor=actor, action="budget.created", target=budget, team=team, data={"after": _snapshot(budget)})
+    _sync_team_budget(budget)
+    _schedule_evaluation(budget)
+    return budget
+
+
+@transaction.atomic(durable=True)
+def budget_update(*, actor: User, budget: Budget, **changes) -> Budget:
+    permissions.require(permissions.can_manage_budgets(actor), "Only admins can change budgets.")
+    unknown = set(changes) - set(BUDGET_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown budget fields {sorted(unknown)}")
+    budget = Budget.objects.select_for_update(of=("self",)).select_related("team", "user", "key").get(pk=budget.pk)
+    before = _snapshot(budget)
+    for name, value in changes.items():
+        setattr(budget, name, value)
+    _validate_budget(budget)
+    after = _snapshot(budget)
+    if after == before:
+        return budget
+    budget.save()
+    audit.record(
+        actor=actor,
+        action="budget.updated",
+        target=budget,
+        team=budget.team,
+        data={"changes": {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}},
+    )
+    _sync_team_budget(budget)
+    alerts.lift_block_if_below(budget=budget, reason="the budget was changed", actor=actor)
+    _schedule_evaluation(budget)
+    return budget
+
+
+# --- budget-increase requests ----------------------------------------------------------------------------------
+
+
+def _increase_link(increase: BudgetIncreaseRequest) -> str:
+    return alerts.site_url("budget_increase_detail", increase.pk)
+
+
+def _deciders(increase: BudgetIncreaseRequest) -> list[User]:
+    """Who is asked: the team's approvers within the limit, finance above it (admins if nobody)."""
+    budget = increase.budget
+    people = alerts.finance() if increase.amount > budget.approver_limit else alerts.team_approvers(budget.team_id)
+    people = [user for user in people if user.pk != increase.requested_by_id]
+    return people or [user for user in alerts.admins() if user.pk != increase.requested_by_id]
+
+
+@transaction.atomic(durable=True)
+def budget_increase_request_create(
+    *, budget: Budget, requester: User, amount: Decimal, justification: str, until: date | None = None
+) -> BudgetIncreaseRequest:
+    """A member asks for `amount` more, for good or until a date (inclusive)."""
+    permissions.require(
+        permissions.can_request_budget_increase(requester, budget), "You cannot ask for an increase of this budget."
+    )
+    errors = {}
+    if amount is None or amount <= 0 or amount > MAX_BUDGET:
+        errors["amount"] = f"Ask for an amount above 0 and at most {MAX_BUDGET:,}."
+    if not (justification or "").strip():
+        errors["justification"] = "Say why the team needs it."
+    if until is not None and until < timezone.now().date():
+        errors["until"] = "A temporary increase ends today or later."
+    if not budget.is_active:
+        errors["amount"] = "This budget is not active."
+    if errors:
+        raise ValidationError(errors)
+    increase = BudgetIncreaseRequest.objects.create(
+        budget=budget, requested_by=requester, amount=amount, until=until, justification=justification.strip()
+    )
+    audit.record(
+        actor=requester,
+        action="budget_increase.requested",
+        target=increase,
+        team=budget.team,
+        data={"budget": budget.pk, "amount": amount, "until": until, "needs_finance": amount > budget.approver_limit},
+    )
+    who = "finance" if amount > budget.approver_limit else "the team's approvers"
+    alerts.notify(
+        users=_deciders(increase),
+        title=f"{requester} asks for ${amount:.2f} more on the {budget.scope_label} budget",
+        body=f"{requester} asks for ${amount:.2f} more ({'until ' + str(until) if until else 'permanently'}).\n"
+        f"Why: {increase.justification}\nIt is for {who} to decide.",
+        link=_increase_link(increase),
+        team=budget.team,
+    )
+    return increase
+
+
+def _locked_pending(increase: BudgetIncreaseRequest, action: str) -> BudgetIncreaseRequest:
+    # The row lock makes concurrent decisions queue: the second one finds it decided and stops.
+    increase = (
+        BudgetIncreaseRequest.objects.select_for_update(of=("self",)).select_related("budget").get(pk=increase.pk)
+    )
+    if increase.status != BudgetIncreaseRequest.Status.PENDING:
+        raise InvalidTransition(increase.get_status_display().lower(), action)
+    return increase
+
+
+@transaction.atomic(durable=True)
+def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, note: str = "") -> Budget:
+    """Raise the budget, tell the gateway and lift a block, in one transaction."""
+    increase = _locked_pending(increase, "approve")
+    permissions.require_can_decide_budget_increase(approver, increase)
+    budget = (
+        Budget.objects.select_for_update(of=("self",)).select_related("team", "user", "key").get(pk=increase.budget_id)
+    )
+    before = budget.amount
+    budget.amount = before + increase.amount
+    budget.save(update_fields=["amount", "updated_at"])
+    increase.status = BudgetIncreaseRequest.Status.APPROVED
+    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
+    increase.amount_before, increase.amount_after = before, budget.amount
+    increase.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_note", "amount_before", "amount_after"]
+    )
+    audit.record(
+        actor=approver,
+        action="budget_increase.approved",
+        target=increase,
+        team=budget.team,
+        data={
+            "budget": budget.pk,
+            "amount": increase.amount,
+            "before": before,
+            "after": budget.amount,
+            "until": increase.until,
+            "note": note,
+        },
+    )
+    _sync_team_budget(budget)
+    alerts.lift_block_if_below(budget=budget, reason="a budget increase was approved", actor=approver)
+    alerts.notify(
+        users=[increase.requested_by],
+        title=f"Your increase of ${increase.amount:.2f} was approved",
+        body=f"{approver} approved it: the {budget.scope_label} budget is now ${budget.amount:.2f}"
+        + (f" until {increase.until}." if increase.until else ".")
+        + (f"\nNote: {note}" if note else ""),
+        link=_increase_link(increase),
+        team=budget.team,
+    )
+    return budget
+
+
+@transaction.atomic(durable=True)
+def budget_increase_reject(*, increase: BudgetIncreaseRequest, approver: User, note: str = "") -> BudgetIncreaseRequest:
+    increase = _locked_pending(increase, "reject")
+    permissions.require_can_decide_budget_increase(approver, increase)
+    if not note.strip():
+        raise ValidationError({"note": "Say why, so the team knows what to do next."})
+    increase.status = BudgetIncreaseRequest.Status.REJECTED
+    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
+    increase.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    audit.record(
+        actor=approver,
+        action="budget_increase.rejected",
+        target=increase,
+        team=increase.budget.team,
+        data={"budget": increase.budget_id, "amount": increase.amount, "note": note},
+    )
+    alerts.notify(
+        users=[increase.requested_by],
+        title=f"Your increase of ${increase.amount:.2f} was rejected",
+        body=f"{approver} rejected it: {note}",
+        link=_increase_link(increase),
+        team=increase.budget.team,
+    )
+    return increase
+
+
+@transaction.atomic(durable=True)
+def budget_increase_revert(*, increase: BudgetIncreaseRequest, today: date | None = None) -> bool:
+    """Take a temporary increase back after its last day. Returns whether it was reverted now."""
+    today = today or timezone.now().date()
+    increase = BudgetIncreaseRequest.objects.select_for_update().get(pk=increase.pk)
+    if (
+        increase.status != BudgetIncreaseRequest.Status.APPROVED
+        or increase.until is None
+        or increase.reverted_at is not None
+        or increase.until >= today
+    ):
+        return False
+    budget = Budget.objects.select_for_update(of=("self",)).select_related("team").get(pk=increase.budget_id)
+    before = budget.amount
+    # Never below a cent: an admin may have lowered the budget meanwhile.
+    budget.amount = max(before - increase.amount, Decimal("0.01"))
+    budget.save(update_fields=["amount", "updated_at"])
+    increase.reverted_at = timezone.now()
+    increase.save(update_fields=["reverted_at"])
+    audit.record(
+        actor_label="system",
+        action="budget_increase.reverted",
+        target=increase,
+        team=budget.team,
+        data={
+            "budget": budget.pk,
+            "amount": increase.amount,
+            "before": before,
+            "after": budget.amount,
+            "until": increase.until,
+        },
+    )
+    _sync_team_budget(budget)
+    alerts.notify(
+        users=[increase.requested_by],
+        title=f"The temporary increase of ${increase.amount:.2f} has ended",
+        body=f"It applied until {increase.until}; the {budget.scope_label} budget is back to ${budget.amount:.2f}.",
+        link=alerts.site_url("budget_detail", budget.pk),
+        team=budget.team,
+    )
+    _schedule_evaluation(budget)
+    return True
+
+
+def budget_increases_revert_due(*, today: date | None = None) -> int:
+    """Every temporary increase whose last day has passed (cron)."""
+    today = today or timezone.now().date()
+    due = BudgetIncreaseRequest.objects.filter(
+        status=BudgetIncreaseRequest.Status.APPROVED, until__lt=today, reverted_at__isnull=True
+    ).order_by("pk")
+    return sum(budget_increase_revert(increase=increase, today=today) for increase in due)
+
+
+# --- notices ---------------------------------------------------------------------------------------------------
+
+
+def notices_mark_read(*, user: User, notice_ids: list[int] | None = None) -> int:
+    """A person's own notices read (not audited: it changes nothing anyone else sees)."""
+    notices = Notice.objects.filter(user=user, read_at__isnull=True)
+    if notice_ids is not None:
+        notices = notices.filter(pk__in=notice_ids)
+    return notices.update(read_at=timezone.now())
+
+
+# --- ingest tokens -------------------------------------------------------------------------------------------
+
+TOKEN_PREFIX = "gsi_"  # noqa: S105 - a prefix, not a secret
+
+
+def hash_ingest_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic(durable=True)
+def ingest_token_create(*, actor: User | None, name: str) -> tuple[IngestToken, str]:
+    """A new token for the gateway callback. The secret is returned once and never stored."""
+    if actor is not None:
+        permissions.require(permissions.can_manage_ingest(actor), "Only admins can create ingest tokens.")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name (e.g. the gateway it is for)."})
+    if IngestToken.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A token named {name!r} exists already."})
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = IngestToken.objects.create(
+        name=name[:100], token_hash=hash_ingest_token(secret), prefix=secret[:10], created_by=actor
+    )
+    audit.record(
+        actor=actor,
+        actor_label="" if actor else "manage.py",
+        action="ingest_token.created",
+        target=token,
+        data={"name": token.name, "prefix": token.prefix},
+    )
+    return token, secret
+
+
+@transaction.atomic(durable=True)
+def ingest_token_revoke(*, actor: User, token: IngestToken) -> IngestToken:
+    permissions.require(permissions.can_manage_ingest(actor), "Only admins can revoke ingest tokens.")
+    token = IngestToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise InvalidTransition("revoked", "revoke")
+    token.revoked_at, token.revoked_by = timezone.now(), actor
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    audit.record(actor=actor, action="ingest_token.revoked", target=token, data={"name": token.name})
+    return token
+
+
+def ingest_token_authenticate(secret: str) -> IngestToken | None:
+    """The active token with this secret, or None. Notes its use at most once a minute."""
+    if not secret or not secret.startswith(TOKEN_PREFIX):
+        return None
+    token = IngestToken.objects.filter(token_hash=hash_ingest_token(secret), revoked_at__isnull=True).first()
+    if token is not None:
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

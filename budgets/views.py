@@ -1,0 +1,271 @@
+import calendar
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from budgets import selectors, services
+from budgets.forms import BudgetForm, DecisionForm, IncreaseRequestForm, IngestTokenForm, PeriodForm
+from budgets.models import BudgetIncreaseRequest, IngestToken
+from govsite.accounts import permissions
+from govsite.web import login_required, paginate, role_required, run_service
+
+# --- budgets ---------------------------------------------------------------------------------------------
+
+
+@login_required
+def budget_list(request):
+    page = paginate(request, selectors.budget_list(user=request.user), per_page=50)
+    return render(
+        request,
+        "budgets/budget_list.html",
+        {
+            "page": page,
+            "statuses": selectors.budget_statuses(page),
+            "can_manage": permissions.can_manage_budgets(request.user),
+        },
+    )
+
+
+@role_required(permissions.can_manage_budgets, "Only admins can set budgets.")
+def budget_create(request):
+    form = BudgetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        ok, budget = run_service(
+            form, lambda: services.budget_create(actor=request.user, **form.service_kwargs(editing=False))
+        )
+        if ok:
+            messages.success(request, f"Budget for {budget.scope_label} created.")
+            return redirect("budget_detail", pk=budget.pk)
+    return render(
+        request, "budgets/budget_form.html", {"form": form, "creating": True}, status=400 if form.errors else 200
+    )
+
+
+@role_required(permissions.can_manage_budgets, "Only admins can change budgets.")
+def budget_edit(request, pk):
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    initial = {name: getattr(budget, name) for name in services.BUDGET_FIELDS}
+    initial.update(team=budget.team, user=budget.user, key=budget.key)
+    form = BudgetForm(request.POST or None, initial=initial, budget=budget)
+    if request.method == "POST" and form.is_valid():
+        ok, budget = run_service(
+            form,
+            lambda: services.budget_update(actor=request.user, budget=budget, **form.service_kwargs(editing=True)),
+        )
+        if ok:
+            messages.success(request, "Budget saved.")
+            return redirect("budget_detail", pk=budget.pk)
+    return render(
+        request,
+        "budgets/budget_form.html",
+        {"form": form, "budget": budget, "creating": False},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+def budget_detail(request, pk):
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    status = selectors.budget_status(budget)
+    sees_people = (
+        status.running and budget.scope == "team" and permissions.can_view_team_costs(request.user, budget.team_id)
+    )
+    return render(
+        request,
+        "budgets/budget_detail.html",
+        {
+            "budget": budget,
+            "status": status,
+            "projected": status.projected_date(),
+            "by_person": selectors.budget_spend_by_person(budget, status.period_start, status.period_end)
+            if sees_people
+            else None,
+            "alerts": budget.alerts.order_by("-created_at")[:20],
+            "deliveries": selectors.budget_deliveries(budget),
+            "block": selectors.budget_open_block(budget),
+            "increases": selectors.budget_increases(budget)[:20],
+            "can_manage": permissions.can_manage_budgets(request.user),
+            "can_request": permissions.can_request_budget_increase(request.user, budget),
+        },
+    )
+
+
+# --- increase requests -----------------------------------------------------------------------------------
+
+
+@login_required
+def budget_increase_request(request, pk):
+    budget = get_object_or_404(selectors.budget_list(user=request.user), pk=pk)
+    permissions.require(
+        permissions.can_request_budget_increase(request.user, budget),
+        "Only the team's members ask for more of its budget (a personal budget: its person).",
+    )
+    form = IncreaseRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        ok, increase = run_service(
+            form,
+            lambda: services.budget_increase_request_create(
+                budget=budget,
+                requester=request.user,
+                amount=data["amount"],
+                until=data["until"],
+                justification=data["justification"],
+            ),
+        )
+        if ok:
+            messages.success(request, "Your request is with the people who decide it; you will hear back.")
+            return redirect("budget_increase_detail", pk=increase.pk)
+    status = selectors.budget_status(budget)
+    return render(
+        request,
+        "budgets/increase_form.html",
+        {"form": form, "budget": budget, "status": status},
+        status=400 if form.errors else 200,
+    )
+
+
+@role_required(permissions.can_decide_budget_increases, "Only approvers, finance and admins decide budget increases.")
+def increase_queue(request):
+    page = paginate(request, selectors.increase_queue(user=request.user), per_page=25)
+    return render(request, "budgets/increase_queue.html", {"page": page, "decision_form": DecisionForm()})
+
+
+@login_required
+def increase_detail(request, pk):
+    increase = get_object_or_404(selectors.increases_visible(user=request.user), pk=pk)
+    return render(
+        request,
+        "budgets/increase_detail.html",
+        {
+            "increase": increase,
+            "status": selectors.budget_status(increase.budget),
+            "can_decide": increase.status == BudgetIncreaseRequest.Status.PENDING
+            and permissions.can_decide_budget_increase(request.user, increase),
+            "decision_form": DecisionForm(),
+        },
+    )
+
+
+@require_POST
+@role_required(permissions.can_decide_budget_increases, "Only approvers, finance and admins decide budget increases.")
+def increase_decide(request, pk):
+    increase = get_object_or_404(selectors.increases_visible(user=request.user), pk=pk)
+    permissions.require_can_decide_budget_increase(request.user, increase)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or reject.")
+        return redirect("budget_increase_detail", pk=pk)
+    note = form.cleaned_data["note"]
+    try:
+        if form.cleaned_data["decision"] == "approve":
+            budget = services.budget_increase_approve(increase=increase, approver=request.user, note=note)
+            messages.success(request, f"Approved: the budget is now ${budget.amount:.2f}.")
+        else:
+            services.budget_increase_reject(increase=increase, approver=request.user, note=note)
+            messages.success(request, "Rejected; the requester has been told why.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    return redirect("budget_increase_detail", pk=pk)
+
+
+# --- notices -----------------------------------------------------------------------------------------------
+
+
+@login_required
+def notice_list(request):
+    page = paginate(request, selectors.notice_list(user=request.user), per_page=50)
+    return render(request, "budgets/notices.html", {"page": page})
+
+
+@require_POST
+@login_required
+def notices_read(request):
+    count = services.notices_mark_read(user=request.user)
+    messages.success(request, f"{count} notice{'s' if count != 1 else ''} marked read.")
+    return redirect("notice_list")
+
+
+# --- reconciliation ----------------------------------------------------------------------------------------
+
+
+@role_required(permissions.can_view_reconciliation, "Only admins, finance and auditors see the reconciliation.")
+def reconciliation(request):
+    today = timezone.now().date()
+    form = PeriodForm(request.GET or None)
+    start, end, by = today.replace(day=1), today.replace(day=calendar.monthrange(today.year, today.month)[1]), "key"
+    if form.is_valid():
+        start = form.cleaned_data["start"] or start
+        end = form.cleaned_data["end"] or end
+        by = form.cleaned_data["by"] or by
+    if end < start:
+        start, end = end, start
+    rows = selectors.reconciliation(start=start, end=end, by=by)
+    return render(
+        request,
+        "budgets/reconciliation.html",
+        {
+            "form": form,
+            "start": start,
+            "end": end,
+            "by": by,
+            "page": paginate(request, rows, per_page=100),
+            "totals": selectors.reconciliation_totals(start=start, end=end),
+            "pull": selectors.pull_state(),
+            "query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&by={by}",
+        },
+    )
+
+
+# --- ledger ingestion (admins) --------------------------------------------------------------------------------
+
+
+def _ingest_page(request, form, *, new_secret: str = "", new_token=None, status: int = 200):
+    return render(
+        request,
+        "budgets/ingest.html",
+        {
+            "form": form,
+            "tokens": selectors.ingest_tokens(),
+            "pull": selectors.pull_state(),
+            "failing": selectors.deliveries_failing(),
+            "new_secret": new_secret,
+            "new_token": new_token,
+        },
+        status=status,
+    )
+
+
+@never_cache
+@role_required(permissions.can_manage_ingest, "Only admins manage the ledger's ingestion.")
+def ingest_settings(request):
+    form = IngestTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        ok, created = run_service(
+            form, lambda: services.ingest_token_create(actor=request.user, name=form.cleaned_data["name"])
+        )
+        if ok:
+            token, secret = created
+            # Shown once, in this response only; it is not stored anywhere.
+            response = _ingest_page(request, IngestTokenForm(), new_secret=secret, new_token=token)
+            response["Cache-Control"] = "no-store"
+            return response
+    return _ingest_page(request, form, status=400 if form.errors else 200)
+
+
+@require_POST
+@role_required(permissions.can_manage_ingest, "Only admins manage the ledger's ingestion.")
+def ingest_token_revoke(request, pk):
+    token = get_object_or_404(IngestToken, pk=pk)
+    try:
+        services.ingest_token_revoke(actor=request.user, token=token)
+        messages.success(request, f"Token {token.name} revoked; the gateway can no longer push with it.")
+    except services.InvalidTransition as exc:
+        messages.error(request, str(exc))
+    return redirect("ingest_settings")

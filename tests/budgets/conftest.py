@@ -1,0 +1,128 @@
+"""Fixtures for the ledger and budgets: keys known to govsite and the sandbox, spend rows in
+LiteLLM's shapes (the real captured samples and the sandbox's `make_spend_row`), a webhook."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import secrets
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from budgets.models import Budget
+from keys.models import DataClassification, KeyKind, KeyRequest, VirtualKey
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+_aliases = itertools.count(1)
+
+
+def sample(name: str) -> dict:
+    """A real payload captured from LiteLLM 1.106.2 (see samples/)."""
+    return copy.deepcopy(json.loads((SAMPLES / f"{name}.json").read_text()))
+
+
+def spend_row(**fields) -> dict:
+    """A spend-log row in LiteLLM's exact shape (the sandbox's own row builder)."""
+    from govsite.gateway.sandbox import make_spend_row
+
+    return make_spend_row(**fields)
+
+
+def make_key(
+    team, owner, *, gateway=None, secret: str | None = None, status=VirtualKey.Status.ACTIVE, **gateway_fields
+):
+    """A live key govsite knows (written directly, as provisioning leaves it) and, when a gateway is
+    given, the same key in that gateway so its calls are logged under its hash."""
+    secret = secret or f"sk-test-{secrets.token_urlsafe(18)}"
+    alias = f"budgets-test-{next(_aliases)}-{secrets.token_hex(3)}"
+    request = KeyRequest.objects.create(
+        requested_by=owner,
+        team=team,
+        owner=owner,
+        kind=KeyKind.PERSONAL,
+        purpose="ledger tests",
+        data_classification=DataClassification.objects.order_by("level").first(),
+        monthly_budget=Decimal("100"),
+        status=KeyRequest.Status.APPROVED,
+    )
+    key = VirtualKey.objects.create(
+        request=request,
+        owner=owner,
+        team=team,
+        kind=KeyKind.PERSONAL,
+        alias=alias,
+        allowed_models=[],
+        max_budget=Decimal("100"),
+        expires_at=timezone.now() + timedelta(days=30),
+        status=status,
+        token_hash=hashlib.sha256(secret.encode()).hexdigest(),
+        last4=secret[-4:],
+    )
+    key.secret = secret
+    if gateway is not None:
+        with gateway.client() as client:
+            client.key_generate(key=secret, key_alias=alias, **gateway_fields)
+    return key
+
+
+@pytest.fixture
+def ledger_gateway(sandbox, settings):
+    """govsite pointed at the sandbox gateway process; jobs run in-process right after commit."""
+    settings.LITELLM_URL = sandbox.url
+    settings.LITELLM_MASTER_KEY = sandbox.master_key
+    settings.GATEWAY_TIMEOUT_SECONDS = 2.0
+    settings.REDIS_URL = ""
+    return sandbox
+
+
+@pytest.fixture
+def inline_jobs(settings):
+    """Jobs run in-process once the transaction commits (no worker needed)."""
+    settings.REDIS_URL = ""
+    settings.SITE_URL = "http://govsite.test"
+
+
+@pytest.fixture
+def team_budget(team_a, admin_user):
+    def _make(amount="100.00", **fields):
+        return Budget.objects.create(team=team_a, amount=Decimal(amount), created_by=admin_user, **fields)
+
+    return _make
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - stdlib name
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        server = self.server
+        with server.lock:
+            server.received.append(json.loads(body or b"{}"))
+            status = server.statuses.pop(0) if server.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"ok" if status == 200 else b"no_service")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """A local HTTP server standing in for a Slack incoming webhook: it records what it receives and
+    answers the statuses queued in `.statuses` (then 200)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    server.received, server.statuses, server.lock = [], [], threading.Lock()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,124 @@
+"""Permission rows for the ledger and budget pages (see tests/permissions.py for the four checks)."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
+from tests.factories import TeamFactory
+from tests.permissions import ADMIN, ALL_ROLES, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B, UrlCase, register
+
+ADMIN_ONLY = frozenset({ADMIN})
+MEMBERS = frozenset({APPROVER_A, MEMBER_A, MEMBER_B})
+DECIDERS = frozenset({ADMIN, FINANCE, APPROVER_A})
+MISSING = 987_654_321
+_n = itertools.count(1)
+
+
+def _member_of(world, team):
+    return world.users[MEMBER_B] if team == world.team_b else world.users[MEMBER_A]
+
+
+def _budget(world, team) -> Budget:
+    """The team's budget (one per team), written directly so no audit event is counted."""
+    budget, _ = Budget.objects.get_or_create(
+        team=team,
+        user=None,
+        key=None,
+        defaults={"amount": Decimal("100"), "approver_limit": Decimal("50"), "created_by": world.users[ADMIN]},
+    )
+    return budget
+
+
+def _budget_kwargs(world, team):
+    return {"pk": _budget(world, team).pk}
+
+
+def _increase_kwargs(world, team):
+    increase = BudgetIncreaseRequest.objects.create(
+        budget=_budget(world, team),
+        requested_by=_member_of(world, team),
+        amount=Decimal("20"),
+        justification="a release week",
+    )
+    return {"pk": increase.pk}
+
+
+def _missing(world):
+    return {"pk": MISSING}
+
+
+def _budget_form(world, team):
+    # A new team each time: a team has one team budget.
+    return {
+        "team": TeamFactory().pk,
+        "amount": "250",
+        "period": "monthly",
+        "thresholds": "50, 80, 100",
+        "approver_limit": "25",
+        "is_active": "on",
+    }
+
+
+def _increase_form(world, team):
+    return {"amount": "30", "permanent": "yes", "justification": "launch week traffic"}
+
+
+def _token_kwargs(world, team):
+    n = next(_n)
+    token = IngestToken.objects.create(
+        name=f"gateway {n}", token_hash=f"{n:064d}", prefix="gst_test", created_by=world.users[ADMIN]
+    )
+    return {"pk": token.pk}
+
+
+def _notice_form(world, team):
+    return {}
+
+
+register(
+    UrlCase("budget_list"),
+    UrlCase("budget_create", allowed=ADMIN_ONLY),
+    UrlCase("budget_create", method="post", data=_budget_form, allowed=ADMIN_ONLY),
+    UrlCase("budget_detail", kwargs=_budget_kwargs, scoped=True, unreachable=_missing),
+    UrlCase("budget_edit", kwargs=_budget_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase(
+        "budget_edit", method="post", kwargs=_budget_kwargs, data=_budget_form, allowed=ADMIN_ONLY, unreachable=_missing
+    ),
+    UrlCase("budget_increase_request", kwargs=_budget_kwargs, scoped=True, allowed=MEMBERS, unreachable=_missing),
+    UrlCase(
+        "budget_increase_request",
+        method="post",
+        kwargs=_budget_kwargs,
+        scoped=True,
+        allowed=MEMBERS,
+        data=_increase_form,
+        unreachable=_missing,
+    ),
+    UrlCase("budget_increase_queue", allowed=DECIDERS),
+    UrlCase("budget_increase_detail", kwargs=_increase_kwargs, scoped=True, unreachable=_missing),
+    UrlCase(
+        "budget_increase_decide",
+        method="post",
+        kwargs=_increase_kwargs,
+        scoped=True,
+        allowed=DECIDERS,
+        data=lambda w, t: {"decision": "approve", "note": "ok"},
+        unreachable=_missing,
+    ),
+    UrlCase("reconciliation", allowed=frozenset({ADMIN, FINANCE, AUDITOR})),
+    UrlCase("ingest_settings", allowed=ADMIN_ONLY),
+    UrlCase(
+        "ingest_settings",
+        method="post",
+        data=lambda w, t: {"name": f"gateway {next(_n)}"},
+        allowed=ADMIN_ONLY,
+        ok_status=200,
+    ),
+    UrlCase("ingest_token_revoke", method="post", kwargs=_token_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase("notice_list"),
+    UrlCase("notices_read", method="post", data=_notice_form, writes=False),
+)
+
+__all__ = ["ALL_ROLES", "IngestToken", "Notice"]
