@@ -344,7 +344,7 @@ def _backoff(attempts: int) -> timedelta:
 def _claim(delivery_id: int, now: datetime) -> AlertDelivery | None:
     with transaction.atomic():
         delivery = (
-            AlertDelivery.objects.select_for_update(skip_locked=True)
+            AlertDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk=delivery_id, status__in=[AlertDelivery.Status.PENDING, AlertDelivery.Status.FAILED])
             .filter(Q(attempts=0) | Q(next_attempt_at__lte=now))
             .select_related("team")

@@ -2,6 +2,7 @@
 as the pages."""
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,6 +63,9 @@ class KeyRequestOutput(serializers.ModelSerializer):
 
 class KeyRequestListCreateApi(APIView):
     class Input(StrictSerializer):
+        class Meta:
+            ref_name = "KeyRequestInput"
+
         team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
         kind = serializers.ChoiceField(choices=KeyKind.choices, default=KeyKind.PERSONAL)
         service_name = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
@@ -80,9 +84,11 @@ class KeyRequestListCreateApi(APIView):
         tpm_limit = serializers.IntegerField(required=False, allow_null=True, default=None)
         expiry_days = serializers.IntegerField(default=90)
 
+    @extend_schema(operation_id="key_requests_list_mine", responses=KeyRequestOutput(many=True))
     def get(self, request):
         return Response(KeyRequestOutput(selectors.my_key_requests(user=request.user)[:200], many=True).data)
 
+    @extend_schema(operation_id="key_requests_create", request=Input, responses={201: KeyRequestOutput})
     def post(self, request):
         data = validated(self.Input, request.data)
         key_request = services.key_request_create(requester=request.user, data=services.KeyRequestInput(**data))
@@ -90,21 +96,38 @@ class KeyRequestListCreateApi(APIView):
 
 
 class KeyRequestCancelApi(APIView):
+    @extend_schema(operation_id="key_requests_cancel", request=None, responses=KeyRequestOutput)
     def post(self, request, pk):
         key_request = get_object_or_404(selectors.key_requests_visible(user=request.user), pk=pk)
         return Response(KeyRequestOutput(services.key_request_cancel(request=key_request, actor=request.user)).data)
 
 
 class ApprovalQueueApi(APIView):
+    @extend_schema(operation_id="approvals_list", responses=KeyRequestOutput(many=True))
     def get(self, request):
         return Response(KeyRequestOutput(selectors.key_request_queue(user=request.user)[:200], many=True).data)
 
 
 class ApprovalDecideApi(APIView):
     class Input(StrictSerializer):
+        class Meta:
+            ref_name = "DecisionInput"
+
         decision = serializers.ChoiceField(choices=["approve", "reject"])
         note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
+    @extend_schema(
+        operation_id="approvals_decide",
+        request=Input,
+        responses=inline_serializer(
+            "DecisionOutput",
+            fields={
+                "id": serializers.IntegerField(),
+                "status": serializers.CharField(),
+                "key_id": serializers.IntegerField(allow_null=True),
+            },
+        ),
+    )
     def post(self, request, pk):
         data = validated(self.Input, request.data)
         key_request = get_object_or_404(selectors.key_request_queue(user=request.user), pk=pk)  # 404 outside scope

@@ -18,7 +18,8 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Budget
-from keys.models import DataClassification, KeyKind, KeyRequest, VirtualKey
+from keys.models import KeyKind, KeyRequest, VirtualKey
+from tests.keys.conftest import classification
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 _aliases = itertools.count(1)
@@ -49,7 +50,7 @@ def make_key(
         owner=owner,
         kind=KeyKind.PERSONAL,
         purpose="ledger tests",
-        data_classification=DataClassification.objects.order_by("level").first(),
+        data_classification=classification("internal"),
         monthly_budget=Decimal("100"),
         status=KeyRequest.Status.APPROVED,
     )

@@ -1,0 +1,91 @@
+"""The pull from /spend/logs/v2: re-reading, overlapping, failing half way and more than 10,000 rows
+in a window never duplicate or lose a row."""
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from budgets.models import DailyRollup, PullState, SpendRecord
+from budgets.pull import spend_pull_run
+from tests.budgets.conftest import spend_row
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _rows(n: int, *, minutes_ago: int = 30) -> tuple[str, list[dict]]:
+    """n rows of a fresh key hash, spread over the last `minutes_ago` minutes."""
+    token = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
+    now = datetime.now(UTC)
+    rows = [
+        spend_row(api_key=token, spend=0.001, start_time=now - timedelta(seconds=(minutes_ago * 60 * i) // max(n, 1)))
+        for i in range(n)
+    ]
+    return token, rows
+
+
+def _booked(token: str) -> int:
+    return SpendRecord.objects.filter(token_hash=token).count()
+
+
+def _rolled_up(token: str) -> int:
+    return sum(DailyRollup.objects.filter(token_hash=token).values_list("requests", flat=True))
+
+
+def test_the_same_window_twice_and_overlapping_windows_book_each_row_once(ledger_gateway):
+    token, rows = _rows(40)
+    ledger_gateway.insert_spend_rows(rows)
+    first = spend_pull_run()
+    assert not first.error and _booked(token) == 40
+    # The next run re-reads its overlap window: nothing new, nothing twice.
+    second = spend_pull_run()
+    assert not second.error and _booked(token) == 40 and _rolled_up(token) == 40
+    # A run from far back (a watermark reset) reads everything again, still once each.
+    PullState.objects.update(watermark=datetime.now(UTC) - timedelta(hours=3))
+    assert not spend_pull_run().error
+    assert _booked(token) == 40 and _rolled_up(token) == 40
+
+
+def test_rows_the_gateway_writes_late_are_caught_by_the_overlap(ledger_gateway):
+    token, early = _rows(5)
+    ledger_gateway.insert_spend_rows(early)
+    assert not spend_pull_run().error
+    # LiteLLM batches its writes: a row that started before the watermark lands afterwards.
+    late = spend_row(api_key=token, spend=0.001, start_time=datetime.now(UTC) - timedelta(seconds=30))
+    ledger_gateway.insert_spend_rows([late])
+    assert not spend_pull_run().error
+    assert _booked(token) == 6
+
+
+def test_gateway_errors_half_way_are_recorded_and_the_next_run_finishes_the_window(ledger_gateway):
+    token, rows = _rows(2500)
+    ledger_gateway.insert_spend_rows(rows)
+    ledger_gateway.faults(fail_next=1, status=500)
+    failed = spend_pull_run()
+    assert failed.error
+    state = PullState.objects.get()
+    assert state.failures == 1 and "500" in state.last_error
+    assert _booked(token) == 0
+
+    ledger_gateway.faults(delay_next=1, seconds=4)  # longer than the client's timeout below
+    from django.conf import settings
+
+    settings.GATEWAY_TIMEOUT_SECONDS = 1
+    timed_out = spend_pull_run()
+    assert timed_out.error and "timed out" in timed_out.error
+    settings.GATEWAY_TIMEOUT_SECONDS = 10
+
+    done = spend_pull_run()
+    assert not done.error
+    assert _booked(token) == 2500 and _rolled_up(token) == 2500
+    assert PullState.objects.get().failures == 0
+
+
+def test_more_than_ten_thousand_rows_in_a_window_are_all_read(ledger_gateway):
+    token, rows = _rows(10_500, minutes_ago=50)
+    ledger_gateway.insert_spend_rows(rows)
+    result = spend_pull_run()
+    assert not result.error
+    assert result.pages >= 11
+    assert _booked(token) == 10_500 and _rolled_up(token) == 10_500
