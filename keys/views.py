@@ -110,7 +110,7 @@ def approval_queue(request):
     allocation = selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
-        kr.team_allocation = allocation.get(kr.team_id, {"live_keys": 0, "allocated": 0})
+        kr.team_allocation = allocation[kr.team_id]
     return render(request, "keys/approval_queue.html", {"page": page})
 
 

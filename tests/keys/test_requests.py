@@ -265,3 +265,19 @@ def test_the_approval_queue_costs_the_same_queries_however_long_it_is(
         response = approver_a_client.get(reverse("approval_queue"))
     assert response.status_code == 200
     assert response.content.decode().count('class="card"') == pending
+
+
+def test_the_queue_shows_the_teams_spend_against_its_budget(
+    team_a, admin_user, approver_a_client, member_a_user, open_model, file_request
+):
+    from django.utils import timezone
+
+    from budgets.models import Budget, DailyRollup
+
+    Budget.objects.create(team=team_a, amount=Decimal("200"), created_by=admin_user)
+    DailyRollup.objects.create(
+        day=timezone.now().date(), team=team_a, user=member_a_user, requests=3, cost=Decimal("42.50")
+    )
+    file_request(member_a_user, team_a, [open_model])
+    page = approver_a_client.get(reverse("approval_queue")).content.decode()
+    assert "has spent $42.50 this month of its $200.00 budget" in page
