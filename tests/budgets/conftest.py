@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from budgets.models import Budget
 from keys.models import KeyKind, KeyRequest, VirtualKey
-from tests.keys.conftest import classification
+from tests.keys.conftest import classification, live_gateway, open_model  # noqa: F401  (the key lifecycle's fixtures, shared)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 _aliases = itertools.count(1)

@@ -11,7 +11,7 @@ from budgets import alerts, services
 from budgets.models import Budget, BudgetBlock
 from keys.models import GatewayCommand
 from tests.budgets.test_alerts import _spend
-from tests.keys.conftest import chat, live_gateway, open_model  # noqa: F401  (shared key fixtures)
+from tests.keys.conftest import chat
 from tests.keys.test_provisioning import _approved_key, _reveal
 
 pytestmark = pytest.mark.django_db(transaction=True)
