@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from budgets import alerts
@@ -77,7 +78,7 @@ def test_a_new_period_starts_over(inline_jobs, team_a, member_a_user, team_budge
 
 
 def test_a_slack_failure_is_retried_and_shown_and_the_email_still_goes(
-    inline_jobs, team_a, member_a_user, approver_a_user, team_budget, webhook
+    inline_jobs, team_a, member_a_user, approver_a_user, team_budget, webhook, admin_client
 ):
     team_a.slack_webhook_url = webhook.url
     team_a.save()
@@ -87,6 +88,8 @@ def test_a_slack_failure_is_retried_and_shown_and_the_email_still_goes(
     _spend(key, "0.55")
     slack = AlertDelivery.objects.get(channel=AlertDelivery.Channel.SLACK, budget_alert__budget=budget)
     assert slack.status == AlertDelivery.Status.FAILED and "500" in slack.last_error
+    page = admin_client.get(reverse("budget_detail", args=[budget.pk])).content.decode()
+    assert "HTTP 500" in page
     email = AlertDelivery.objects.get(channel=AlertDelivery.Channel.EMAIL, budget_alert__budget=budget)
     assert email.status == AlertDelivery.Status.SENT
     assert any(approver_a_user.email in m.to for m in mail.outbox)

@@ -89,3 +89,24 @@ def test_more_than_ten_thousand_rows_in_a_window_are_all_read(ledger_gateway):
     assert not result.error
     assert result.pages >= 11
     assert _booked(token) == 10_500 and _rolled_up(token) == 10_500
+
+
+def test_a_crash_between_fetching_a_page_and_committing_it_loses_and_duplicates_nothing(ledger_gateway):
+    from govsite.gateway.client import GatewayClient
+
+    class DiesAfterFetchingPageTwo(GatewayClient):
+        """The real client; the process 'dies' right after page 2 arrives, before it is booked."""
+
+        def spend_logs_v2(self, **kwargs):
+            response = super().spend_logs_v2(**kwargs)
+            if kwargs.get("page") == 2:
+                raise RuntimeError("worker killed")
+            return response
+
+    token, rows = _rows(2500)
+    ledger_gateway.insert_spend_rows(rows)
+    with DiesAfterFetchingPageTwo(ledger_gateway.url, ledger_gateway.master_key) as client, pytest.raises(RuntimeError):
+        spend_pull_run(client=client)
+    assert PullState.objects.get().failures == 1
+    assert not spend_pull_run().error
+    assert _booked(token) == 2500 and _rolled_up(token) == 2500
