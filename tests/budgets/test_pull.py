@@ -110,3 +110,17 @@ def test_a_crash_between_fetching_a_page_and_committing_it_loses_and_duplicates_
     assert PullState.objects.get().failures == 1
     assert not spend_pull_run().error
     assert _booked(token) == 2500 and _rolled_up(token) == 2500
+
+
+def test_backfill_imports_a_date_range_once(ledger_gateway):
+    from django.core.management import call_command
+
+    token = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
+    day = (datetime.now(UTC) - timedelta(days=40)).replace(hour=12, minute=0, second=0, microsecond=0)
+    rows = [spend_row(api_key=token, spend=0.001, start_time=day + timedelta(minutes=i)) for i in range(30)]
+    ledger_gateway.insert_spend_rows(rows)
+    assert not spend_pull_run().error
+    assert _booked(token) == 0  # far older than the pull's first look-back
+    for _ in range(2):
+        call_command("backfill_spend", "--from", f"{day:%Y-%m-%d}", "--to", f"{day:%Y-%m-%d}")
+    assert _booked(token) == 30 and _rolled_up(token) == 30
