@@ -25,11 +25,12 @@ demo: export LITELLM_URL =
 demo: export LITELLM_LOCAL_MODEL_COST_MAP = True
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
 	@echo "govsite: http://127.0.0.1:8000  (sandbox gateway: http://127.0.0.1:4000)"
 	@bash -c 'trap "kill 0" EXIT; \
 	  $(BIN)/python manage.py sandbox_gateway --port 4000 & \
-	  $(BIN)/python manage.py runserver 127.0.0.1:8000'
+	  $(BIN)/python manage.py seed_demo && \
+	  { $(BIN)/python manage.py run_schedules & \
+	    $(BIN)/python manage.py runserver 127.0.0.1:8000; }'
 
 # Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis).
 test: $(STAMP)

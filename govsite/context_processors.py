@@ -10,6 +10,11 @@ def site(request):
         from keys.selectors import pending_approvals_count
 
         pending = pending_approvals_count(user=user)
+    unread = 0
+    if permissions._active(user):
+        from budgets.models import Notice
+
+        unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
     return {
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
         "sso_only": settings.SOCIALACCOUNT_ONLY,
@@ -20,5 +25,8 @@ def site(request):
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
             "pending_approvals": pending,
+            "unread_notices": unread,
+            "decides_increases": permissions.can_decide_budget_increases(user),
+            "sees_reconciliation": permissions.can_view_reconciliation(user),
         },
     }

@@ -1,6 +1,7 @@
 from django.http import JsonResponse
 from django.shortcuts import render
 
+from budgets import selectors as budget_selectors
 from govsite.accounts import selectors
 from govsite.web import login_required
 from keys import selectors as key_selectors
@@ -15,6 +16,7 @@ def home(request):
             "memberships": selectors.my_teams(user=request.user),
             "keys": key_selectors.my_keys(user=request.user).exclude(status__in=["revoked", "expired"])[:10],
             "pending_approvals": key_selectors.key_request_queue(user=request.user)[:10],
+            "notices": budget_selectors.notices_unread(user=request.user),
         },
     )
 

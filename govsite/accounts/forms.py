@@ -5,7 +5,9 @@ from govsite.accounts.models import OrgRole, SsoGroupMapping, Team, TeamRole, Us
 
 class TeamForm(forms.ModelForm):
     slack_webhook_url = forms.URLField(
-        required=False, assume_scheme="https", label="Slack webhook URL",
+        required=False,
+        assume_scheme="https",
+        label="Slack webhook URL",
         help_text="Budget alerts are posted here (an incoming-webhook URL).",
     )
 

@@ -334,3 +334,73 @@ def can_view_reconciliation(user) -> bool:
 def can_manage_ingest(user) -> bool:
     """Ingest tokens for the gateway callback and the pull job's status."""
     return is_admin(user)
+
+
+# --- auditor workspace -------------------------------------------------------------------------------
+# Evidence exports and samples are reads for an auditor (they change no access); access-review
+# decisions are writes: team approvers and admins, never on their own key, never an auditor.
+
+
+def can_export_evidence(user) -> bool:
+    """Build and download evidence bundles (admins and auditors; members never)."""
+    return is_admin(user) or is_auditor(user)
+
+
+def can_draw_sample(user) -> bool:
+    return is_admin(user) or is_auditor(user)
+
+
+def can_view_leaver_report(user) -> bool:
+    return is_admin(user) or is_auditor(user)
+
+
+def can_view_access_reviews(user) -> bool:
+    """Every campaign with its snapshot, decisions and sign-off: admins and auditors."""
+    return is_admin(user) or is_auditor(user)
+
+
+def can_open_access_review(user) -> bool:
+    return may_change_state(user) and is_admin(user)
+
+
+def can_sign_off_access_review(user) -> bool:
+    return may_change_state(user) and is_admin(user)
+
+
+def can_review_access(user) -> bool:
+    """Who has an access-review queue at all: admins and the approvers of some team."""
+    return may_change_state(user) and (is_admin(user) or bool(_approver_team_ids(user)))
+
+
+def _is_own_key_item(user, item) -> bool:
+    return user.pk in (item.owner_id, item.requested_by_id)
+
+
+def can_decide_access_review_item(user, item) -> bool:
+    """The team's approvers and admins decide; nobody reviews a key they own or asked for; once a
+    campaign is escalated at its due date, only admins decide what is left."""
+    if not may_change_state(user) or _is_own_key_item(user, item):
+        return False
+    if is_admin(user):
+        return True
+    return item.review.escalated_at is None and is_approver_of(user, item.team_id)
+
+
+def require_can_decide_access_review_item(user, item) -> None:
+    if _active(user) and _is_own_key_item(user, item):
+        raise PermissionDenied("Nobody reviews their own key: another approver of the team or an admin decides it.")
+    require(can_decide_access_review_item(user, item), "Only the team's approvers or an admin can review this key.")
+
+
+def access_review_items_reviewable_by(user):
+    """The review queue's scope: undecided snapshot rows of open campaigns the user may decide."""
+    from audit.models import AccessReview, AccessReviewItem
+
+    if not can_review_access(user):
+        return AccessReviewItem.objects.none()
+    items = AccessReviewItem.objects.filter(review__status=AccessReview.Status.OPEN, decision__isnull=True).exclude(
+        Q(owner=user) | Q(requested_by=user)
+    )
+    if is_admin(user):
+        return items
+    return items.filter(team_id__in=_approver_team_ids(user), review__escalated_at__isnull=True)

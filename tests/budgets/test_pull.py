@@ -124,3 +124,12 @@ def test_backfill_imports_a_date_range_once(ledger_gateway):
     for _ in range(2):
         call_command("backfill_spend", "--from", f"{day:%Y-%m-%d}", "--to", f"{day:%Y-%m-%d}")
     assert _booked(token) == 30 and _rolled_up(token) == 30
+
+
+def test_the_demos_in_process_scheduler_runs_the_pull(ledger_gateway):
+    from django.core.management import call_command
+
+    token, rows = _rows(12)
+    ledger_gateway.insert_spend_rows(rows)
+    call_command("run_schedules", "--once")
+    assert _booked(token) == 12

@@ -90,6 +90,7 @@ class Command(BaseCommand):
             if not SsoGroupMapping.objects.filter(group=group, org_role=role).exists():
                 services.sso_mapping_create(actor=admin, group=group, org_role=role)
         self._models(admin)
+        self._budgets(admin)
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo org ready: {Team.objects.count()} teams, {User.objects.count()} people.")
@@ -107,8 +108,26 @@ class Command(BaseCommand):
         for name, provider, access, level, flat_rate, note in MODELS:
             if not ModelPolicy.objects.filter(name=name).exists():
                 key_services.model_policy_save(
-                    actor=admin, name=name, provider=provider, access=access, flat_rate=flat_rate, note=note,
-                    max_classification=DataClassification.objects.get(key=level), is_active=True,
+                    actor=admin,
+                    name=name,
+                    provider=provider,
+                    access=access,
+                    flat_rate=flat_rate,
+                    note=note,
+                    max_classification=DataClassification.objects.get(key=level),
+                    is_active=True,
+                )
+
+    def _budgets(self, admin: User) -> None:
+        from decimal import Decimal
+
+        from budgets import services as budget_services
+        from budgets.models import Budget
+
+        for team in Team.objects.all():
+            if not Budget.objects.filter(team=team, user=None, key=None).exists():
+                budget_services.budget_create(
+                    actor=admin, team=team, amount=Decimal("300"), approver_limit=Decimal("100")
                 )
 
     @transaction.atomic
