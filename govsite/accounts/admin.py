@@ -26,6 +26,11 @@ class TeamAdmin(AuditedModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = [MembershipInline]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "slack_webhook_url":
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
 
 @admin.register(OrgRoleGrant)
 class OrgRoleGrantAdmin(AuditedModelAdmin):
