@@ -1,6 +1,5 @@
 """Budget increases: who decides, what changes, and that a temporary one goes away by itself."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -13,6 +12,7 @@ from audit.models import AuditEvent
 from budgets import services
 from budgets.models import Budget, BudgetIncreaseRequest
 from keys.models import GatewayCommand
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -85,23 +85,13 @@ def test_two_deciders_at_once_give_one_outcome(team_a, admin_user, member_a_user
         team=team_a, amount=Decimal("100"), approver_limit=Decimal("50"), created_by=admin_user
     )
     increase = _ask(budget, member_a_user, "30")
-    barrier = threading.Barrier(2)
-    outcomes = []
-
-    def decide(who):
-        try:
-            barrier.wait()
-            outcomes.append(services.budget_increase_approve(increase=increase, approver=who))
-        except services.InvalidTransition as exc:
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=decide, args=(who,)) for who in (approver_a_user, finance_user)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(
+        *(
+            lambda w=w: services.budget_increase_approve(increase=increase, approver=w)
+            for w in (approver_a_user, finance_user)
+        ),
+        expected=services.InvalidTransition,
+    )
     budget.refresh_from_db()
     assert budget.amount == Decimal("130")
     assert sum(isinstance(o, services.InvalidTransition) for o in outcomes) == 1

@@ -1,6 +1,5 @@
 """Key requests and decisions: the rules an employee and an approver meet, without the gateway."""
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -12,6 +11,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from keys import services
 from keys.models import GatewayCommand, KeyKind, KeyRequest, TeamKeyPolicy, VirtualKey
+from tests.concurrency import at_once
 from tests.factories import make_user
 from tests.keys.conftest import classification, request_input
 
@@ -231,23 +231,13 @@ def test_two_approvers_deciding_at_once_produce_exactly_one_key(
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL")
     kr = file_request(member_a_user, team_a, [open_model])
-    barrier = threading.Barrier(2)
-    outcomes = []
-
-    def decide(approver):
-        try:
-            barrier.wait()
-            outcomes.append(services.key_request_approve(request=kr, approver=approver))
-        except services.InvalidTransition as exc:
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=decide, args=(a,)) for a in (approver_a_user, second_approver_a)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(
+        *(
+            lambda a=a: services.key_request_approve(request=kr, approver=a)
+            for a in (approver_a_user, second_approver_a)
+        ),
+        expected=services.InvalidTransition,
+    )
     assert VirtualKey.objects.filter(request=kr).count() == 1
     assert sum(isinstance(o, VirtualKey) for o in outcomes) == 1
     assert sum(isinstance(o, services.InvalidTransition) for o in outcomes) == 1
