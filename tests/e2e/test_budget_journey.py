@@ -52,16 +52,18 @@ def spend_until(gateway, secret: str, *, at_least: Decimal, below: Decimal) -> D
 
 
 def test_budget_alert_at_80_percent_then_finance_approves_an_increase(people, shots, e2e_site):
-    # An admin gives Payments a small monthly budget; increases above $0 go to finance.
+    # An admin cuts Payments' monthly budget (seeded by seed_demo) to a small one; increases above $0
+    # go to finance.
     ada = people.login("ada")
     ada.goto("/budgets/")
-    ada.get_by_role("link", name="New budget").click()
-    ada.get_by_label("Team").select_option(label="Payments")
+    ada.get_by_role("row").filter(has=ada.get_by_role("link", name="Payments", exact=True)).get_by_role(
+        "link", name="Edit"
+    ).click()
     ada.get_by_label("Amount (USD)").fill(str(BUDGET))
     ada.get_by_label("Alert at (% of the budget)").fill("50, 80, 100")
     ada.get_by_label("Approvers may grant increases up to (USD)").fill("0")
-    shots(ada, "admin sets a budget for payments")
-    ada.get_by_role("button", name="Create budget").click()
+    shots(ada, "admin sets a small budget for payments")
+    ada.get_by_role("button", name="Save").click()
     expect(ada.get_by_role("heading", name=re.compile(r"^Budget · Payments"))).to_be_visible()
     budget_url = ada.url
     expect(ada.get_by_text("No threshold crossed yet.")).to_be_visible()
