@@ -53,6 +53,11 @@ def test_crossing_50_80_100_in_one_batch_alerts_three_times_once_each(
     notices = Notice.objects.filter(user=approver_a_user)
     assert notices.count() == 3
     assert all("Request an increase" in n.body for n in notices)
+    # Each alert states the spend, the budget, the percentage, the projection and where to ask for more.
+    first = notices.get(budget_alert__threshold=50)
+    assert "$1.00 budget" in first.body and "%" in first.body and "$1.20 of" in first.body
+    assert "reached 100%" in first.body or "reaches 100% on" in first.body
+    assert f"/budgets/{budget.pk}/increase/" in first.body
     emails = [m for m in mail.outbox if approver_a_user.email in m.to]
     assert len(emails) == 3
     assert len(webhook.received) == 3

@@ -64,8 +64,10 @@ def test_bad_input_is_refused_with_a_json_error_and_nothing_written(client, toke
         response = _post(client, b"x" * (10 * 1024 * 1024), token)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
-    if case in ("missing request_id", "negative tokens"):
-        assert response.json()["error"]["field"] in ("request_id", "id", "prompt_tokens")
+    if case == "missing request_id":
+        assert response.json()["error"]["field"] == "request_id"
+    if case == "negative tokens":
+        assert response.json()["error"]["field"] == "prompt_tokens"
     assert SpendRecord.objects.count() == 0
     assert AuditEvent.objects.count() == events
 
@@ -75,4 +77,30 @@ def test_a_revoked_token_is_refused(client, admin_user):
     services.ingest_token_revoke(actor=admin_user, token=row)
     response = _post(client, sample("standard-logging-object.plain-gpt-4o"), secret)
     assert response.status_code == 401
+    assert SpendRecord.objects.count() == 0
+
+
+def test_a_signed_in_session_without_a_token_is_refused(member_a_client):
+    """The endpoint is CSRF-exempt only because it never trusts a session: a logged-in browser gets 401."""
+    response = member_a_client.post(
+        URL, data=json.dumps(sample("standard-logging-object.plain-gpt-4o")), content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert SpendRecord.objects.count() == 0
+
+
+def test_only_post_is_answered_and_in_json(client, token):
+    response = client.get(URL, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_batch_with_one_bad_row_writes_none_of_it(client, token):
+    good = sample("standard-logging-object.plain-gpt-4o")
+    bad = sample("standard-logging-object.streamed-claude-sonnet-4-5")
+    bad["completion_tokens"] = -1
+    response = _post(client, [good, bad], token)
+    assert response.status_code == 400
+    assert (response.json()["error"]["field"], response.json()["error"]["index"]) == ("completion_tokens", 1)
     assert SpendRecord.objects.count() == 0

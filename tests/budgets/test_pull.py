@@ -92,24 +92,40 @@ def test_more_than_ten_thousand_rows_in_a_window_are_all_read(ledger_gateway):
 
 
 def test_a_crash_between_fetching_a_page_and_committing_it_loses_and_duplicates_nothing(ledger_gateway):
-    from govsite.gateway.client import GatewayClient
+    from django.db import DatabaseError, connection
 
-    class DiesAfterFetchingPageTwo(GatewayClient):
-        """The real client; the process 'dies' right after page 2 arrives, before it is booked."""
-
-        def spend_logs_v2(self, **kwargs):
-            response = super().spend_logs_v2(**kwargs)
-            if kwargs.get("page") == 2:
-                raise RuntimeError("worker killed")
-            return response
-
+    if connection.vendor != "postgresql":
+        pytest.skip("the crash is a PostgreSQL trigger")
     token, rows = _rows(2500)
     ledger_gateway.insert_spend_rows(rows)
-    with DiesAfterFetchingPageTwo(ledger_gateway.url, ledger_gateway.master_key) as client, pytest.raises(RuntimeError):
-        spend_pull_run(client=client)
-    assert PullState.objects.get().failures == 1
+    # Page 2 is fetched, then its write dies half way (a killed worker, a database failover): a
+    # trigger refuses one of its rows, so the whole page's transaction rolls back.
+    ordered = sorted(rows, key=lambda row: (row["startTime"], row["request_id"]))
+    victim = ordered[1500]["request_id"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION budgets_test_crash() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.request_id = %s THEN RAISE EXCEPTION 'worker killed mid-page'; END IF; RETURN NEW; END $$",
+            [victim],
+        )
+        cursor.execute(
+            "CREATE TRIGGER budgets_test_crash BEFORE INSERT ON budgets_spendrecord "
+            "FOR EACH ROW EXECUTE FUNCTION budgets_test_crash()"
+        )
+    try:
+        with pytest.raises(DatabaseError):
+            spend_pull_run()
+        state = PullState.objects.get()
+        assert state.failures == 1 and "worker killed mid-page" in state.last_error
+        booked_before = _booked(token)
+        assert 0 < booked_before < 2500 and booked_before == _rolled_up(token)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS budgets_test_crash ON budgets_spendrecord")
+            cursor.execute("DROP FUNCTION IF EXISTS budgets_test_crash()")
     assert not spend_pull_run().error
     assert _booked(token) == 2500 and _rolled_up(token) == 2500
+    assert PullState.objects.get().failures == 0
 
 
 def test_backfill_imports_a_date_range_once(ledger_gateway):

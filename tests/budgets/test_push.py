@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -104,6 +105,13 @@ def test_a_streamed_and_a_plain_call_arrive_with_tokens_and_cost_and_a_pull_adds
         assert row.prompt_tokens > 0 and row.completion_tokens > 0
         assert row.cost is not None and row.cost > 0
     assert any(row.client_tool == "claude-code" for row in rows)
+    import litellm
+
+    for row in rows:
+        prompt_usd, completion_usd = litellm.cost_per_token(
+            model=row.model, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens
+        )
+        assert row.cost == Decimal(repr(prompt_usd + completion_usd)).quantize(Decimal("0.000001"))
 
     # The same request also read by the pull (the gateway's spend log) is still one row.
     settings.LITELLM_URL, settings.LITELLM_MASTER_KEY, settings.REDIS_URL = sandbox.url, sandbox.master_key, ""
