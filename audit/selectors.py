@@ -28,3 +28,62 @@ def audit_event_list(
 
 def audit_actions() -> list[str]:
     return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+# --- the auditor workspace -------------------------------------------------------------------------------
+
+
+def evidence_exports(*, user):
+    from audit.models import EvidenceExport
+
+    if not permissions.can_export_evidence(user):
+        return EvidenceExport.objects.none()
+    return EvidenceExport.objects.select_related("requested_by").order_by("-created_at")
+
+
+def evidence_samples(*, user):
+    from audit.models import EvidenceSample
+
+    if not permissions.can_draw_sample(user):
+        return EvidenceSample.objects.none()
+    return EvidenceSample.objects.select_related("drawn_by").order_by("-created_at")
+
+
+def access_reviews(*, user):
+    from django.db.models import Count, Q
+
+    from audit.models import AccessReview
+
+    if not permissions.can_view_access_reviews(user):
+        return AccessReview.objects.none()
+    return (
+        AccessReview.objects.select_related("opened_by", "signed_off_by")
+        .annotate(decided=Count("items", filter=Q(items__decision__isnull=False)))
+        .order_by("-opened_at")
+    )
+
+
+def access_review_items(*, review):
+    return review.items.select_related("decision__decided_by", "key").order_by("team_name", "owner_email", "key_alias")
+
+
+def access_review_outcome(*, review) -> dict:
+    from django.db.models import Count
+
+    counts = dict(
+        review.items.values_list("decision__decision").annotate(n=Count("pk")).values_list("decision__decision", "n")
+    )
+    return {
+        "keep": counts.get("keep", 0),
+        "reduce": counts.get("reduce", 0),
+        "revoke": counts.get("revoke", 0),
+        "undecided": counts.get(None, 0),
+    }
+
+
+def access_review_queue(*, user):
+    return (
+        permissions.access_review_items_reviewable_by(user)
+        .select_related("review", "key")
+        .order_by("review__due_at", "team_name", "owner_email", "key_alias")
+    )

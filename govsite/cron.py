@@ -5,6 +5,7 @@ Each entry names a thin job; the job loads rows and calls a service.
 
 from rq import cron
 
+from audit import jobs as audit_jobs
 from budgets import jobs as budget_jobs
 from keys import jobs as key_jobs
 
@@ -21,6 +22,11 @@ SCHEDULES: list[dict] = [
     {"func": budget_jobs.evaluate_budgets, "interval": 5 * 60},
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
     {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},
+    # The auditor workspace: exports the queue lost, review reminders and due dates, raw ledger retention.
+    {"func": audit_jobs.sweep_evidence_exports, "interval": 5 * 60},
+    {"func": audit_jobs.send_access_review_reminders, "interval": 60 * 60},
+    {"func": audit_jobs.handle_access_review_deadlines, "interval": 15 * 60},
+    {"func": audit_jobs.prune_ledger, "interval": 24 * 60 * 60},
 ]
 
 for entry in SCHEDULES:

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.openid_connect",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_rq",
     "govsite",
     "govsite.accounts",
@@ -258,6 +259,10 @@ LEDGER_COST_TOLERANCE_ABS = env("LEDGER_COST_TOLERANCE_ABS", "0.000002")
 ALERT_DELIVERY_MAX_ATTEMPTS = env_int("ALERT_DELIVERY_MAX_ATTEMPTS", 10)
 ANOMALY_MULTIPLIER = env("ANOMALY_MULTIPLIER", "5")
 ANOMALY_MIN_SPEND = env("ANOMALY_MIN_SPEND", "5")
+# The auditor workspace
+LEDGER_RETENTION_MONTHS = env_int("LEDGER_RETENTION_MONTHS", 25)
+LEAVER_REVOCATION_SLA_HOURS = env_int("LEAVER_REVOCATION_SLA_HOURS", 24)
+EVIDENCE_EXPORT_DIR = Path(env("EVIDENCE_EXPORT_DIR") or VAR_DIR / "exports")
 
 # --- i18n, static.
 LANGUAGE_CODE = "en-us"

@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("govsite.api.urls")),
+    path("", include("govsite.api.page_urls")),  # Settings → API tokens
     # people and teams
     path("teams/", account_views.team_list, name="team_list"),
     path("teams/new/", account_views.team_create, name="team_create"),
@@ -27,8 +28,10 @@ urlpatterns = [
     path("people/<int:pk>/reactivate/", account_views.person_reactivate, name="person_reactivate"),
     path("settings/sso/", account_views.sso_mappings, name="sso_mappings"),
     path("settings/sso/<int:pk>/delete/", account_views.sso_mapping_delete, name="sso_mapping_delete"),
+    path("", include("govsite.accounts.scim_urls")),
     # audit
     path("audit/", audit_views.audit_log, name="audit_log"),
+    path("", include("audit.urls")),
     path("", include("keys.urls")),
     path("", include("budgets.urls")),
     path("", include("adoption.urls")),

@@ -49,7 +49,8 @@ def test_auditor_reads_the_audit_log_newest_first(auditor_client, events):
 
 
 def test_auditor_is_refused_on_every_write_url_and_nothing_is_written(world):
-    write_cases = [case for case in all_cases() if case.is_write]
+    # An auditor's own API token is the one thing they may make: it is their credential, not governed state.
+    write_cases = [case for case in all_cases() if case.is_write and not case.personal]
     assert len(write_cases) >= 10, "the permission table lost its write URLs"
     client = world.client(AUDITOR)
     for case in write_cases:

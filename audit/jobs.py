@@ -1,0 +1,29 @@
+"""RQ entry points for the auditor workspace: thin, load by id and call a service. Safe to run twice."""
+
+from __future__ import annotations
+
+from audit import reviews, services
+
+
+def build_evidence_export(export_id: int) -> str:
+    return services.evidence_export_build(export_id=export_id)
+
+
+def sweep_evidence_exports() -> int:
+    """Every five minutes: exports the queue lost, or whose worker died, are sent again."""
+    return services.evidence_exports_sweep()
+
+
+def send_access_review_reminders() -> int:
+    """Hourly; each open campaign reminds its reviewers once a day."""
+    return reviews.access_review_reminders()
+
+
+def handle_access_review_deadlines() -> dict:
+    """Every fifteen minutes: campaigns past their due date revoke or escalate what is undecided."""
+    return reviews.access_review_deadlines()
+
+
+def prune_ledger() -> int:
+    """Daily: raw ledger rows past LEDGER_RETENTION_MONTHS go; the daily rollups stay."""
+    return services.ledger_prune()
