@@ -14,7 +14,8 @@ from tests.permissions import (
 )
 
 # Third-party sites with their own access rules (allauth, Django admin) and the unauthenticated health check.
-EXCLUDED_PREFIXES = ("accounts/", "admin/", "api/")  # the API has its own table (tests/api/)
+# The API and SCIM are token-authenticated and have their own tables (tests/api/, tests/scim/).
+EXCLUDED_PREFIXES = ("accounts/", "admin/", "api/", "scim/")
 EXCLUDED_NAMES = {"healthz"}
 
 CASES = all_cases()
@@ -23,7 +24,7 @@ CASES = all_cases()
 def _named_urls(patterns=None, prefix: str = "", namespace: str = "") -> set[str]:
     names: set[str] = set()
     for pattern in get_resolver().url_patterns if patterns is None else patterns:
-        route = prefix + str(pattern.pattern)
+        route = prefix + str(pattern.pattern).lstrip("^")  # re_path patterns start with ^
         if route.startswith(EXCLUDED_PREFIXES):
             continue
         if isinstance(pattern, URLResolver):

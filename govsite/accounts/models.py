@@ -59,6 +59,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    scim_external_id = models.CharField(
+        max_length=255, blank=True, help_text="The identity provider's own id for this person (SCIM externalId)."
+    )
 
     objects = UserManager()
 
@@ -195,3 +198,52 @@ class UserSession(models.Model):
 
     def __str__(self):
         return f"session of {self.user_id}"
+
+
+class ScimToken(models.Model):
+    """A bearer token an identity provider uses to provision people and groups over SCIM 2.0.
+
+    govsite keeps the sha256 of the secret and its last four characters; the secret is shown once.
+    What a token does is audited as "scim:<name>".
+    """
+
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. the identity provider's name.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    last4 = models.CharField(max_length=4)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(revoked_at__isnull=True), name="scim_token_live_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"SCIM token {self.name} (…{self.last4})"
+
+    @property
+    def actor_label(self) -> str:
+        return f"scim:{self.name}"
+
+
+class ScimGroup(models.Model):
+    """A group the identity provider pushes over SCIM. Its display name is looked up in SsoGroupMapping,
+    exactly like a name in the SSO groups claim; what it grants its members has source "scim"."""
+
+    display_name = models.CharField(max_length=200, unique=True)
+    external_id = models.CharField(max_length=255, blank=True)
+    members = models.ManyToManyField(User, blank=True, related_name="scim_groups")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self):
+        return self.display_name
