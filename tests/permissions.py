@@ -85,6 +85,9 @@ class UrlCase:
     ok_status: int | None = None
     # Whether an allowed call changes state (and so must write an audit event); default: POST does.
     writes: bool | None = None
+    # The caller's own credential (a personal API token): every active person may make and revoke
+    # theirs, auditors included (a read token is how an auditor scripts evidence exports).
+    personal: bool = False
 
     @property
     def id(self) -> str:

@@ -40,7 +40,7 @@ def test_a_member_files_a_request_and_lists_it(member_a_client, team_a, open_mod
     response = _post(member_a_client, reverse("api_key_requests"), _body(team_a, open_model))
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == "pending"
-    listed = member_a_client.get(reverse("api_key_requests")).json()
+    listed = member_a_client.get(reverse("api_key_requests")).json()["results"]
     assert [r["id"] for r in listed] == [response.json()["id"]]
 
 
@@ -75,7 +75,7 @@ def test_another_teams_id_is_refused(member_a_client, team_b, open_model):
 
 def test_own_request_is_not_in_the_queue_and_cannot_be_decided(approver_a_client, team_a, open_model):
     own = _post(approver_a_client, reverse("api_key_requests"), _body(team_a, open_model)).json()
-    assert approver_a_client.get(reverse("api_approval_queue")).json() == []
+    assert approver_a_client.get(reverse("api_approval_queue")).json()["results"] == []
     response = _post(approver_a_client, reverse("api_approval_decide", args=[own["id"]]), {"decision": "approve"})
     assert response.status_code == 404
     assert KeyRequest.objects.get(pk=own["id"]).status == "pending"
@@ -86,7 +86,7 @@ def test_an_approver_decides_in_scope_only(
 ):
     mine = _post(member_a_client, reverse("api_key_requests"), _body(team_a, open_model)).json()
     other = _post(member_b_client, reverse("api_key_requests"), _body(team_b, open_model)).json()
-    assert [r["id"] for r in approver_a_client.get(reverse("api_approval_queue")).json()] == [mine["id"]]
+    assert [r["id"] for r in approver_a_client.get(reverse("api_approval_queue")).json()["results"]] == [mine["id"]]
     assert (
         _post(
             approver_a_client, reverse("api_approval_decide", args=[other["id"]]), {"decision": "approve"}
@@ -102,10 +102,9 @@ def test_an_approver_decides_in_scope_only(
 
 def test_a_member_has_no_decisions_and_a_reject_needs_a_note(member_a_client, approver_a_client, team_a, open_model):
     mine = _post(member_a_client, reverse("api_key_requests"), _body(team_a, open_model)).json()
-    assert (
-        _post(member_a_client, reverse("api_approval_decide", args=[mine["id"]]), {"decision": "approve"}).status_code
-        == 404
-    )
+    refused = _post(member_a_client, reverse("api_approval_decide", args=[mine["id"]]), {"decision": "approve"})
+    assert refused.status_code == 403  # no queue at all, like the page
+    assert refused.json()["error"]["code"] == "permission_denied"
     response = _post(approver_a_client, reverse("api_approval_decide", args=[mine["id"]]), {"decision": "reject"})
     assert response.status_code == 400 and "note" in response.json()["error"]["fields"]
 

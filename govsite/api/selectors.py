@@ -1,0 +1,22 @@
+"""Reads for the API-token page, scoped through permissions."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from govsite.accounts import permissions
+from govsite.api.models import ApiToken
+
+
+def my_api_tokens(*, user) -> QuerySet[ApiToken]:
+    return permissions.api_tokens_visible_to(user).filter(user=user).order_by("revoked_at", "-created_at")
+
+
+def others_live_api_tokens(*, user) -> QuerySet[ApiToken]:
+    """Other people's tokens that still work (admins: to revoke a leaked one)."""
+    return (
+        permissions.api_tokens_visible_to(user)
+        .exclude(user=user)
+        .filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+        .select_related("user")
+        .order_by("user__email", "-created_at")
+    )

@@ -1,0 +1,143 @@
+"""Personal API tokens: made, revoked, checked on every API call. Each change and each refusal is audited."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from govsite.accounts import permissions
+from govsite.accounts.models import User
+from govsite.api.models import ApiToken
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "gst_"  # noqa: S105 - a prefix, not a secret
+MAX_LIFETIME = timedelta(days=365)
+MAX_ACTIVE_TOKENS = 20
+# last_used_at is a hint for the owner, not a log: written at most this often per token.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidTransition(Exception):
+    """The token is not in a state that allows this action (e.g. revoking a revoked token)."""
+
+    def __init__(self, status: str, action: str, detail: str = ""):
+        self.status, self.action = status, action
+        super().__init__(detail or f"Cannot {action}: the token is {status}.")
+
+
+class ApiTokenRefused(Exception):
+    """A bearer token that does not authenticate; `reason` is what the audit event records."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(message)
+
+
+def hash_api_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _snapshot(token: ApiToken) -> dict:
+    return {"name": token.name, "prefix": token.prefix, "scope": token.scope, "expires_at": token.expires_at}
+
+
+@transaction.atomic(durable=True)
+def api_token_create(*, user: User, name: str, scope: str, expires_at: datetime) -> tuple[ApiToken, str]:
+    """A new token for `user`. The secret is returned once and never stored."""
+    permissions.require(permissions.can_create_api_token(user), "Only active people hold API tokens.")
+    now = timezone.now()
+    errors: dict[str, str] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = "Name the token after what uses it (e.g. the CI job)."
+    if scope not in ApiToken.Scope.values:
+        errors["scope"] = f"Choose {' or '.join(ApiToken.Scope.values)}."
+    if expires_at is None:
+        errors["expires_at"] = "Every token expires; choose when."
+    elif expires_at <= now:
+        errors["expires_at"] = "The expiry date must be in the future."
+    elif expires_at > now + MAX_LIFETIME:
+        errors["expires_at"] = "A token lives at most one year."
+    active = ApiToken.objects.filter(user=user, revoked_at__isnull=True, expires_at__gt=now).count()
+    if active >= MAX_ACTIVE_TOKENS:
+        errors["name"] = f"You have {active} active tokens; revoke one you no longer use first."
+    if errors:
+        raise ValidationError(errors)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        name=name[:100],
+        token_hash=hash_api_token(secret),
+        prefix=secret[:12],
+        scope=scope,
+        expires_at=expires_at,
+        created_at=now,
+    )
+    audit.record(actor=user, action="api_token.created", target=token, data=_snapshot(token))
+    return token, secret
+
+
+@transaction.atomic(durable=True)
+def api_token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
+    permissions.require(
+        permissions.can_revoke_api_token(actor, token), "Only the token's owner or an admin can revoke it."
+    )
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.revoked_at is not None:
+        raise InvalidTransition("revoked", "revoke")
+    token.revoked_at, token.revoked_by = timezone.now(), actor
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    data = _snapshot(token)
+    if token.user_id != actor.pk:
+        data["owner"] = token.user.email
+    audit.record(actor=actor, action="api_token.revoked", target=token, data=data)
+    return token
+
+
+@transaction.atomic(durable=True)
+def api_token_refuse(*, token: ApiToken, reason: str, method: str, path: str) -> None:
+    """Record that a known token was refused (expired, revoked, its person deactivated, or read-only
+    and used for a write). The event is the owner's: it is their credential, wherever it was used from."""
+    audit.record(
+        actor=token.user,
+        action="api_token.refused",
+        target=token,
+        data={"reason": reason, "prefix": token.prefix, "scope": token.scope, "method": method, "path": path[:200]},
+    )
+
+
+def api_token_authenticate(*, secret: str, method: str, path: str) -> ApiToken:
+    """The token this secret belongs to, if it may be used now; otherwise ApiTokenRefused.
+
+    A refusal of a token govsite knows is audited. A secret that matches no token is only logged:
+    anyone can send one, and the audit chain is not a place anonymous callers can write to at will.
+    """
+    if not secret.startswith(TOKEN_PREFIX):
+        raise ApiTokenRefused("unknown", "This is not a govsite API token (they start with gst_).")
+    token = ApiToken.objects.select_related("user").filter(token_hash=hash_api_token(secret)).first()
+    if token is None:
+        log.warning("API call with an unknown token %s… (%s %s)", secret[:12], method, path)
+        raise ApiTokenRefused("unknown", "Unknown API token.")
+    refusal = None
+    if token.revoked_at is not None:
+        refusal = ("revoked", "This API token was revoked.")
+    elif token.is_expired:
+        refusal = ("expired", "This API token has expired; create a new one.")
+    elif not token.user.is_active:
+        refusal = ("user_inactive", "The account this token belongs to is deactivated.")
+    if refusal is not None:
+        api_token_refuse(token=token, reason=refusal[0], method=method, path=path)
+        raise ApiTokenRefused(*refusal)
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token

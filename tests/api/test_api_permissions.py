@@ -1,0 +1,121 @@
+"""Every API endpoint has a permission row (tests/api/api_cases.py), and every row passes the four checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from audit.models import AuditEvent
+from tests.api.api_cases import CASES, ApiCase
+from tests.api.helpers import call, token_client
+from tests.permissions import World
+
+API_PREFIX = "api/v1/"
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def _api_operations(patterns=None, prefix: str = "") -> set[tuple[str, str]]:
+    """(URL name, method) of every endpoint under /api/v1/, from the view classes themselves."""
+    operations: set[tuple[str, str]] = set()
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            if route.startswith(API_PREFIX) or API_PREFIX.startswith(route):
+                operations |= _api_operations(pattern.url_patterns, route)
+        elif isinstance(pattern, URLPattern) and route.startswith(API_PREFIX):
+            view_class = getattr(pattern.callback, "view_class", None)
+            if view_class is None:
+                continue  # the JSON 404 for unknown addresses: not an endpoint
+            assert pattern.name and pattern.name.startswith("api_"), f"/{route} needs a name starting with api_"
+            operations |= {(pattern.name, m) for m in HTTP_METHODS if hasattr(view_class, m)}
+    return operations
+
+
+def test_every_api_operation_has_a_permission_row():
+    missing = sorted(_api_operations() - {(case.name, case.method) for case in CASES})
+    assert not missing, f"API operations without a permission row in tests/api/api_cases.py: {missing}"
+
+
+def test_every_row_names_an_operation_that_exists():
+    stale = sorted({(case.name, case.method) for case in CASES} - _api_operations())
+    assert not stale, f"permission rows for API operations that do not exist: {stale}"
+
+
+def test_no_operation_has_two_rows():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def _events() -> int:
+    return AuditEvent.objects.count()
+
+
+def _error_code(response) -> str:
+    assert response["Content-Type"].startswith("application/json"), response.content[:200]
+    return response.json()["error"]["code"]
+
+
+def _call(case: ApiCase, client: Client, world: World, team, url: str | None = None):
+    return call(client, case.method, url or case.url(world, team), case.body(world, team) if case.body else None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_anonymous_gets_401(case, world):
+    before = _events()
+    response = _call(case, Client(), world, world.team_a)
+    assert response.status_code == 401, f"anonymous {case.id}: {response.status_code}"
+    assert _error_code(response) == "not_authenticated"
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert _events() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", [c for c in CASES if c.denied], ids=lambda c: c.id)
+def test_role_without_permission_gets_403_and_nothing_is_written(case, world):
+    for role in case.denied:
+        before = _events()
+        response = _call(case, token_client(world.users[role]), world, world.home_team(role))
+        assert response.status_code == 403, f"{role} on {case.id}: {response.status_code} {response.content[:300]}"
+        assert _error_code(response) == "permission_denied"
+        assert _events() == before, f"{role} was refused {case.id} but audit events were written"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", [c for c in CASES if c.checks_other_team], ids=lambda c: c.id)
+def test_another_teams_object_is_not_found(case, world):
+    from django.urls import reverse
+
+    for role in case.allowed:
+        client = token_client(world.users[role])
+        if case.unreachable is not None:
+            before = _events()
+            url = reverse(case.name, kwargs=case.unreachable(world))
+            response = _call(case, client, world, world.home_team(role), url)
+            assert response.status_code == 404, f"{role} on unreachable {case.id}: {response.status_code}"
+            assert _error_code(response) == "not_found"
+            assert _events() == before
+        other = world.other_team(role)
+        if case.scoped and other is not None:
+            before = _events()
+            response = _call(case, client, world, other)
+            assert response.status_code == 404, f"{role} on {other.slug}'s {case.id}: {response.status_code}"
+            assert _error_code(response) == "not_found"
+            assert _events() == before, f"{role} got 404 on {case.id} but audit events were written"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("auth", ["token", "session"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_allowed_role_succeeds(case, auth, world):
+    for role in case.allowed:
+        before = _events()
+        client = token_client(world.users[role]) if auth == "token" else world.client(role)
+        response = _call(case, client, world, world.home_team(role))
+        assert response.status_code == case.ok, (
+            f"{role} on {case.id} ({auth}): {response.status_code}, expected {case.ok}: {response.content[:500]}"
+        )
+        assert response["Content-Type"].startswith(case.content_type)
+        if case.writes:
+            assert _events() > before, f"{role} changed state through {case.id} but no audit event was written"
