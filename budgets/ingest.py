@@ -2,8 +2,9 @@
 
 A batch is normalised (budgets.normalize), priced (budgets.pricing), then written in one
 transaction: the ledger rows with INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING, and
-the daily rollups of exactly the rows that were new with INSERT ... ON CONFLICT DO UPDATE. A
-request seen twice (overlapping pulls, pull and push) is therefore booked and counted once.
+the daily rollups (and the dashboards' own, adoption.rollups) of exactly the rows that were new
+with INSERT ... ON CONFLICT DO UPDATE. A request seen twice (overlapping pulls, pull and push) is
+therefore booked and counted once.
 Budgets touched by new rows are evaluated once the batch has committed.
 """
 
@@ -22,6 +23,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from adoption import rollups as adoption_rollups
 from budgets import pricing
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
@@ -160,7 +162,7 @@ WITH new AS (
     ON CONFLICT (request_id) DO NOTHING
     RETURNING time, team_id, user_id, key_id, token_hash, model, model_group, client_tool, prompt_tokens,
               completion_tokens, cached_tokens, cache_creation_tokens, cost, gateway_spend, status, error_type,
-              cost_source
+              cost_source, request_tags, latency_ms
 ), rolled AS (
     INSERT INTO {_ROLLUP} ({", ".join(_ROLLUP_DIMS + _ROLLUP_SUMS)})
     SELECT (time AT TIME ZONE 'UTC')::date, team_id, user_id, key_id, token_hash,
@@ -178,7 +180,7 @@ WITH new AS (
     ORDER BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT ({", ".join(_ROLLUP_DIMS)}) DO UPDATE SET
     {", ".join(f"{name} = {_ROLLUP}.{name} + EXCLUDED.{name}" for name in _ROLLUP_SUMS)}
-)
+), {adoption_rollups.NEW_ROWS_CTES}
 SELECT team_id, user_id, key_id, cost_source, count(*) FROM new GROUP BY 1, 2, 3, 4
 """  # noqa: S608 - every name above is a constant of this module
 
@@ -335,6 +337,7 @@ def _write_portable(booked: list[_Booked], source: str) -> Touched:
         increments = dict(zip(_ROLLUP_SUMS, sums, strict=True))
         if not DailyRollup.objects.filter(**lookup).update(**{k: F(k) + v for k, v in increments.items()}):
             DailyRollup.objects.create(**lookup, **increments)
+    adoption_rollups.roll_up_booked(new)
     touched: dict[tuple, int] = {}
     for item in new:
         scope = (item.team_id, item.user_id, item.key_id, item.cost_source)

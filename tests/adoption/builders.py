@@ -1,0 +1,95 @@
+"""Build ledger data for the dashboard and adoption tests: keys, LiteLLM-shaped spend rows booked through
+the real ingest service, then the adoption rollups rebuilt from the ledger."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, time, timedelta
+
+from adoption import rollups
+from budgets.ingest import ingest_spend_rows
+from govsite.gateway.sandbox import make_spend_row
+from keys.models import KeyKind
+from tests.budgets.conftest import make_key
+
+USER_AGENTS = {
+    "claude-code": "claude-cli/2.0.1 (external, cli)",
+    "codex": "codex_cli_rs/0.40.0",
+    "kimi": "kimi-cli/1.2",
+    "openai-sdk": "OpenAI/Python 1.99.0",
+    "other": "curl/8.5.0",
+}
+ERRORS = {
+    "rate_limit": {
+        "error_code": "429",
+        "error_class": "RateLimitError",
+        "normalized_error": "429_RATE_LIMIT_EXCEEDED",
+        "error_message": "Rate limit exceeded",
+    },
+    "budget": {
+        "error_code": "400",
+        "error_class": "BudgetExceededError",
+        "normalized_error": "429_BUDGET_EXCEEDED",
+        "error_message": "Budget has been exceeded!",
+    },
+    "provider": {"error_code": "500", "error_class": "InternalServerError", "error_message": "upstream failed"},
+}
+_ids = itertools.count(1)
+
+
+def at(day: date, hour: int = 12, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC)
+
+
+def key_for(team, owner, *, kind=KeyKind.PERSONAL, provisioned: date | None = None, **fields):
+    """A live key of `owner` in `team` (written directly), provisioned on the given day."""
+    key = make_key(team, owner, **fields)
+    updates = {"provisioned_at": at(provisioned or date(2026, 1, 5), 9)}
+    if kind != KeyKind.PERSONAL:
+        updates.update(kind=kind, service_name="ci-bot")
+    for name, value in updates.items():
+        setattr(key, name, value)
+    key.save(update_fields=list(updates))
+    return key
+
+
+def spend(
+    key,
+    when: datetime,
+    *,
+    model: str = "gpt-4o",
+    tool: str = "claude-code",
+    tags=(),
+    latency_ms: int = 800,
+    prompt_tokens: int = 1000,
+    completion_tokens: int = 200,
+    gateway_spend: float = 0.0,
+    error: str | None = None,
+) -> dict:
+    """One request in LiteLLM's spend-log shape, through `key` (None: a key govsite does not manage)."""
+    failed = error is not None
+    return make_spend_row(
+        request_id=f"req-{next(_ids):08d}",
+        start_time=when,
+        end_time=when + timedelta(milliseconds=latency_ms),
+        api_key=key.secret if key is not None else "sk-unmanaged-key-made-by-hand",
+        model_group=model,
+        spend=gateway_spend,
+        prompt_tokens=0 if failed else prompt_tokens,
+        completion_tokens=0 if failed else completion_tokens,
+        status="failure" if failed else "success",
+        user_agent=USER_AGENTS[tool],
+        tags=list(tags),
+        error_information=ERRORS[error] if failed else None,
+    )
+
+
+def book(rows: list[dict]):
+    """Book rows through the ingest service, then rebuild the adoption rollups of their days from the
+    ledger (correct whether or not the ingest already maintains them)."""
+    result = ingest_spend_rows(rows, "push", evaluate_budgets=False)
+    assert not result.rejected, result.rejected
+    days = [datetime.fromisoformat(row["startTime"]).astimezone(UTC).date() for row in rows]
+    if days:
+        rollups.rebuild(min(days), max(days))
+    return result
