@@ -7,7 +7,7 @@ import calendar
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -361,12 +361,19 @@ def ledger_retention_months() -> int:
 
 
 def raw_ledger_cutoff(now: datetime | None = None) -> datetime:
-    """Raw ledger rows older than this (midnight UTC, N calendar months back) are pruned."""
+    """Raw ledger rows older than this are pruned: N calendar months back, then back to that week's
+    Monday (midnight UTC), so a few more days are kept, never fewer.
+
+    Whole ISO weeks, because the adoption rollups are per week and `rebuild_adoption_rollups` recomputes
+    whole weeks from the raw ledger: a week the prune had cut in half would lose the days before the
+    cutoff on a rebuild. With the cutoff on a Monday, every week that still has raw rows has all of them.
+    """
     today = (now or timezone.now()).astimezone(UTC).date()
     months = ledger_retention_months()
     year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
-    day = min(today.day, calendar.monthrange(year, month + 1)[1])
-    return datetime(year, month + 1, day, tzinfo=UTC)
+    day = date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
+    monday = day - timedelta(days=day.weekday())
+    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
 
 
 @transaction.atomic(durable=True)

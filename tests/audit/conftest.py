@@ -20,6 +20,7 @@ from audit.models import EvidenceExport
 from keys import crypto
 from keys import services as key_services
 from keys.models import Approval, KeyKind, KeyRequest, VirtualKey
+from tests.adoption.conftest import flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
 from tests.keys.conftest import (  # noqa: F401  (the key lifecycle's fixtures, shared)
     cheap_model,
     classification,
