@@ -4,41 +4,20 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
 
 from audit.models import AuditEvent
 from tests.api.api_cases import CASES, ApiCase
-from tests.api.helpers import call, token_client
+from tests.api.helpers import api_operations, call, token_client
 from tests.permissions import World
-
-API_PREFIX = "api/v1/"
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-
-
-def _api_operations(patterns=None, prefix: str = "") -> set[tuple[str, str]]:
-    """(URL name, method) of every endpoint under /api/v1/, from the view classes themselves."""
-    operations: set[tuple[str, str]] = set()
-    for pattern in get_resolver().url_patterns if patterns is None else patterns:
-        route = prefix + str(pattern.pattern)
-        if isinstance(pattern, URLResolver):
-            if route.startswith(API_PREFIX) or API_PREFIX.startswith(route):
-                operations |= _api_operations(pattern.url_patterns, route)
-        elif isinstance(pattern, URLPattern) and route.startswith(API_PREFIX):
-            view_class = getattr(pattern.callback, "view_class", None)
-            if view_class is None:
-                continue  # the JSON 404 for unknown addresses: not an endpoint
-            assert pattern.name and pattern.name.startswith("api_"), f"/{route} needs a name starting with api_"
-            operations |= {(pattern.name, m) for m in HTTP_METHODS if hasattr(view_class, m)}
-    return operations
 
 
 def test_every_api_operation_has_a_permission_row():
-    missing = sorted(_api_operations() - {(case.name, case.method) for case in CASES})
+    missing = sorted(api_operations() - {(case.name, case.method) for case in CASES})
     assert not missing, f"API operations without a permission row in tests/api/api_cases.py: {missing}"
 
 
 def test_every_row_names_an_operation_that_exists():
-    stale = sorted({(case.name, case.method) for case in CASES} - _api_operations())
+    stale = sorted({(case.name, case.method) for case in CASES} - api_operations())
     assert not stale, f"permission rows for API operations that do not exist: {stale}"
 
 

@@ -1,0 +1,106 @@
+"""govsite as a real server for API tests: gunicorn on the pytest test database, production settings.
+
+The tests that call it are transactional (`transaction=True`): what they write is committed, so the
+server sees it, and the database is emptied after each test. Jobs run in the web process (no Redis),
+against the sandbox gateway process, so an approval provisions a real key that can then be revealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from django.conf import settings as django_settings
+
+from tests.gateway_fixtures import GatewayTarget, free_port
+from tests.keys.conftest import _database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 60.0
+
+
+def _tail(path: Path, lines: int = 80) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+@dataclass
+class ApiServer:
+    url: str
+    process: subprocess.Popen
+    log: Path
+    export_dir: Path
+
+    def tail(self) -> str:
+        return _tail(self.log)
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def start_api_server(workdir: Path, gateway: GatewayTarget) -> ApiServer:
+    """gunicorn (2 workers x 4 threads) on a free port; returns once /healthz answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    export_dir = workdir / "exports"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        # No idle connections left open: the test database is emptied after each test and dropped at the end.
+        "DB_CONN_MAX_AGE": "0",
+        "REDIS_URL": "",
+        "LITELLM_URL": gateway.url,
+        "LITELLM_MASTER_KEY": gateway.master_key,
+        # The test process's key material: secrets the tests encrypt for a reveal decrypt in the server.
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "KEY_ENCRYPTION_SECRET": django_settings.KEY_ENCRYPTION_SECRET or "",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SITE_URL": url,
+        "EVIDENCE_EXPORT_DIR": str(export_dir),
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = workdir / "gunicorn.log"
+    command = [
+        sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+        "--graceful-timeout", "5", "--timeout", "60", "--access-logfile", "-",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    server = ApiServer(url, process, log, export_dir)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode} before answering:\n{server.tail()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return server
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"gunicorn did not answer {url}/healthz within {STARTUP_TIMEOUT}s:\n{server.tail()}")
+        time.sleep(0.1)
