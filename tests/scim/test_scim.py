@@ -7,6 +7,7 @@ every write goes through services.py and is audited as "scim:<token name>".
 from __future__ import annotations
 
 import io
+from datetime import UTC
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -17,9 +18,11 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from govsite.accounts import services
 from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, ScimGroup, ScimToken, Source, TeamRole, User
+from govsite.cron import SCHEDULES
+from keys import jobs as key_jobs
 from keys import services as key_services
 from keys.models import VirtualKey
-from tests.factories import MembershipFactory, SsoGroupMappingFactory
+from tests.factories import MembershipFactory, SsoGroupMappingFactory, make_user
 from tests.keys.conftest import chat, request_input
 from tests.scim.conftest import (
     ERROR_SCHEMA,
@@ -353,7 +356,7 @@ def test_delete_deactivates_and_never_deletes(scim, member_b_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_scim_deactivation_revokes_the_persons_keys_at_the_gateway_in_the_next_sweep(
+def test_a_scim_deactivation_revokes_the_keys_in_the_next_job_run_and_shows_in_the_leaver_report(
     live_gateway, team_a, member_a_user, approver_a_user, admin_user, open_model
 ):
     request = key_services.key_request_create(requester=member_a_user, data=request_input(team_a, [open_model]))
@@ -371,7 +374,16 @@ def test_a_scim_deactivation_revokes_the_persons_keys_at_the_gateway_in_the_next
     member_a_user.refresh_from_db()
     assert member_a_user.deactivated_at is not None
 
-    assert key_services.leaver_keys_sweep() == 1
+    # The leaver report lists the person at once, with the key still live until the job runs.
+    auditor = make_user(email="auditor@example.com", org_roles=[OrgRole.AUDITOR])
+    (before,) = leaver_report_rows(auditor, member_a_user)
+    assert (before["key_alias"], before["key_status_now"], before["ended_at"]) == (key.alias, "active", None)
+    assert before["check_key_removed_in_time"] == "N/A" and "not removed yet" in before["check_detail"]
+    assert chat(live_gateway.url, secret).status_code == 200
+
+    # The next run of the job rqcron runs every minute (govsite/cron.py).
+    assert {"func": key_jobs.revoke_leaver_keys, "interval": 60} in SCHEDULES
+    assert key_jobs.revoke_leaver_keys() == 1
     key.refresh_from_db()
     assert key.status == VirtualKey.Status.REVOKED
     assert key.revoke_reason == "owner deactivated (leaver)"
@@ -380,6 +392,31 @@ def test_a_scim_deactivation_revokes_the_persons_keys_at_the_gateway_in_the_next
     deactivated = AuditEvent.objects.get(action="user.deactivated", target_id=str(member_a_user.pk))
     assert deactivated.actor_label == ACTOR
     assert AuditEvent.objects.filter(action="key.revoked_leaver", target_id=str(key.pk)).exists()
+
+    # ... and the leaver report shows who deactivated the person, the key revoked, and the check passed.
+    (after,) = leaver_report_rows(auditor, member_a_user)
+    assert after["deactivated_by"] == ACTOR
+    assert after["reason"] == "deactivated through SCIM (active: false)"
+    assert after["audit_event_seq"] == deactivated.seq
+    assert (after["key_alias"], after["key_status_now"]) == (key.alias, "revoked")
+    assert after["ended_at"] == key.revoked_at.astimezone(UTC).isoformat(timespec="microseconds")
+    assert after["check_key_removed_in_time"] == "PASS", after
+    assert key_jobs.revoke_leaver_keys() == 0  # the run after finds nothing left to do
+
+
+def leaver_report_rows(viewer: User, leaver: User) -> list[dict]:
+    """The leaver report page (/audit/leavers/, its default 90 days) as `viewer` sees it: the rows about `leaver`."""
+    browser = Client()
+    browser.force_login(viewer)
+    response = browser.get(reverse("leaver_report"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    rows = [row for row in response.context["page"].object_list if row["person"] == leaver.email]
+    for row in rows:
+        assert leaver.email in html and row["key_alias"] in html
+        if row["check_key_removed_in_time"] == "PASS":
+            assert ">PASS<" in html
+    return rows
 
 
 # --- malformed input: a 400 with the SCIM error, and nothing written ------------------------------------------
