@@ -193,7 +193,26 @@ INVENTORY_COLUMNS = (
 )  # fmt: skip
 
 
+def grants_before_later_reductions(period: Period) -> dict[int, dict]:
+    """{key id: {"models": [...], "max_budget": "..."}} as they were when the period ended, for the keys
+    whose grants were reduced after it (the only change made to a key's models or budget after it is
+    created is an access-review reduction, and its audit event keeps what the key had before)."""
+    found: dict[int, dict] = {}
+    reductions = AuditEvent.objects.filter(
+        action="key.reduced", target_type=KEY_TARGET, created_at__gte=period.end_before
+    ).order_by("seq")
+    for target_id, data in reductions.values_list("target_id", "data").iterator(chunk_size=CHUNK):
+        if target_id.isdigit() and int(target_id) not in found:
+            data = data or {}
+            found[int(target_id)] = {
+                "models": (data.get("models") or {}).get("before"),
+                "max_budget": (data.get("max_budget") or {}).get("before"),
+            }
+    return found
+
+
 def inventory_rows(period: Period, team_ids: list[int] | None = None) -> Iterator[dict]:
+    earlier_grants = grants_before_later_reductions(period)
     last_day = dict(
         DailyRollup.objects.filter(day__lte=period.end, key__isnull=False, requests__gt=0)
         .values("key_id")
@@ -207,6 +226,9 @@ def inventory_rows(period: Period, team_ids: list[int] | None = None) -> Iterato
     )
     for key, approvals in _with_approvals(qs.iterator(chunk_size=CHUNK), lambda key: key.request_id):
         request = key.request
+        then = earlier_grants.get(key.pk, {})
+        models = then.get("models")
+        budget = then.get("max_budget")
         yield {
             "key_id": key.pk,
             "alias": key.alias,
@@ -222,8 +244,8 @@ def inventory_rows(period: Period, team_ids: list[int] | None = None) -> Iterato
             "approvers": [_approval_text(a) for a in _approves(approvals)],
             "approved_by_policy": request.approved_by_policy if request else None,
             "expires_at": iso(key.expires_at),
-            "models": list(key.allowed_models),
-            "monthly_budget": money(key.max_budget),
+            "models": list(models) if models is not None else list(key.allowed_models),
+            "monthly_budget": str(budget) if budget is not None else money(key.max_budget),
             "budget_duration": key.budget_duration,
             "rpm_limit": key.rpm_limit,
             "tpm_limit": key.tpm_limit,
@@ -730,8 +752,8 @@ _EVENT_FIELDS = (
 BUDGET_ACTIONS = ("budget.", "budget_increase.")
 POLICY_AND_ROLE_ACTIONS = (
     "model_policy.", "data_classification.", "team.", "membership.", "user.created", "user.deactivated",
-    "user.reactivated", "user.org_role_", "sso_mapping.", "admin.", "ingest_token.", "access_review.",
-    "evidence.", "ledger.",
+    "user.reactivated", "user.org_role_", "sso_mapping.", "scim_group.", "scim_token.", "api_token.created",
+    "api_token.revoked", "admin.", "ingest_token.", "access_review.", "evidence.", "ledger.",
 )  # fmt: skip
 
 
@@ -892,7 +914,8 @@ def evidence_reports(
             ("CC6.1",),
             "Every key that existed when the period ended (and was not gone before it began): owner, team, data "
             "class, who created and approved it, expiry, models, budget, limits, last use and status at period end. "
-            "Models, budget and limits are the key's current grants; changes to them are in the audit log.",
+            "Models and budget are as at period end: a reduction made after it (an access-review decision, the only "
+            "change made to a key's grants) is undone from its key.reduced audit event; rate limits never change.",
             f"keys.VirtualKey created_at < {iso(period.end_before)}, not revoked or expired before "
             f"{iso(period.start_at)}{teams}; ordered by id",
             INVENTORY_COLUMNS,
@@ -980,8 +1003,9 @@ def evidence_reports(
             "policy_and_role_changes",
             "Model policy, team, membership and role changes",
             ("CC6.1", "CC8.1"),
-            "Audit events of model policy, data classes, teams, memberships, org roles, SSO mappings, Django admin "
-            "edits, ingest tokens, access reviews, evidence exports and ledger retention in the period.",
+            "Audit events of model policy, data classes, teams, memberships, org roles, SSO mappings, SCIM groups "
+            "and tokens, API tokens, Django admin edits, ingest tokens, access reviews, evidence exports and ledger "
+            "retention in the period.",
             f"audit events with action starting {', '.join(POLICY_AND_ROLE_ACTIONS)} in {p}",
             EVENT_COLUMNS,
             "seq",

@@ -149,6 +149,7 @@ def test_a_campaign_with_no_keys_is_refused_and_nothing_is_written(world, admin_
             "name": "Empty",
             "due_on": (timezone.now().date() + timedelta(days=3)).isoformat(),
             "on_due": "revoke",
+            "confirm_revoke": "on",
             "teams": [world.team_b.pk],
         },
     )
@@ -430,9 +431,10 @@ def test_the_campaign_report_goes_into_the_bundle_of_the_period_it_was_signed_of
 def test_campaign_pages_for_admins_and_auditors(
     world, keys, admin_client, auditor_client, admin_user, approver_a_user, django_assert_max_num_queries
 ):
+    due_on = (timezone.now().date() + timedelta(days=10)).isoformat()
     response = admin_client.post(
         reverse("access_review_open"),
-        {"name": "Page review", "due_on": (timezone.now().date() + timedelta(days=10)).isoformat(), "on_due": "revoke"},
+        {"name": "Page review", "due_on": due_on, "on_due": "revoke", "confirm_revoke": "on"},
     )
     review = AccessReview.objects.get()
     assert response.status_code == 302 and response.url == reverse("access_review_detail", args=[review.pk])
@@ -446,3 +448,63 @@ def test_campaign_pages_for_admins_and_auditors(
     assert "Page review" in listing and "1 / 4" in listing and "Open a campaign" not in listing
     with django_assert_max_num_queries(12):
         assert admin_client.get(reverse("access_review_queue")).status_code == 200
+
+
+def test_the_inventory_of_an_earlier_period_shows_a_keys_grants_before_a_later_reduction(
+    world, admin_user, approver_a_user, auditor_user, open_bundle
+):
+    key = direct_key(
+        world.team_a,
+        world.users["member_a"],
+        approver=approver_a_user,
+        created_at=timezone.now() - timedelta(days=5),
+        max_budget=Decimal("20.00"),
+    )
+    review = open_review(admin_user)
+    decide(
+        approver_a_user, item_of(review, key), decision="reduce", rationale="only the small model",
+        keep_models=["gpt-4o-mini"], max_budget=Decimal("5"),
+    )  # fmt: skip
+    today = timezone.now().date()
+    earlier = build_export(auditor_user, period_start=today - timedelta(days=5), period_end=today - timedelta(days=1))
+    (row,) = open_bundle(export_path(earlier)).json("key_inventory")["rows"]
+    assert (row["models"], row["monthly_budget"]) == (["gpt-4o", "gpt-4o-mini"], "20.00")  # as the period ended
+    (row,) = open_bundle(export_path(build_export(auditor_user))).json("key_inventory")["rows"]
+    assert (row["models"], row["monthly_budget"]) == (["gpt-4o-mini"], "5.00")  # today, after the reduction
+
+
+def test_a_campaign_that_revokes_at_the_due_date_must_be_confirmed_and_unconfirmed_writes_nothing(
+    world, keys, admin_client
+):
+    due_on = (timezone.now().date() + timedelta(days=10)).isoformat()
+    form = {"name": "Revoking review", "due_on": due_on, "on_due": "revoke"}
+    before = AuditEvent.objects.count()
+    response = admin_client.post(reverse("access_review_open"), form)
+    assert response.status_code == 400
+    assert "Confirm that keys nobody reviews by the due date are revoked" in response.content.decode()
+    assert AccessReview.objects.count() == 0 and AuditEvent.objects.count() == before
+    page = admin_client.get(reverse("access_review_open")).content.decode()
+    assert "Yes: at the due date, revoke every key nobody has reviewed" in page  # asked before, not after
+
+    assert admin_client.post(reverse("access_review_open"), {**form, "confirm_revoke": "on"}).status_code == 302
+    assert AccessReview.objects.get().on_due == AccessReview.OnDue.REVOKE
+    escalating = {"name": "Escalating review", "due_on": due_on, "on_due": "escalate"}
+    assert admin_client.post(reverse("access_review_open"), escalating).status_code == 302  # nothing to confirm
+
+
+def test_a_revoke_decision_on_the_page_must_be_confirmed(keys, admin_user, approver_a_client):
+    review = open_review(admin_user)
+    item = item_of(review, keys["a1"])
+    url = reverse("access_review_decide", args=[item.pk])
+    before = AuditEvent.objects.count()
+    response = approver_a_client.post(url, {"decision": "revoke", "rationale": "the contract ended"})
+    assert response.status_code == 400 and "Tick the box to confirm the revocation." in response.content.decode()
+    assert not AccessReviewDecision.objects.exists() and AuditEvent.objects.count() == before
+    assert VirtualKey.objects.get(pk=keys["a1"].pk).status == VirtualKey.Status.ACTIVE
+
+    response = approver_a_client.post(
+        url, {"decision": "revoke", "rationale": "the contract ended", "confirm_revoke": "on"}
+    )
+    assert response.status_code == 302
+    assert AccessReviewDecision.objects.get(item=item).decision == "revoke"
+    assert VirtualKey.objects.get(pk=keys["a1"].pk).status == VirtualKey.Status.REVOKING

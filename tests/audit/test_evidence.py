@@ -24,8 +24,10 @@ from audit import services as audit_services
 from audit.chain import verify
 from audit.models import AuditEvent, EvidenceExport
 from audit.period import Period
+from budgets import services as budget_services
 from budgets.models import BudgetIncreaseRequest, DailyRollup
 from govsite.accounts import services as account_services
+from govsite.accounts.models import Membership, OrgRoleGrant
 from keys import services as key_services
 from keys.models import Approval, KeyRequest, VirtualKey
 from tests.audit.conftest import approved_key, build_export, direct_key, export_path, provisioned
@@ -86,18 +88,11 @@ def seeded(world, open_model, second_approver_a):
     account_services.user_deactivate(actor=admin, user=second_approver_a, reason="left the company")
     key_services.leaver_keys_sweep()
     VirtualKey.objects.filter(pk=leaver.pk).update(status=VirtualKey.Status.REVOKED, revoked_at=timezone.now())
-    from budgets.models import Budget
-
-    budget = Budget.objects.create(team=team, amount=Decimal("100"), approver_limit=Decimal("50"), created_by=admin)
-    BudgetIncreaseRequest.objects.create(
-        budget=budget,
-        requested_by=member,
-        amount=Decimal("25"),
-        justification="launch week",
-        status=BudgetIncreaseRequest.Status.APPROVED,
-        decided_by=approver,
-        decided_at=timezone.now(),
+    budget = budget_services.budget_create(actor=admin, team=team, amount=Decimal("100"), approver_limit=Decimal("50"))
+    increase = budget_services.budget_increase_request_create(
+        budget=budget, requester=member, amount=Decimal("25"), justification="launch week"
     )
+    budget_services.budget_increase_approve(increase=increase, approver=approver, note="launch week is real")
     DailyRollup.objects.create(
         day=timezone.now().date(), team=team, user=member, key=first, model="gpt-4o", requests=3, cost=Decimal("1.5")
     )
@@ -150,6 +145,27 @@ def test_bundle_for_a_seeded_period_has_every_file_its_hashes_verify_and_counts_
     }
     for report, count in expected.items():
         assert manifest["row_counts"][report] == count, report
+    assert manifest["row_counts"]["access_roles"] == OrgRoleGrant.objects.count() + Membership.objects.count()
+    assert [row["action"] for row in bundle.csv("budget_changes")] == [
+        "budget.created",
+        "budget_increase.requested",
+        "budget_increase.approved",
+    ]
+    assert [row["action"] for row in bundle.csv("policy_and_role_changes")] == [
+        "user.deactivated",
+        "evidence.export_requested",
+    ]
+    (increase,) = bundle.csv("budget_increases")
+    assert (increase["requested_by"], increase["decided_by"], increase["status"]) == (
+        "member-a@example.com",
+        "approver-a@example.com",
+        "approved",
+    )
+    assert (increase["amount_before"], increase["amount_after"], increase["check_decider_not_requester"]) == (
+        "100.00",
+        "125.00",
+        "PASS",
+    )
     for report in REPORTS:
         assert len(bundle.csv(report)) == manifest["row_counts"][report] == len(bundle.json(report)["rows"]), report
         assert bundle.json(report)["row_count"] == manifest["row_counts"][report]
