@@ -86,6 +86,20 @@ class AccessReviewOpenForm(forms.Form):
         initial="escalate",
     )
     teams = _TeamChoices(help_text="None ticked: every team. Every live key in scope is snapshotted when you open it.")
+    confirm_revoke = forms.BooleanField(
+        required=False,
+        label="Yes: at the due date, revoke every key nobody has reviewed",
+        help_text="Needed only when unreviewed keys are revoked. Their owners lose access at the gateway at once.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("on_due") == "revoke" and not data.get("confirm_revoke"):
+            self.add_error(
+                "confirm_revoke",
+                "Confirm that keys nobody reviews by the due date are revoked, or choose to escalate them instead.",
+            )
+        return data
 
 
 class AccessReviewDecisionForm(forms.Form):
@@ -104,10 +118,21 @@ class AccessReviewDecisionForm(forms.Form):
     max_budget = forms.DecimalField(
         required=False, max_digits=12, decimal_places=2, min_value=0.01, label="Reduce: new monthly budget (USD)"
     )
+    confirm_revoke = forms.BooleanField(
+        required=False,
+        label="Revoke: yes, revoke this key now",
+        help_text="The key stops working at the gateway within a minute; its owner can request a new one.",
+    )
 
     def __init__(self, *args, key_models: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["keep_models"].choices = [(m, m) for m in key_models]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "revoke" and not data.get("confirm_revoke"):
+            self.add_error("confirm_revoke", "Tick the box to confirm the revocation.")
+        return data
 
 
 class SignOffForm(forms.Form):
