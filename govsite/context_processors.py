@@ -28,5 +28,9 @@ def site(request):
             "unread_notices": unread,
             "decides_increases": permissions.can_decide_budget_increases(user),
             "sees_reconciliation": permissions.can_view_reconciliation(user),
+            "sees_dashboards": permissions.can_view_team_dashboards(user),
+            "exports_evidence": permissions.can_export_evidence(user),
+            "reads_access_reviews": permissions.can_view_access_reviews(user),
+            "reviews_access": permissions.can_review_access(user),
         },
     }
