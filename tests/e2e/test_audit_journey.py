@@ -30,7 +30,9 @@ def test_auditor_draws_a_sample_and_downloads_evidence_that_verifies(people, sho
     expect(aubrey.get_by_text("key_request.approved").first).to_be_visible()
     shots(aubrey, "auditor reads the audit log")
 
-    aubrey.goto(SAMPLES_URL)
+    workspace = aubrey.get_by_role("navigation", name="Auditor workspace")
+    workspace.get_by_role("link", name="Samples").click()
+    expect(aubrey).to_have_url(re.compile(re.escape(SAMPLES_URL) + "$"))
     aubrey.get_by_label("Population").select_option(value="key_creations")
     aubrey.get_by_label("Sample size").fill("1")
     shots(aubrey, "auditor sets up a sample")
@@ -39,7 +41,8 @@ def test_auditor_draws_a_sample_and_downloads_evidence_that_verifies(people, sho
     expect(aubrey.get_by_role("link", name=f"#{request_id}")).to_be_visible()
     shots(aubrey, "sample drawn")
 
-    aubrey.goto(EVIDENCE_URL)
+    aubrey.get_by_role("navigation", name="Auditor workspace").get_by_role("link", name="Evidence exports").click()
+    expect(aubrey).to_have_url(re.compile(re.escape(EVIDENCE_URL) + "$"))
     shots(aubrey, "evidence export page")
     # The export is built by the worker; its page follows the progress and starts the download when done.
     with aubrey.expect_download(timeout=90_000) as download_info:
