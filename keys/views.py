@@ -22,11 +22,6 @@ from keys.forms import (
 )
 from keys.models import DataClassification, GatewayCommand, KeyRequest, UnmanagedKey
 
-
-def _is_decider(user) -> bool:
-    return permissions.teams_user_decides_for(user).exists()
-
-
 # --- requests -------------------------------------------------------------------------------------------
 
 
@@ -43,12 +38,8 @@ def key_list(request):
     )
 
 
-def _can_request_any_key(user) -> bool:
-    return any(permissions.can_request_key(user, team_id) for team_id in permissions.team_roles(user))
-
-
 @role_required(
-    _can_request_any_key,
+    permissions.can_request_any_key,
     "Keys are requested within a team, and you are not in one yet. Teams come from "
     "your SSO groups, or an admin adds you.",
 )
@@ -103,7 +94,7 @@ def key_request_cancel(request, pk):
 # --- approval queue ---------------------------------------------------------------------------------------
 
 
-@role_required(_is_decider, "Only team approvers and admins have an approval queue.")
+@role_required(permissions.has_key_approval_queue, "Only team approvers and admins have an approval queue.")
 def approval_queue(request):
     page = paginate(request, selectors.key_request_queue(user=request.user), per_page=25)
     existing = selectors.existing_keys_by_owner(owner_ids=list({kr.owner_id for kr in page}))
@@ -115,7 +106,7 @@ def approval_queue(request):
 
 
 @require_POST
-@role_required(_is_decider, "Only team approvers and admins decide key requests.")
+@role_required(permissions.has_key_approval_queue, "Only team approvers and admins decide key requests.")
 def approval_decide(request, pk):
     key_request = get_object_or_404(selectors.key_request_queue(user=request.user), pk=pk)
     form = DecisionForm(request.POST)

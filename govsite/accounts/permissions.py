@@ -141,6 +141,16 @@ def can_request_key(user, team: Team | int) -> bool:
     return may_change_state(user) and is_member_of(user, team)
 
 
+def can_request_any_key(user) -> bool:
+    """Whether the user may ask for a key at all (in some team): the request page and the API's create."""
+    return any(can_request_key(user, team_id) for team_id in team_roles(user))
+
+
+def has_key_approval_queue(user) -> bool:
+    """Whether the user decides key requests for some team (approvers, admins): the queue page and the API's."""
+    return teams_user_decides_for(user).exists()
+
+
 def _is_own_request(user, key_request) -> bool:
     return user.pk in (key_request.requested_by_id, key_request.owner_id)
 

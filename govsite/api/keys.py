@@ -24,10 +24,6 @@ from govsite.api.common import (
 from keys import selectors, services
 from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, VirtualKey
 
-# The pages' own role checks (who has a queue, who may ask for a key at all), reused so no rule is written twice.
-from keys.views import _can_request_any_key as can_request_any_key
-from keys.views import _is_decider as decides_key_requests
-
 TAG = ["keys"]
 
 
@@ -202,7 +198,7 @@ class KeyRequestListCreateApi(ApiView):
     )
     def post(self, request):
         permissions.require(
-            can_request_any_key(request.user), "Keys are requested within a team, and you are not in one."
+            permissions.can_request_any_key(request.user), "Keys are requested within a team, and you are not in one."
         )
         data = validated(self.Input, request.data)
         key_request = services.key_request_create(requester=request.user, data=services.KeyRequestInput(**data))
@@ -251,7 +247,9 @@ class ApprovalQueueApi(ApiView):
         responses={200: paginated(KeyRequestOutput), **errors(*READ_ERRORS)},
     )
     def get(self, request):
-        permissions.require(decides_key_requests(request.user), "Only team approvers and admins have a queue.")
+        permissions.require(
+            permissions.has_key_approval_queue(request.user), "Only team approvers and admins have a queue."
+        )
         filters = validated(ApprovalFilter, request.query_params)
         queue = selectors.key_request_queue(user=request.user)
         if filters.get("team"):
@@ -278,7 +276,9 @@ class ApprovalDecideApi(ApiView):
         responses={200: KeyDecisionOutput, **errors(*WRITE_ERRORS)},
     )
     def post(self, request, pk):
-        permissions.require(decides_key_requests(request.user), "Only team approvers and admins decide key requests.")
+        permissions.require(
+            permissions.has_key_approval_queue(request.user), "Only team approvers and admins decide key requests."
+        )
         key_request = get_object_or_404(selectors.key_request_queue(user=request.user), pk=pk)  # 404 outside scope
         data = validated(self.Input, request.data)
         key = None
