@@ -318,9 +318,8 @@ def evidence_sample_draw(
     if not population:
         raise ValidationError({"period_start": f"No key was created from {period}: there is nothing to sample."})
     if size > len(population):
-        raise ValidationError(
-            {"size": f"Only {len(population)} keys were created from {period}; draw at most {len(population)}."}
-        )
+        made = "1 key was" if len(population) == 1 else f"{len(population)} keys were"
+        raise ValidationError({"size": f"Only {made} created from {period}; draw at most {len(population)}."})
     seed = (seed or "").strip()[:64] or _new_seed()
     key_ids = draw_sample(population, size=size, seed=seed)
     sample = EvidenceSample.objects.create(

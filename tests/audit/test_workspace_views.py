@@ -3,11 +3,20 @@ every write refused with 403 and nothing written; members and approvers kept out
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+from decimal import Decimal
+from html import unescape
+from urllib.parse import parse_qs
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import reviews
 from audit.models import AccessReviewDecision, AuditEvent, EvidenceExport, EvidenceSample
+from budgets.models import DailyRollup
+from govsite.accounts import services as account_services
 from tests.audit.conftest import build_export, direct_key
 from tests.audit.url_cases import EXPORTERS
 from tests.permissions import AUDITOR, MEMBER_A, all_cases
@@ -101,3 +110,76 @@ def test_the_sample_page_offers_a_bundle_with_the_same_seed(world, auditor_clien
     )
     html = auditor_client.get(response.url).content.decode()
     assert 'value="reuse-me"' in html and reverse("evidence_export_start") in html
+
+
+def test_every_workspace_list_says_so_when_it_is_empty(admin_client, auditor_client, approver_a_client):
+    empty = {
+        "evidence_export_list": "No evidence exported yet.",
+        "sample_list": "No sample drawn yet.",
+        "access_review_list": "No campaign yet.",
+        "leaver_report": "Nobody was deactivated in this period.",
+    }
+    for name, message in empty.items():
+        response = auditor_client.get(reverse(name))
+        assert response.status_code == 200 and message in response.content.decode(), name
+    for client in (admin_client, approver_a_client):
+        assert "No key waits for your review." in client.get(reverse("access_review_queue")).content.decode()
+
+
+def test_the_review_queue_and_the_campaign_page_come_in_pages(world, admin_user, approver_a_client, auditor_client):
+    member, approver = world.users["member_a"], world.users["approver_a"]
+    for _ in range(110):
+        direct_key(world.team_a, member, approver=approver)
+    review = reviews.access_review_open(
+        actor=admin_user, name="Paged", due_on=timezone.now().date() + timedelta(days=7), on_due="escalate"
+    )
+    queue = reverse("access_review_queue")
+    first = approver_a_client.get(queue)
+    assert len(first.context["page"].object_list) == 50 and "Page 1 of 3 · 110 in all" in first.content.decode()
+    last = approver_a_client.get(queue, {"page": 3})
+    assert len(last.context["page"].object_list) == 10
+    seen = {item.pk for n in (1, 2, 3) for item in approver_a_client.get(queue, {"page": n}).context["page"]}
+    assert seen == set(review.items.values_list("pk", flat=True))  # every key once, none twice
+    detail = reverse("access_review_detail", args=[review.pk])
+    assert len(auditor_client.get(detail).context["page"].object_list) == 100
+    assert len(auditor_client.get(detail, {"page": 2}).context["page"].object_list) == 10
+
+
+def test_the_leaver_report_comes_in_pages_that_keep_the_period(world, admin_user, auditor_client):
+    member = world.users["member_a"]
+    for _ in range(105):
+        direct_key(world.team_a, member, created_at=timezone.now() - timedelta(days=3))
+    account_services.user_deactivate(actor=admin_user, user=member, reason="left")
+    day = timezone.now().date()
+    period = {"period_start": (day - timedelta(days=10)).isoformat(), "period_end": day.isoformat()}
+    first = auditor_client.get(reverse("leaver_report"), period)
+    html = first.content.decode()
+    assert len(first.context["page"].object_list) == 100 and "Page 1 of 2 · 105 in all" in html
+    older = re.search(r'href="\?([^"]*)">Older', html)
+    assert parse_qs(unescape(older.group(1))) == {**{k: [v] for k, v in period.items()}, "page": ["2"]}
+    second = auditor_client.get(reverse("leaver_report"), {**period, "page": 2})
+    assert len(second.context["page"].object_list) == 5
+
+
+def test_the_review_queue_shows_each_keys_owner_last_use_90_day_spend_and_models(world, admin_user, approver_a_client):
+    key = direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    yesterday = timezone.now().date() - timedelta(days=1)
+    DailyRollup.objects.create(
+        day=yesterday, team=world.team_a, key=key, model="gpt-4o", requests=3, cost=Decimal("12.34")
+    )
+    reviews.access_review_open(
+        actor=admin_user, name="Columns", due_on=timezone.now().date() + timedelta(days=7), on_due="escalate"
+    )
+    html = approver_a_client.get(reverse("access_review_queue")).content.decode()
+    for shown in ("member-a@example.com", key.alias, "gpt-4o, gpt-4o-mini", "$12.34", yesterday.isoformat()):
+        assert shown in html, shown
+
+
+def test_a_sample_larger_than_the_population_is_refused_on_the_page_and_nothing_is_written(world, auditor_client):
+    direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    today = timezone.now().date().isoformat()
+    before = AuditEvent.objects.count()
+    response = auditor_client.post(reverse("sample_draw"), {"period_start": today, "period_end": today, "size": 2})
+    assert response.status_code == 400
+    assert "Only 1 key was created from" in response.content.decode()
+    assert EvidenceSample.objects.count() == 0 and AuditEvent.objects.count() == before
