@@ -19,7 +19,7 @@ from budgets.models import DailyRollup
 from govsite.accounts import services as account_services
 from tests.audit.conftest import build_export, direct_key
 from tests.audit.url_cases import EXPORTERS
-from tests.permissions import AUDITOR, MEMBER_A, all_cases
+from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, all_cases
 
 pytestmark = pytest.mark.django_db
 
@@ -183,3 +183,42 @@ def test_a_sample_larger_than_the_population_is_refused_on_the_page_and_nothing_
     assert response.status_code == 400
     assert "Only 1 key was created from" in response.content.decode()
     assert EvidenceSample.objects.count() == 0 and AuditEvent.objects.count() == before
+
+
+def _nav_links(html: str, label: str) -> dict[str, str]:
+    nav = re.search(rf'<nav[^>]*aria-label="{label}"[^>]*>(.*?)</nav>', html, re.S)
+    return (
+        {} if nav is None else {text: href for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', nav.group(1))}
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (ADMIN, {"Audit log": "audit_log", "Evidence": "evidence_export_list", "Access reviews": "access_review_list"}),
+        (
+            AUDITOR,
+            {"Audit log": "audit_log", "Evidence": "evidence_export_list", "Access reviews": "access_review_list"},
+        ),
+        (APPROVER_A, {"Access reviews": "access_review_queue"}),
+        (FINANCE, {}),
+        (MEMBER_A, {}),
+    ],
+)
+def test_the_main_navigation_links_the_workspace_for_the_roles_that_may_use_it(world, role, expected):
+    html = world.client(role).get(reverse("home")).content.decode()
+    main = _nav_links(html, "Main")
+    shown = {text: href for text, href in main.items() if text in ("Audit log", "Evidence", "Access reviews")}
+    assert shown == {text: reverse(name) for text, name in expected.items()}
+    for text, href in shown.items():  # and each link opens
+        assert world.client(role).get(href).status_code == 200, text
+
+
+def test_the_workspace_navigation_leads_to_every_workspace_page_and_admins_to_their_review_queue(world):
+    pages = {"Audit log", "Evidence exports", "Samples", "Access reviews", "Leavers"}
+    for role in (ADMIN, AUDITOR):
+        client = world.client(role)
+        links = _nav_links(client.get(reverse("evidence_export_list")).content.decode(), "Auditor workspace")
+        assert set(links) == (pages | {"Keys to review"} if role == ADMIN else pages), role
+        for text, href in links.items():
+            assert client.get(href).status_code == 200, (role, text)
