@@ -4,7 +4,8 @@ Run by bench_load as its own process (`python -m govsite.management.bench_client
 importing locust makes gevent patch the whole interpreter; nothing of Django is imported here.
 
 SPEC (JSON, written by `bench_load --prepare`) names each endpoint with its path per client, the
-session cookie of each client and a text the page must contain; OUT receives the measurements.
+session cookie of each client and a text the page must contain (the endpoint's, or the client's own);
+OUT receives the measurements.
 Every request must answer 200 with that text: a redirect to the login page or an error page counts
 as an error. Response times are kept whole (locust's own percentiles are rounded to buckets).
 """
@@ -35,7 +36,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def user_class(endpoint: str, spec: dict, think: tuple[float, float]) -> type[FastHttpUser]:
     clients = itertools.cycle(spec["clients"])
-    expect_text = spec["expect"]
 
     class Client(FastHttpUser):
         wait_time = between(*think)
@@ -45,6 +45,7 @@ def user_class(endpoint: str, spec: dict, think: tuple[float, float]) -> type[Fa
         def on_start(self):
             client = next(clients)
             self.path = client["path"]
+            self.expect = client.get("expect", spec.get("expect", ""))
             self.headers = {"Cookie": f"sessionid={client['session']}", "Accept": spec.get("accept", "text/html")}
 
         @task
@@ -54,8 +55,8 @@ def user_class(endpoint: str, spec: dict, think: tuple[float, float]) -> type[Fa
             ) as response:
                 if response.status_code != 200:
                     response.failure(f"HTTP {response.status_code}")
-                elif expect_text not in (response.text or ""):
-                    response.failure(f"the page does not say {expect_text!r}")
+                elif self.expect not in (response.text or ""):
+                    response.failure(f"the page does not say {self.expect!r}")
 
     Client.__name__ = f"{endpoint.title().replace('_', '')}Client"
     return Client

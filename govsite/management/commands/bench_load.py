@@ -3,12 +3,15 @@
 Everything runs on loopback and stops by itself:
 
 1. a bench database next to DATABASE_URL's (`<name>_bench`): dropped, created, migrated, `seed_demo`, then
-   filled like a mid-size org by this command with `--prepare` inside that database: `--people` more people
-   across the teams, each with a key provisioned at the sandbox gateway (started for the run), `--pending`
-   key requests waiting in each team's queue, and one login session per client;
+   filled like a mid-size org by this command with `--prepare` inside that database (bench_data.py):
+   `--people` more people across the teams, each with a key provisioned at the sandbox gateway (started for
+   the run), `--spend-rows` spend-log rows over the last `--spend-days` days booked through the ledger's
+   ingest (which keeps the dashboards' rollups), `--pending` key requests waiting in each team's queue, and
+   one login session per client;
 2. gunicorn with 4 workers, as docker-compose runs it, with the production settings (DEBUG off);
 3. locust through its library API, headless, in a process of its own (govsite/management/bench_clients.py):
-   approvers load the approval queue, admins the team dashboard, members the list of their key requests;
+   approvers load the approval queue (/approvals/), approvers and admins each team's cost dashboard
+   (/dashboards/teams/<slug>/), members the REST API's list of their key requests (/api/v1/key-requests/);
 4. prints requests/s, p50/p95/p99 and errors per endpoint and overall, stops gunicorn and the sandbox, and
    drops the database (unless --keep-db). `--check` exits non-zero when the goal is missed.
 """
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,23 +39,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 STARTUP_TIMEOUT = 90.0
-
-# Where each endpoint is, most specific first: the dashboards and the REST API are being built, so the
-# first of these that resolves is used, and the report says when it fell back to an older page.
-# (path, what it is, whether it stands in for the page that is meant)
-DASHBOARD_CANDIDATES = [
-    ("/dashboards/teams/{slug}/", "team dashboard", False),
-    ("/adoption/teams/{slug}/", "team dashboard", False),
-    ("/dashboards/{slug}/", "team dashboard", False),
-    ("/adoption/{slug}/", "team dashboard", False),
-    ("/teams/{slug}/", "the team detail page stands in: no adoption dashboard URL yet", True),
-]
-KEY_REQUEST_CANDIDATES = [
-    ("/api/v1/key-requests/", "REST API", False),
-    ("/api/v1/keys/requests/", "REST API", False),
-    ("/api/v1/me/key-requests/", "REST API", False),
-    ("/keys/", "the key list page stands in: no /api/v1 list of key requests yet", True),
-]
 
 
 def _free_port() -> int:
@@ -84,7 +71,7 @@ def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "Load-test the approval queue, the team dashboard and the key request list: 50 clients, 60 s, gunicorn."
+    help = "Load-test the approval queue, the team dashboard and the key-request API: 50 clients, 60 s, gunicorn."
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=50, help="concurrent clients (default 50)")
@@ -92,6 +79,10 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
         parser.add_argument("--people", type=int, default=225, help="people added to the demo org, a key each")
         parser.add_argument("--pending", type=int, default=20, help="key requests pending per team")
+        parser.add_argument(
+            "--spend-rows", type=int, default=150_000, help="gateway spend-log rows booked into the ledger"
+        )
+        parser.add_argument("--spend-days", type=int, default=90, help="days of traffic those rows cover")
         parser.add_argument(
             "--think",
             default="0.5-1.5",
@@ -114,7 +105,13 @@ class Command(BaseCommand):
         if options["prepare"]:
             from govsite.management.bench_data import prepare
 
-            spec = prepare(people=options["people"], pending=options["pending"], clients=options["users"])
+            spec = prepare(
+                people=options["people"],
+                pending=options["pending"],
+                clients=options["users"],
+                spend_rows=options["spend_rows"],
+                spend_days=options["spend_days"],
+            )
             Path(options["prepare"]).write_text(json.dumps(spec))
             return
         if importlib.util.find_spec("locust") is None:
@@ -131,17 +128,20 @@ class Command(BaseCommand):
             self._manage(env, "seed_demo")
             processes["sandbox"] = self._sandbox(env, workdir)
             self.stdout.write(
-                f"filling it: {options['people']} more people with a key each, {options['pending']} pending "
-                f"requests per team, {options['users']} sessions"
+                f"filling it: {options['people']} more people with a key each, {options['spend_rows']:,} spend "
+                f"rows over {options['spend_days']} days, {options['pending']} pending requests per team, "
+                f"{options['users']} sessions"
             )
             spec_path = workdir / "spec.json"
             started = time.monotonic()
             self._manage(
                 env, "bench_load", "--prepare", str(spec_path), "--people", str(options["people"]),
-                "--pending", str(options["pending"]), "--users", str(options["users"]), timeout=900,
+                "--pending", str(options["pending"]), "--users", str(options["users"]),
+                "--spend-rows", str(options["spend_rows"]), "--spend-days", str(options["spend_days"]), timeout=1800,
             )  # fmt: skip
             self.stdout.write(f"  filled in {time.monotonic() - started:.0f}s")
             spec = json.loads(spec_path.read_text())
+            self._report_ledger(spec["ledger"])
             port = _free_port()
             base_url = f"http://127.0.0.1:{port}"
             processes["gunicorn"] = self._gunicorn(env, port, options["workers"], workdir)
@@ -271,8 +271,11 @@ class Command(BaseCommand):
                 for target in endpoint["clients"][:8]:
                     headers = {"Cookie": f"sessionid={target['session']}", "Accept": accept}
                     response = client.get(target["path"], headers=headers)
-                    if response.status_code != 200 or endpoint["expect"] not in response.text:
-                        raise CommandError(f"GET {target['path']} answered {response.status_code}, not the page")
+                    expect = target.get("expect", endpoint.get("expect", ""))
+                    if response.status_code != 200 or expect not in response.text:
+                        raise CommandError(
+                            f"GET {target['path']} answered {response.status_code} without {expect!r}, not the page"
+                        )
 
     def _locust(self, base_url, spec, workdir, users, duration, think) -> dict:
         spec_path, out_path = workdir / "clients.json", workdir / "result.json"
@@ -289,6 +292,19 @@ class Command(BaseCommand):
             raise CommandError(f"locust failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return json.loads(out_path.read_text())
 
+    def _report_ledger(self, ledger: dict) -> None:
+        if ledger["rejected"]:
+            raise CommandError(f"the ingest refused {ledger['rejected']} of the generated spend rows")
+        costs = ledger["cost_30d_by_team"]
+        empty = sorted(slug for slug, cost in costs.items() if Decimal(cost) <= 0)
+        if empty:
+            raise CommandError(f"teams with no ledger spend in the last 30 days: {', '.join(empty)}")
+        figures = ", ".join(f"{slug} ${Decimal(cost):,.2f}" for slug, cost in sorted(costs.items()))
+        self.stdout.write(
+            f"  ledger: {ledger['rows']:,} rows over {ledger['days']} days on {ledger['keys']} keys, booked through "
+            f"the ingest in {ledger['seconds']:.0f}s; last 30 days by team: {figures}"
+        )
+
     def _report(self, spec: dict, result: dict, p95_goal: float) -> bool:
         rows = result["endpoints"]
         self.stdout.write("")
@@ -304,9 +320,6 @@ class Command(BaseCommand):
                 f"{name:<16} {path:<26} {row['requests']:>8} {row['rps']:>7.1f} {row['p50']:>7.0f} "
                 f"{row['p95']:>7.0f} {row['p99']:>7.0f} {row['max']:>7.0f} {row['errors']:>6}"
             )
-        for name, endpoint in spec["endpoints"].items():
-            if endpoint.get("note"):
-                self.stdout.write(f"  {name}: {endpoint['note']}")
         for name, kinds in result.get("error_kinds", {}).items():
             for kind, count in kinds.items():
                 self.stdout.write(self.style.ERROR(f"  {name}: {count} x {kind}"))
