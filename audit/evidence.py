@@ -440,6 +440,7 @@ class BundleCheck:
     files: int
     problems: list[str]
     manifest_sha256: str = ""
+    export_id: int | None = None
 
 
 def verify_bundle(path: Path) -> BundleCheck:
@@ -456,8 +457,11 @@ def verify_bundle(path: Path) -> BundleCheck:
             listed = manifest["files"]
         except KeyError:
             return BundleCheck(False, 0, [f"{MANIFEST}: missing from the bundle, or it lists no files"])
-        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, TypeError) as exc:
             return BundleCheck(False, 0, [f"{MANIFEST}: unreadable ({exc})"])
+        if not isinstance(listed, dict) or not all(isinstance(meta, dict) for meta in listed.values()):
+            return BundleCheck(False, 0, [f"{MANIFEST}: its files are not a mapping of name to SHA-256"])
+        export_id = manifest.get("export_id") if isinstance(manifest.get("export_id"), int) else None
         present = set(zf.namelist())
         for name, meta in listed.items():
             if name not in present:
@@ -478,4 +482,48 @@ def verify_bundle(path: Path) -> BundleCheck:
                 )
         for name in sorted(present - set(listed) - {MANIFEST}):
             problems.append(f"{name}: in the bundle but not in the manifest")
-    return BundleCheck(not problems, len(listed), problems, hashlib.sha256(manifest_bytes).hexdigest())
+    return BundleCheck(not problems, len(listed), problems, hashlib.sha256(manifest_bytes).hexdigest(), export_id)
+
+
+@dataclass(frozen=True)
+class RecordCheck:
+    """The bundle's manifest set against what the audit log recorded when the export was built.
+
+    `ok` is None when there is nothing to compare with (no export number, another installation's bundle, or
+    no database): the file hashes alone prove the files match the manifest, not that the manifest is the
+    one this site wrote. A manifest rewritten after editing a file is caught here."""
+
+    ok: bool | None
+    message: str
+
+
+def check_against_record(check: BundleCheck) -> RecordCheck:
+    from django.db import DatabaseError
+
+    if check.export_id is None:
+        return RecordCheck(None, "the manifest names no export: not compared with the audit log")
+    try:
+        event = (
+            AuditEvent.objects.filter(
+                action="evidence.exported", target_type="audit.evidenceexport", target_id=str(check.export_id)
+            )
+            .order_by("seq")
+            .values("seq", "data")
+            .first()
+        )
+    except DatabaseError as exc:
+        return RecordCheck(None, f"the database is not reachable ({type(exc).__name__}): not compared")
+    if event is None:
+        return RecordCheck(
+            None, f"export #{check.export_id} is not in this site's audit log (another installation's bundle?)"
+        )
+    recorded = (event["data"] or {}).get("manifest_sha256")
+    if recorded != check.manifest_sha256:
+        return RecordCheck(
+            False,
+            f"{MANIFEST}: SHA-256 {check.manifest_sha256} is not the {recorded} recorded for export "
+            f"#{check.export_id} in audit event #{event['seq']}: the manifest was changed after the export",
+        )
+    return RecordCheck(
+        True, f"manifest.json is the one recorded for export #{check.export_id} (audit event #{event['seq']})"
+    )

@@ -297,6 +297,44 @@ def test_export_evidence_command_writes_a_bundle_that_verify_evidence_accepts(wo
     code, stdout, stderr = run("verify_evidence", str(out))
     assert code == 0, stderr
     assert stdout.startswith(f"OK {len(EXPECTED_FILES) - 1} files match manifest.json")
+    exported = AuditEvent.objects.get(action="evidence.exported", target_id=str(export.pk))
+    assert f"OK manifest.json is the one recorded for export #{export.pk} (audit event #{exported.seq})" in stdout
+
+
+def test_a_file_edited_and_its_hash_rewritten_in_the_manifest_is_caught_against_the_audit_log(world, tmp_path):
+    direct_key(world.team_a, world.users["member_a"], approver=world.users["member_a"])  # a failed check to hide
+    today = timezone.now().date().isoformat()
+    out = tmp_path / "evidence.zip"
+    run("export_evidence", "--from", today, "--to", today, "--out", str(out))
+    export = EvidenceExport.objects.get()
+    # Someone turns the FAIL into a PASS and rewrites the manifest so every file hash matches again.
+    with zipfile.ZipFile(out) as zf:
+        original = zf.read("key_lifecycle.csv")
+        manifest = json.loads(zf.read("manifest.json"))
+    forged = original.replace(b"FAIL", b"PASS")
+    assert b"FAIL" in original and b"FAIL" not in forged
+    manifest["files"]["key_lifecycle.csv"]["sha256"] = hashlib.sha256(forged).hexdigest()
+    _rewrite(out, "key_lifecycle.csv", lambda data: forged)
+    _rewrite(out, "manifest.json", lambda data: json.dumps(manifest, indent=2).encode())
+
+    code, stdout, stderr = run("verify_evidence", str(out), "--files-only")
+    assert code == 0 and stdout.startswith("OK ")  # the files alone agree with the forged manifest...
+    code, stdout, stderr = run("verify_evidence", str(out))
+    assert code == 1  # ...but the manifest is not the one the audit log recorded for this export
+    assert stderr.startswith("FAIL manifest.json: SHA-256") and f"recorded for export #{export.pk}" in stderr
+    assert "the manifest was changed after the export" in stderr
+
+
+def test_a_bundle_this_site_did_not_record_verifies_its_files_and_says_it_was_not_compared(admin_user, tmp_path):
+    today = timezone.now().date().isoformat()
+    out = tmp_path / "evidence.zip"
+    run("export_evidence", "--from", today, "--to", today, "--out", str(out))
+    with zipfile.ZipFile(out) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    manifest["export_id"] = 987654
+    _rewrite(out, "manifest.json", lambda data: json.dumps(manifest).encode())
+    code, stdout, _ = run("verify_evidence", str(out))
+    assert code == 0 and "NOTE export #987654 is not in this site's audit log" in stdout
 
 
 def test_verify_evidence_names_the_file_with_one_byte_changed(admin_user, tmp_path):
