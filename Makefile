@@ -28,7 +28,7 @@ demo: $(STAMP)
 	@echo "govsite: http://127.0.0.1:8000  (sandbox gateway: http://127.0.0.1:4000)"
 	@bash -c 'trap "kill 0" EXIT; \
 	  $(BIN)/python manage.py sandbox_gateway --port 4000 & \
-	  $(BIN)/python manage.py seed_demo && \
+	  $(BIN)/python manage.py seed_demo --history && \
 	  { $(BIN)/python manage.py run_schedules & \
 	    $(BIN)/python manage.py runserver 127.0.0.1:8000; }'
 
@@ -39,6 +39,7 @@ test: $(STAMP)
 # Benchmarks print figures; they need DATABASE_URL pointing at PostgreSQL (each makes its own <name>_bench database).
 bench: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py bench_ingest
+	DEBUG=false SECRET_KEY=bench-only $(BIN)/python manage.py bench_dashboards --check
 	DEBUG=true $(BIN)/python manage.py bench_export
 	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)
 

@@ -1,7 +1,19 @@
-"""Fill the site with a small demo org: 4 teams, 25 people, every role. Safe to run again."""
+"""Fill the site with a small demo org: 5 teams, 25 people, every role. Safe to run again.
+
+With `--history`, also the keys people asked for and their approvers approved (provisioned at the
+gateway, the sandbox in the demo), two requests still waiting, and eight weeks of synthetic traffic of
+those keys booked through the real ingest (budgets.demo_traffic): the dashboards, the adoption page and
+the budgets then have something to show.
+"""
+
+import random
+import time
+from datetime import timedelta
+from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 import audit
 from govsite.accounts import services
@@ -46,6 +58,20 @@ PEOPLE = [
     ("zoe", "Zoe Zhang", [OrgRole.FINANCE], {"payments": TeamRole.MEMBER}),
 ]
 DOMAIN = "demo.govsite.local"
+PROJECTS = {
+    "platform": "atlas",
+    "payments": "checkout",
+    "data-science": "forecast",
+    "mobile": "orbit",
+    "support-tools": "helpdesk",
+}
+PURPOSES = [
+    "Claude Code for day-to-day work on our services",
+    "Codex for test generation",
+    "Kimi CLI for log triage",
+    "Code review summaries",
+    "Refactoring the legacy modules",
+]
 
 # (name, provider, access, highest data classification, flat rate, note) — names the sandbox gateway serves.
 MODELS = [
@@ -60,6 +86,13 @@ MODELS = [
 
 class Command(BaseCommand):
     help = "Create the demo org (teams, people in every role, SSO mappings). Idempotent."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--history",
+            action="store_true",
+            help="also keys through the approval flow and eight weeks of synthetic traffic (needs the gateway up)",
+        )
 
     def handle(self, *args, **options):
         admin = self._first_admin()
@@ -91,6 +124,8 @@ class Command(BaseCommand):
                 services.sso_mapping_create(actor=admin, group=group, org_role=role)
         self._models(admin)
         self._budgets(admin)
+        if options["history"]:
+            self._history(admin)
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo org ready: {Team.objects.count()} teams, {User.objects.count()} people.")
@@ -151,3 +186,85 @@ class Command(BaseCommand):
                 data={"role": OrgRole.ADMIN, "source": Source.MANUAL},
             )
         return admin
+
+    # --- --history ---------------------------------------------------------------------------------------------
+
+    HISTORY_DAYS = 56
+    WITHOUT_KEYS = ("lena", "kofi")  # they asked, and wait in their approvers' queues
+    HISTORY_MODELS = ("gpt-4o", "gpt-4o-mini", "claude-haiku-4-5", "kimi-k2.5", "acme-internal-llm")
+
+    def _gateway_up(self, timeout: float = 30.0) -> bool:
+        from govsite.gateway.client import GatewayError, get_client
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with get_client(timeout=2) as client:
+                    client.liveliness()
+                return True
+            except GatewayError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.5)
+
+    def _history(self, admin: User) -> None:
+        from budgets.demo_traffic import habits_for, history
+        from budgets.ingest import ingest_spend_rows
+        from budgets.models import SpendRecord
+        from keys import services as key_services
+        from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, VirtualKey
+
+        if SpendRecord.objects.filter(request_id__startswith="demo-").exists():
+            self.stdout.write("Demo history is there already.")
+            return
+        if not self._gateway_up():
+            self.stdout.write(self.style.WARNING("The gateway does not answer: no demo keys or history."))
+            return
+        models = list(ModelPolicy.objects.filter(name__in=self.HISTORY_MODELS))
+        public = DataClassification.objects.get(key="public")  # the least sensitive: every demo model takes it
+        approvers = {
+            team.slug: [m.user for m in team.memberships.filter(role=TeamRole.APPROVER).select_related("user")]
+            for team in Team.objects.prefetch_related("memberships")
+        }
+        rng = random.Random(2026)
+        habits = []
+        for local, _name, _roles, memberships in PEOPLE:
+            user = User.objects.get(email=f"{local}@{DOMAIN}")
+            for slug in memberships:
+                team = Team.objects.get(slug=slug)
+                if KeyRequest.objects.filter(requested_by=user, team=team).exists():
+                    continue
+                request = key_services.key_request_create(
+                    requester=user,
+                    data=key_services.KeyRequestInput(
+                        team=team,
+                        kind=KeyKind.PERSONAL,
+                        purpose=rng.choice(PURPOSES),
+                        data_classification=public,
+                        models=models,
+                        monthly_budget=Decimal(rng.choice([50, 75, 100])),
+                        expiry_days=90,
+                    ),
+                )
+                if local in self.WITHOUT_KEYS:
+                    continue
+                approver = next((a for a in approvers[slug] if a != user), admin)
+                key = key_services.key_request_approve(request=request, approver=approver, note="Demo history")
+                key.refresh_from_db()  # provisioned at the gateway once the approval committed
+                if key.status == VirtualKey.Status.ACTIVE:
+                    habits.append(habits_for(key.token_hash, key.alias, PROJECTS[slug], rng))
+        today = timezone.now().date()
+        first = today - timedelta(days=self.HISTORY_DAYS)
+        # The demo org has been here since before its history: the adoption figures count people from
+        # the day they joined their team, so the memberships (not audited facts) start then.
+        joined = timezone.now() - timedelta(days=self.HISTORY_DAYS + 14)
+        Membership.objects.filter(user__email__endswith=f"@{DOMAIN}").update(created_at=joined)
+        User.objects.filter(email__endswith=f"@{DOMAIN}").update(date_joined=joined)
+        rows = list(history(habits, days=self.HISTORY_DAYS, today=today, rng=rng))
+        booked = 0
+        for start in range(0, len(rows), 2000):
+            booked += ingest_spend_rows(rows[start : start + 2000], "pull").inserted
+        self.stdout.write(
+            f"Demo history: {len(habits)} keys, {booked:,} requests from {first:%Y-%m-%d} to yesterday "
+            f"(requests by {', '.join(self.WITHOUT_KEYS)} wait for approval)."
+        )
