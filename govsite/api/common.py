@@ -68,14 +68,22 @@ class ApiView(APIView):
 
 
 class StrictSerializer(serializers.Serializer):
-    """Unknown fields are an error that names them, not silently ignored."""
+    """Unknown fields are an error that names them, not silently ignored; reported together with the other
+    fields' errors, so one answer lists everything to fix."""
 
     def to_internal_value(self, data):
+        unknown = {}
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+            unknown = {name: ["Unknown field."] for name in sorted(set(data) - set(self.fields))}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from exc
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
 
 
 def validated(serializer_class, data, **context) -> dict:

@@ -101,6 +101,16 @@ def test_every_unknown_field_is_named(member_a_user, team_a, open_model):
     assert fields == {"colour": ["Unknown field."], "size": ["Unknown field."]}
 
 
+def test_unknown_fields_are_named_with_the_other_fields_errors(member_a_user, team_a, open_model):
+    before = _written()
+    body = {"team": team_a.slug, "monthly_budget": "lots", "colour": "blue"}
+    fields = _fields(call(token_client(member_a_user), "post", reverse("api_key_requests"), body))
+    assert fields["colour"] == ["Unknown field."]
+    assert {"monthly_budget", "purpose", "data_classification", "models"} <= set(fields)
+    assert "team" not in fields
+    assert _written() == before
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
