@@ -201,6 +201,9 @@ def test_sso_only_shows_only_the_sso_button_and_refuses_a_password_post(oidc_pro
         )
         assert response.status_code == 403
         assert client.get(f"{sso_only_site.url}/").status_code == 302  # still signed out
+        # No way around it: no sign-up, and no password to reset.
+        for path in ("/accounts/signup/", "/accounts/password/reset/"):
+            assert client.get(f"{sso_only_site.url}{path}").status_code == 404, path
     assert not events("user.login", User.objects.get(email="pw@example.com"))
 
     oidc_provider.set_users(sso_user("fay@example.com", name="Fay", groups=["eng-search"]))
