@@ -9,8 +9,8 @@
    bench_load's `<name>_bench` (dropped on each of its runs) is a different one.
 2. Fills it once: ~500 people in 25 teams (one of four people), their keys, team budgets, and `--rows`
    ledger rows over the last 12 months (realistic model, tool, tag, error and latency mix; weekday-heavy;
-   people starting through the year), written server-side with INSERT ... SELECT over generate_series in
-   chunks; then DailyRollup with one INSERT ... SELECT ... GROUP BY over the ledger, and the adoption
+   people starting through the year), made by a seeded generator and streamed in with COPY ... FROM STDIN;
+   then DailyRollup with one INSERT ... SELECT ... GROUP BY over the ledger, and the adoption
    rollups with adoption.rollups.rebuild (the same statement the ingest hook runs). A marker row keys the
    data set (rows, people, seed): the next run with the same arguments skips straight to the timings.
    `--regenerate` starts over.
@@ -23,11 +23,17 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
+import json
+import math
 import random
 import re
 import statistics
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -44,8 +50,9 @@ from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 P95_GOAL_MS = 150.0
 RATIO_GOAL = 20.0
 MARKER = "bench_dashboards_marker"
+GENERATOR = "copy-1"  # bumped when the generated data changes, so an older data set is not reused
 MAINTENANCE_DB = "postgres"
-CHUNK = 500_000
+CHUNK = 500_000  # rows between two progress lines
 DAYS = 365
 
 # (model, model_group, provider, $ per input token, $ per output token, kind, typical latency ms, share %)
@@ -71,6 +78,110 @@ PROJECTS = [
     "ember", "delta", "fjord", "granite", "helix", "iris", "juniper", "kepler", "lumen", "meridian",
 ]  # fmt: skip
 WORKFLOWS = ["code-review", "refactor", "tests", "docs", "incident"]
+
+
+LEDGER_COLUMNS = (
+    "request_id", "time", "key_id", "token_hash", "key_alias", "user_id", "team_id", "model", "model_group",
+    "provider", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_creation_tokens", "status",
+    "error_type", "latency_ms", "ttft_ms", "client_tool", "user_agent", "request_tags", "spend_logs_metadata",
+    "gateway_spend", "cost", "cost_source", "source", "ingested_at",
+)  # fmt: skip
+ERRORS = (  # (share of requests, error type): the rest succeed
+    (0.02, ErrorType.RATE_LIMIT),
+    (0.005, ErrorType.BUDGET_EXCEEDED),
+    (0.01, ErrorType.PROVIDER),
+)
+STREAMED_SHARE = 0.12  # streamed calls the gateway logged at $0: the ledger's cost is computed
+MODEL_SHARES = list(itertools.accumulate(model[7] for model in MODELS))
+
+
+@dataclass(frozen=True)
+class _KeyPlan:
+    """Who uses one key, when, with which tools, models and project tag."""
+
+    key_id: int
+    user_id: int
+    team_id: int
+    token_hash: str
+    alias: str
+    start: float  # epoch seconds
+    span: float
+    tool1: str
+    tool2: str
+    model1: int
+    project: str
+
+
+def _rows(plans: list[_KeyPlan], rng: random.Random, now: datetime) -> Iterator[tuple]:
+    """Ledger rows without end: heavy and light keys (a power law over the shuffled plans), weekday-heavy
+    times, a key's usual model and tool most of the time, errors, long-tailed tokens and latencies, and a
+    share of requests tagged with a project and a workflow."""
+    rand, gauss = rng.random, rng.gauss
+    keys = len(plans)
+    plain_tags = {tool: json.dumps([f"User-Agent: {agent}"]) for tool, agent in TOOLS.items()}
+    for g in itertools.count(1):
+        plan = plans[min(int(rand() ** 1.7 * keys), keys - 1)]
+        model_n = plan.model1 if rand() < 0.7 else bisect.bisect_right(MODEL_SHARES, rand() * MODEL_SHARES[-1])
+        model, group, provider, p_in, p_out, kind, latency, _ = MODELS[min(model_n, len(MODELS) - 1)]
+        moment = datetime.fromtimestamp(plan.start + plan.span * rand(), tz=UTC)
+        if moment.isoweekday() >= 6 and rand() < 0.8:
+            moment -= timedelta(days=2)  # most weekend work moves to the week
+        tool = plan.tool1 if rand() < 0.8 else plan.tool2
+        roll, error = rand(), ""
+        for share, error_type in ERRORS:
+            if roll < share:
+                error = error_type
+                break
+            roll -= share
+        if error:
+            prompt = completion = 0
+        else:
+            a, b = rand(), rand()
+            prompt, completion = 200 + int(a * a * 30_000), 20 + int(b * b * 2_500)
+        if error or kind == "flat":
+            cost, source = Decimal(0), CostSource.FLAT_RATE if kind == "flat" and not error else CostSource.GATEWAY
+        elif kind == "unpriced":
+            cost, source = None, CostSource.UNPRICED
+        else:
+            cost = Decimal(round(prompt * p_in + completion * p_out, 6)).quantize(Decimal("0.000001"))
+            source = CostSource.COMPUTED if rand() < STREAMED_SHARE else CostSource.GATEWAY
+        agent = TOOLS[tool]
+        tag_roll = rand()
+        if tag_roll < 0.3:
+            tags = json.dumps([f"project:{plan.project}", f"workflow:{WORKFLOWS[g % 5]}", f"User-Agent: {agent}"])
+        elif tag_roll < 0.6:
+            tags = json.dumps([f"project:{plan.project}", f"User-Agent: {agent}"])
+        else:
+            tags = plain_tags[tool]
+        yield (
+            f"bench-{g:010d}",
+            moment,
+            plan.key_id,
+            plan.token_hash,
+            plan.alias,
+            plan.user_id,
+            plan.team_id,
+            model,
+            group,
+            provider,
+            prompt,
+            completion,
+            0,
+            0,
+            "failure" if error else "success",
+            error,
+            max(40, int(latency * math.exp(0.6 * gauss(0, 1)))),
+            None,
+            tool,
+            agent,
+            tags,
+            None,
+            cost if source == CostSource.GATEWAY and cost is not None else Decimal(0),
+            cost,
+            source,
+            "pull",
+            now,
+        )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -132,7 +243,7 @@ class Command(BaseCommand):
         if self._exists(name) and not self.options["regenerate"]:
             self._use(name)
             marker = self._marker()
-            if marker and tuple(marker[:4]) == wanted:
+            if marker and tuple(marker[:4]) == wanted and marker[6] == GENERATOR:
                 self.stdout.write(
                     f"reusing {name}: {marker[0]:,} ledger rows generated in {marker[4]:.0f} s, "
                     f"rollups built in {marker[5]:.0f} s"
@@ -157,8 +268,10 @@ class Command(BaseCommand):
             cursor.execute("SELECT to_regclass(%s)", [MARKER])
             if cursor.fetchone()[0] is None:
                 return None
-            cursor.execute(f"SELECT rows, people, teams, seed, generate_seconds, rollup_seconds FROM {MARKER}")
-            return cursor.fetchone()
+            cursor.execute(f"SELECT * FROM {MARKER}")
+            row = dict(zip([column.name for column in cursor.description], cursor.fetchone(), strict=True))
+            names = ("rows", "people", "teams", "seed", "generate_seconds", "rollup_seconds", "generator")
+            return tuple(row.get(name) for name in names)  # a marker from an older generator has no `generator`
 
     # --- the run ---------------------------------------------------------------------------------------------------
 
@@ -179,16 +292,17 @@ class Command(BaseCommand):
             rolled = time.monotonic() - started
             with connection.cursor() as cursor:
                 cursor.execute(
-                    f"CREATE TABLE {MARKER} (rows bigint, people int, teams int, seed int, "
+                    f"CREATE TABLE {MARKER} (rows bigint, people int, teams int, seed int, generator text, "
                     "generate_seconds float8, rollup_seconds float8, created_at timestamptz DEFAULT now())"
                 )
                 cursor.execute(
-                    f"INSERT INTO {MARKER} VALUES (%s, %s, %s, %s, %s, %s)",
+                    f"INSERT INTO {MARKER} VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     [
                         self.options["rows"],
                         self.options["people"],
                         self.options["teams"],
                         self.options["seed"],
+                        GENERATOR,
                         generated,
                         rolled,
                     ],
@@ -330,122 +444,41 @@ class Command(BaseCommand):
 
             tools = list(TOOL_WEIGHTS)
             rng.shuffle(plans)  # heavy and light users spread over every team
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "CREATE TABLE bench_keys (n int PRIMARY KEY, key_id bigint, user_id bigint, team_id bigint, "
-                    "token_hash text, alias text, start_ts timestamptz, end_ts timestamptz, tool1 text, tool2 text, "
-                    "model1 int, project text)"
+            self.plans = [
+                _KeyPlan(
+                    key_id=key.pk,
+                    user_id=key.owner_id,
+                    team_id=key.team_id,
+                    token_hash=key.token_hash,
+                    alias=key.alias,
+                    start=start.timestamp(),
+                    span=max(0.0, (end - start).total_seconds()),
+                    tool1="other" if key.kind == KeyKind.SERVICE else rng.choices(tools, TOOL_WEIGHTS.values())[0],
+                    tool2=rng.choices(tools, TOOL_WEIGHTS.values())[0],
+                    model1=rng.choices(range(len(MODELS)), [m[7] for m in MODELS])[0],
+                    project=PROJECTS[(teams.index(team) * 3 + rng.randrange(3)) % len(PROJECTS)],
                 )
-                cursor.executemany(
-                    "INSERT INTO bench_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            n,
-                            key.pk,
-                            key.owner_id,
-                            key.team_id,
-                            key.token_hash,
-                            key.alias,
-                            start,
-                            end,
-                            "other" if key.kind == KeyKind.SERVICE else rng.choices(tools, TOOL_WEIGHTS.values())[0],
-                            rng.choices(tools, TOOL_WEIGHTS.values())[0],
-                            rng.choices(range(len(MODELS)), [m[7] for m in MODELS])[0],
-                            PROJECTS[(teams.index(team) * 3 + rng.randrange(3)) % len(PROJECTS)],
-                        )
-                        for n, (key, start, end, team) in enumerate(plans)
-                    ],
-                )
-                cursor.execute(
-                    "CREATE TABLE bench_models (n int PRIMARY KEY, model text, model_group text, provider text, "
-                    "p_in float8, p_out float8, kind text, latency float8)"
-                )
-                cursor.executemany(
-                    "INSERT INTO bench_models VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    [(n, *model[:7]) for n, model in enumerate(MODELS)],
-                )
-                slots = [n for n, model in enumerate(MODELS) for _ in range(model[7])]
-                cursor.execute("CREATE TABLE bench_model_slots (slot int PRIMARY KEY, model_n int)")
-                cursor.executemany("INSERT INTO bench_model_slots VALUES (%s, %s)", list(enumerate(slots[:100])))
-        self.key_count = len(plans)
+                for key, start, end, team in plans
+            ]
 
     # --- the ledger ------------------------------------------------------------------------------------------------
 
     def _ledger(self) -> None:
+        """Stream the ledger rows into PostgreSQL with COPY ... FROM STDIN, made here from a seeded generator."""
         rows = self.options["rows"]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM bench_keys")
-            keys = cursor.fetchone()[0]
-            cursor.execute("SELECT setseed(%s)", [(self.options["seed"] % 1000) / 1000])
-        tool_ua = " ".join(f"WHEN '{tool}' THEN '{agent}'" for tool, agent in TOOLS.items())
-        workflows = ", ".join(f"'{w}'" for w in WORKFLOWS)
-        statement = f"""
-WITH u AS (
-    SELECT g, random() AS u_key, random() AS u_time, random() AS u_model, random() AS u_err, random() AS u_tool,
-           random() AS u_tag, random() AS u_lat1, random() AS u_lat2, random() AS u_tok1, random() AS u_tok2,
-           random() AS u_stream, random() AS u_wkend
-    FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) AS g
-), picked AS (
-    SELECT u.*, k.*, CASE WHEN u.u_model < 0.7 THEN k.model1 ELSE s.model_n END AS model_n,
-           k.start_ts + (k.end_ts - k.start_ts) * u.u_time AS t0,
-           CASE WHEN u.u_tool < 0.8 THEN k.tool1 ELSE k.tool2 END AS tool,
-           CASE WHEN u.u_err < 0.02 THEN 1 WHEN u.u_err < 0.025 THEN 2 WHEN u.u_err < 0.035 THEN 3 ELSE 0 END AS err
-    FROM u
-    JOIN bench_keys k ON k.n = LEAST(floor(power(u.u_key, 1.7) * %(keys)s)::int, %(keys)s - 1)
-    JOIN bench_model_slots s ON s.slot = LEAST(floor(u.u_model * 100)::int, 99)
-), x AS (
-    SELECT p.*, m.model, m.model_group, m.provider, m.kind,
-           CASE WHEN extract(isodow FROM p.t0) >= 6 AND p.u_wkend < 0.8 THEN p.t0 - interval '2 days' ELSE p.t0 END
-               AS t,
-           CASE WHEN p.err > 0 THEN 0 ELSE (200 + floor(p.u_tok1 * p.u_tok1 * 30000))::bigint END AS prompt,
-           CASE WHEN p.err > 0 THEN 0 ELSE (20 + floor(p.u_tok2 * p.u_tok2 * 2500))::bigint END AS completion,
-           GREATEST(40, m.latency * exp(0.6 * sqrt(-2 * ln(GREATEST(p.u_lat1, 1e-9))) * cos(2 * pi() * p.u_lat2)))::int
-               AS latency,
-           m.p_in, m.p_out
-    FROM picked p JOIN bench_models m ON m.n = p.model_n
-), priced AS (
-    SELECT x.*,
-           CASE WHEN x.err > 0 OR x.kind = 'flat' THEN 0::numeric
-                WHEN x.kind = 'unpriced' THEN NULL
-                ELSE round((x.prompt * x.p_in + x.completion * x.p_out)::numeric, 6) END AS cost,
-           CASE WHEN x.err > 0 THEN '{CostSource.GATEWAY}'
-                WHEN x.kind = 'flat' THEN '{CostSource.FLAT_RATE}'
-                WHEN x.kind = 'unpriced' THEN '{CostSource.UNPRICED}'
-                WHEN x.u_stream < 0.12 THEN '{CostSource.COMPUTED}'
-                ELSE '{CostSource.GATEWAY}' END AS cost_source,
-           CASE x.tool {tool_ua} END AS agent
-    FROM x
-)
-INSERT INTO {SpendRecord._meta.db_table} (
-    request_id, time, key_id, token_hash, key_alias, user_id, team_id, model, model_group, provider,
-    prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, status, error_type, latency_ms, ttft_ms,
-    client_tool, user_agent, request_tags, spend_logs_metadata, gateway_spend, cost, cost_source, source, ingested_at
-)
-SELECT 'bench-' || lpad(g::text, 10, '0'), t, key_id, token_hash, alias, user_id, team_id, model, model_group,
-       provider, prompt, completion, 0, 0,
-       CASE WHEN err > 0 THEN 'failure' ELSE 'success' END,
-       CASE err WHEN 1 THEN '{ErrorType.RATE_LIMIT}' WHEN 2 THEN '{ErrorType.BUDGET_EXCEEDED}'
-                WHEN 3 THEN '{ErrorType.PROVIDER}' ELSE '' END,
-       latency, NULL, tool, agent,
-       CASE WHEN u_tag < 0.3 THEN jsonb_build_array('project:' || project,
-                                                    'workflow:' || (ARRAY[{workflows}])[1 + g %% 5],
-                                                    'User-Agent: ' || agent)
-            WHEN u_tag < 0.6 THEN jsonb_build_array('project:' || project, 'User-Agent: ' || agent)
-            ELSE jsonb_build_array('User-Agent: ' || agent) END,
-       NULL,
-       CASE WHEN cost_source = '{CostSource.GATEWAY}' THEN cost ELSE 0 END,
-       cost, cost_source, 'pull', now()
-FROM priced
-"""
-        self.stdout.write(f"writing {rows:,} ledger rows in chunks of {CHUNK:,} ...")
+        columns = ", ".join(LEDGER_COLUMNS)
+        self.stdout.write(f"writing {rows:,} ledger rows with COPY, reported every {CHUNK:,} ...")
         started = time.monotonic()
-        for lo in range(1, rows + 1, CHUNK):
-            hi = min(rows, lo + CHUNK - 1)
-            with connection.cursor() as cursor:
-                cursor.execute(statement, {"lo": lo, "hi": hi, "keys": keys})
-            done = hi
-            elapsed = time.monotonic() - started
-            self.stdout.write(f"  {done:>12,} rows  {elapsed:7.0f} s  ({done / elapsed:,.0f} rows/s)")
+        generator = _rows(self.plans, random.Random(self.options["seed"]), timezone.now())
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {SpendRecord._meta.db_table} ({columns}) FROM STDIN") as copy,
+        ):
+            for done, row in enumerate(itertools.islice(generator, rows), start=1):
+                copy.write_row(row)
+                if done % CHUNK == 0 or done == rows:
+                    elapsed = time.monotonic() - started
+                    self.stdout.write(f"  {done:>12,} rows  {elapsed:7.0f} s  ({done / elapsed:,.0f} rows/s)")
 
     def _rollups(self) -> None:
         dims = ("day", "team_id", "user_id", "key_id", "token_hash", "model", "client_tool")
