@@ -24,7 +24,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
 from tests.api.helpers import api_operations, make_token
-from tests.api.server import start_api_server
+from tests.api.server import start_api_server, unavailable
 from tests.audit.url_cases import _export
 from tests.budgets.url_cases import _budget, _increase_kwargs
 from tests.factories import TeamFactory
@@ -58,7 +58,7 @@ def _checks():
 def api_server(django_db_setup, django_db_blocker, sandbox_gateway, tmp_path_factory):
     with django_db_blocker.unblock():
         if connection.vendor != "postgresql":
-            pytest.skip("govsite runs as its own process on the test database, which needs PostgreSQL")
+            unavailable("govsite runs as its own process on the test database, which needs PostgreSQL")
     server = start_api_server(tmp_path_factory.mktemp("api-server"), sandbox_gateway)
     yield server
     server.stop()
