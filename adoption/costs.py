@@ -151,7 +151,7 @@ def by_tool(queryset: QuerySet, sums: dict = TOOL_SUMS) -> list[dict]:
     return rows
 
 
-def active_people(scope: Scope, period: Period) -> dict[int, int]:
+def active_people(scope: Scope, period: Period) -> dict[int, set[int]]:
     """Per team: the people with a request through one of their personal keys of the team in the period
     (from the weekly rows, to the day: a week's weekday bits outside the period do not count)."""
     first_monday = period.start - timedelta(days=period.start.weekday())
@@ -163,14 +163,14 @@ def active_people(scope: Scope, period: Period) -> dict[int, int]:
         inside = sum(1 << n for n in range(7) if period.start <= monday + timedelta(days=n) <= period.end)
         if days & inside:
             people[team_id].add(user_id)
-    return {team_id: len(users) for team_id, users in people.items()}
+    return people
 
 
-def by_team(queryset: QuerySet[TeamModelDay], scope: Scope, people: dict[int, int]) -> list[dict]:
+def by_team(queryset: QuerySet[TeamModelDay], scope: Scope, people: dict[int, set[int]]) -> list[dict]:
     """Per team, with its active people (see active_people) and the cost per active person."""
     rows = list(queryset.values("team_id").annotate(**TEAM_SUMS).order_by())
     for row in rows:
-        row["people"] = people.get(row["team_id"], 0)
+        row["people"] = len(people.get(row["team_id"], ()))
         row["team"] = scope.team_name(row["team_id"])
         row["cost_per_person"] = row["cost"] / row["people"] if row["people"] else None
         row["error_rate"] = _rate(row["errors"], row["requests"])
@@ -403,15 +403,20 @@ def cost_dashboard(
     by = "team_id" if stack == "team" else "model"
     label = scope.team_name if by == "team_id" else (lambda model: model or "(no model)")
     keys_and_people = in_period(DailyRollup, scope, period) if one_team else None
+    active = active_people(scope, period)
+    figures = totals(team_days)
+    # A person active in two teams is one active person of the org.
+    figures["active_people"] = len(set().union(*active.values()))
+    figures["cost_per_person"] = figures["cost"] / figures["active_people"] if figures["active_people"] else None
     return CostDashboard(
         scope=scope,
         period=period,
         stack=stack,
-        totals=totals(team_days),
+        totals=figures,
         over_time=spend_over_time(team_days, period, by, label),
         models=models,
         tools=by_tool(in_period(TeamToolDay, scope, period)),
-        teams=[] if one_team else by_team(team_days, scope, active_people(scope, period)),
+        teams=[] if one_team else by_team(team_days, scope, active),
         latency=latency_by_model(period, None if scope.whole_org else [row["model"] for row in models]),
         tags=tag_costs(scope, period),
         budgets=budget_bars(scope.teams, today),

@@ -95,6 +95,20 @@ def test_per_team_per_model_and_per_person_equal_the_ledger(cost_world):
     assert team.totals["cost"] == _ledger(cost_world, team=world.team_a)["cost"]
 
 
+def test_cost_per_active_person_counts_people_of_personal_keys_once(cost_world):
+    """Active people: anyone with a request through a personal key in the period, once even if in two teams."""
+    since = datetime.combine(cost_world.start, time.min, tzinfo=UTC)
+    until = datetime.combine(cost_world.end + timedelta(days=1), time.min, tzinfo=UTC)
+    active = set(
+        SpendRecord.objects.filter(time__gte=since, time__lt=until, key__kind="personal").values_list(
+            "user_id", flat=True
+        )
+    )
+    totals = _org(cost_world).totals
+    assert totals["active_people"] == len(active) > 0
+    assert totals["cost_per_person"] == _ledger(cost_world)["cost"] / len(active)
+
+
 @pytest.mark.parametrize("tag", ["project:atlas", "project:zephyr", "workflow:review", "ticket-42"])
 def test_cost_by_request_tag_equals_the_ledger_for_that_tag(cost_world, tag):
     key, value = tag.split(":", 1) if ":" in tag else ("tag", tag)

@@ -31,7 +31,7 @@ PAGES = [
 ]
 BOUNDS = {
     "dashboard_org": 19,
-    "dashboard_team": 20,
+    "dashboard_team": 21,
     "dashboard_model": 12,
     "my_usage": 17,
     "adoption_org": 12,
