@@ -545,9 +545,11 @@ def my_usage(*, user, period: Period, today: date) -> MyUsage:
         row["team"] = key.team.name if key else ""
     key_rows.sort(key=lambda row: row["key"])
     teams = list(Team.objects.filter(memberships__user=user).order_by("name"))
+    figures = queryset.aggregate(**SUMS)
+    figures["error_rate"] = _rate(figures["errors"], figures["requests"])
     return MyUsage(
         period=period,
-        totals=queryset.aggregate(**SUMS),
+        totals=figures,
         over_time=spend_over_time(queryset, period, "model", lambda model: model or "(no model)"),
         models=by_model(queryset, SUMS),
         tools=by_tool(queryset, SUMS),

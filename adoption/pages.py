@@ -252,6 +252,7 @@ def cost_charts(dashboard: CostDashboard, *, one_team: bool) -> dict[str, Chart]
             },
             "budgets",
             tickformat=".0%",
+            rangemode="tozero",  # nothing spent yet draws from 0%, not around it
         ),
         charts.horizontal_bars(
             "models", "Cost by model (USD)", model_names, {"Cost": [row["cost"] for row in models]}, "models"

@@ -109,6 +109,17 @@ def test_cost_per_active_person_counts_people_of_personal_keys_once(cost_world):
     assert totals["cost_per_person"] == _ledger(cost_world)["cost"] / len(active)
 
 
+def test_my_usage_totals_are_the_persons_ledger_rows(cost_world):
+    user = cost_world.world.users[MEMBER_A]
+    usage = costs.my_usage(user=user, period=Period(cost_world.start, cost_world.end, "test"), today=cost_world.end)
+    ledger = _ledger(cost_world, user=user)
+    failed = SpendRecord.objects.filter(
+        user=user, time__date__gte=cost_world.start, time__date__lte=cost_world.end
+    ).exclude(status="success", error_type="")
+    assert (usage.totals["cost"], usage.totals["requests"]) == (ledger["cost"], ledger["requests"])
+    assert failed.exists() and usage.totals["error_rate"] == failed.count() / ledger["requests"]
+
+
 @pytest.mark.parametrize("tag", ["project:atlas", "project:zephyr", "workflow:review", "ticket-42"])
 def test_cost_by_request_tag_equals_the_ledger_for_that_tag(cost_world, tag):
     key, value = tag.split(":", 1) if ":" in tag else ("tag", tag)
