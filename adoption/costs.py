@@ -559,3 +559,20 @@ def my_usage(*, user, period: Period, today: date) -> MyUsage:
         budgets=budget_bars(teams, today, user=user),
         activity=_own_activity(user, today),
     )
+
+
+def home_summary(*, user, today: date) -> dict:
+    """The home page's spend card: the person's own last 30 days, and the teams whose cost they may see."""
+    from govsite.accounts import permissions
+
+    period = named_period("30d", today)
+    mine = DailyRollup.objects.filter(user=user, day__gte=period.start, day__lte=period.end).aggregate(
+        requests=TEAM_SUMS["requests"], cost=TEAM_SUMS["cost"]
+    )
+    summary = {"period": period, "mine": mine, "teams": None}
+    if permissions.can_view_team_dashboards(user):
+        whole_org = permissions.can_view_org_costs(user)
+        scope = Scope(permissions.teams_with_costs_visible_to(user), whole_org=whole_org)
+        summary["teams"] = totals(in_period(TeamModelDay, scope, period)) | {"whole_org": whole_org}
+    return summary
+

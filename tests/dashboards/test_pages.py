@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import plotly.graph_objects as go
 import pytest
+from django.db.models import Sum
 from django.urls import reverse
+from django.utils import timezone
 
 from adoption import pages
+from budgets.models import SpendRecord
 from tests.adoption.builders import at, book, spend
 from tests.dashboards.conftest import csv_rows, html_tables
 from tests.permissions import APPROVER_A, AUDITOR, MEMBER_A, MEMBER_B
@@ -172,3 +177,20 @@ def test_team_cost_tables_feed_their_charts(cost_world, admin_client):
     charts = pages.cost_charts(dashboard, one_team=False)
     models = [row["model"] for row in dashboard.models[:15]]
     assert charts["models"].figure["data"][0]["y"] == models[::-1]
+
+
+def test_the_home_page_shows_own_spend_to_everyone_and_team_spend_to_who_may_see_it(cost_world):
+    world = cost_world.world
+    since = timezone.now().date() - timedelta(days=29)
+    recent = SpendRecord.objects.filter(time__date__gte=since)
+    for role, mine, teams in (
+        (MEMBER_A, {"user": world.users[MEMBER_A]}, None),
+        (APPROVER_A, {"user": world.users[APPROVER_A]}, {"team": world.team_a}),
+        (AUDITOR, {"user": world.users[AUDITOR]}, {}),
+    ):
+        spend = world.client(role).get(reverse("home")).context["spend"]
+        assert spend["mine"]["cost"] == (recent.filter(**mine).aggregate(c=Sum("cost"))["c"] or 0), role
+        if teams is None:
+            assert spend["teams"] is None
+        else:
+            assert spend["teams"]["cost"] == recent.filter(**teams).aggregate(c=Sum("cost"))["c"] > 0, role
