@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 import audit
@@ -125,7 +126,9 @@ class Command(BaseCommand):
         self._models(admin)
         self._budgets(admin)
         if options["history"]:
-            self._history(admin)
+            # The decision emails of dozens of demo keys would fill the console the demo prints to.
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+                self._history(admin)
 
         self.stdout.write(
             self.style.SUCCESS(f"Demo org ready: {Team.objects.count()} teams, {User.objects.count()} people.")
