@@ -337,12 +337,24 @@ def whole_weeks(start: date, end: date) -> tuple[date, date]:
     return start - timedelta(days=start.weekday()), end + timedelta(days=6 - end.weekday())
 
 
+def rebuildable_from() -> date:
+    """The first Monday whose week still has all its raw ledger rows: before it the retention prune
+    (audit.services.ledger_prune) deleted them, and only the rollups know those weeks."""
+    from audit.services import raw_ledger_cutoff
+
+    return raw_ledger_cutoff().date()
+
+
 @transaction.atomic
 def rebuild(start: date, end: date) -> tuple[date, date]:
     """Recompute the rollups of the ISO weeks holding start..end (UTC) from the ledger; returns the days
-    rebuilt. The ledger is locked against inserts meanwhile (PostgreSQL), so an ingest running at the
-    same time waits, then adds its rows on top: nothing is counted twice or lost."""
+    rebuilt (never weeks past the raw ledger's retention, whose rows are gone: see rebuildable_from).
+    The ledger is locked against inserts meanwhile (PostgreSQL), so an ingest running at the same time
+    waits, then adds its rows on top: nothing is counted twice or lost."""
     start, end = whole_weeks(start, end)
+    start = max(start, rebuildable_from())
+    if end < start:
+        return start, end  # every week asked for is past the retention: its rollups stay as they are
     since = datetime.combine(start, time.min, tzinfo=UTC)
     until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
     if connection.vendor == "postgresql":

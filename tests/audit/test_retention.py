@@ -202,3 +202,10 @@ def test_pruning_keeps_every_dashboard_figure_and_adoption_rollup_and_a_rebuild_
     call_command("rebuild_adoption_rollups", stdout=StringIO())
     assert _rollup_rows() == rollups
     assert _dashboards(world, as_of) == figures
+    # Asked for the pruned weeks too, it leaves them alone: their raw rows are gone, their rollups stay.
+    before_cutoff = dashboard_ledger["cutoff"] - timedelta(days=60)
+    out = StringIO()
+    call_command("rebuild_adoption_rollups", "--from", before_cutoff.isoformat(), stdout=out)
+    assert "past the raw ledger's retention" in out.getvalue()
+    assert _rollup_rows() == rollups
+    assert _dashboards(world, as_of) == figures

@@ -142,6 +142,18 @@ def test_backfill_imports_a_date_range_once(ledger_gateway):
     assert _booked(token) == 30 and _rolled_up(token) == 30
 
 
+def test_backfill_refuses_days_past_the_ledgers_retention(ledger_gateway, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.LEDGER_RETENTION_MONTHS = 1
+    token = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
+    day = (datetime.now(UTC) - timedelta(days=70)).replace(hour=12, minute=0, second=0, microsecond=0)
+    ledger_gateway.insert_spend_rows([spend_row(api_key=token, spend=0.001, start_time=day)])
+    with pytest.raises(CommandError, match="past the ledger's retention"):
+        call_command("backfill_spend", "--from", f"{day:%Y-%m-%d}", "--to", f"{day:%Y-%m-%d}")
+    assert _booked(token) == 0
+
+
 def test_the_demos_in_process_scheduler_runs_the_pull(ledger_gateway):
     from django.core.management import call_command
 

@@ -1,8 +1,11 @@
 """`python manage.py rebuild_adoption_rollups [--from YYYY-MM-DD] [--to YYYY-MM-DD]`
 
-Recompute PersonDay, TagRollup and LatencyRollup from the ledger for a range of days (default: every
-day the ledger holds): after installing the ingest hook on an existing ledger, or to repair. Safe to run
-while the gateway is being ingested (the ledger is locked against inserts for the duration, per chunk).
+Recompute the dashboards' rollups (adoption.models: PersonWeek, KeyUse, TeamModelDay, TeamToolDay,
+TagRollup, LatencyRollup) from the ledger for a range of days, widened to whole ISO weeks (default: every
+day the ledger holds): to repair, or after loading ledger rows by hand. Safe to run while spend is being
+ingested (the ledger is locked against inserts for the duration of each chunk). Weeks past the raw
+ledger's retention (LEDGER_RETENTION_MONTHS) are left alone: their raw rows are pruned, their rollups
+are all that is left of them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ CHUNK_DAYS = 31
 
 
 class Command(BaseCommand):
-    help = "Recompute the adoption rollups (people per day, request tags, latency) from the ledger."
+    help = (
+        "Recompute the dashboards' rollups (people per week, teams × models and tools, tags, latency) from the ledger."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="start", type=date.fromisoformat, help="First day (UTC), inclusive.")
@@ -35,6 +40,12 @@ class Command(BaseCommand):
             end = end or bounds["last"].date()
         if end < start:
             raise CommandError("--to is before --from.")
+        kept_from = rollups.rebuildable_from()
+        if start < kept_from:
+            self.stdout.write(
+                f"Weeks before {kept_from} are past the raw ledger's retention: their rollups are kept as they are."
+            )
+            start = kept_from
         day = start
         while day <= end:
             last = min(end, day + timedelta(days=CHUNK_DAYS - 1))

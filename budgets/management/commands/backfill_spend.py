@@ -7,6 +7,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.services import raw_ledger_cutoff
 from budgets.pull import spend_backfill
 from govsite.gateway.client import GatewayError
 
@@ -29,6 +30,14 @@ class Command(BaseCommand):
         first, last = _date(start), _date(end)
         if last < first:
             raise CommandError("--to is before --from")
+        kept_from = raw_ledger_cutoff().date()
+        if first < kept_from:
+            # Those weeks' raw rows are pruned, so a request seen again could not be recognised as booked:
+            # the rollups (and every total) would count it twice.
+            raise CommandError(
+                f"--from is before {kept_from}: past the ledger's retention (LEDGER_RETENTION_MONTHS), whose "
+                "raw rows are pruned and whose spend is already in the rollups. Start on or after that day."
+            )
 
         def progress(window_start, window_end, result):
             if options["verbosity"] > 1:
