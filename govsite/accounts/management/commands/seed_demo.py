@@ -210,6 +210,21 @@ class Command(BaseCommand):
                     return False
                 time.sleep(0.5)
 
+    def _provisioned(self, key, tries: int = 5):
+        """The key once the gateway has it: provisioning ran when the approval committed; a busy gateway
+        that timed out is asked again now rather than after the command's back-off."""
+        from keys import services as key_services
+        from keys.models import GatewayCommand, VirtualKey
+
+        for attempt in range(tries):
+            key.refresh_from_db()
+            if key.status != VirtualKey.Status.PROVISIONING:
+                return key
+            time.sleep(attempt)
+            for command in GatewayCommand.objects.filter(key=key, status=GatewayCommand.Status.PENDING):
+                key_services.gateway_command_execute(command_id=command.pk)
+        return key
+
     def _history(self, admin: User) -> None:
         from budgets.demo_traffic import habits_for, history
         from budgets.ingest import ingest_spend_rows
@@ -253,7 +268,7 @@ class Command(BaseCommand):
                     continue
                 approver = next((a for a in approvers[slug] if a != user), admin)
                 key = key_services.key_request_approve(request=request, approver=approver, note="Demo history")
-                key.refresh_from_db()  # provisioned at the gateway once the approval committed
+                key = self._provisioned(key)
                 if key.status == VirtualKey.Status.ACTIVE:
                     habits.append(habits_for(key.token_hash, key.alias, PROJECTS[slug], rng))
         today = timezone.now().date()
