@@ -575,4 +575,3 @@ def home_summary(*, user, today: date) -> dict:
         scope = Scope(permissions.teams_with_costs_visible_to(user), whole_org=whole_org)
         summary["teams"] = totals(in_period(TeamModelDay, scope, period)) | {"whole_org": whole_org}
     return summary
-
