@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from budgets.pricing import compute_cost
 from govsite.gateway.sandbox import MODEL_MAP, make_spend_row
 
+# What each client tool sends as its User-Agent (budgets.normalize tells the tools apart by it).
 USER_AGENTS = {
     "claude-code": "claude-cli/2.0.1 (external, cli)",
     "codex": "codex_cli_rs/0.40.0",
@@ -34,6 +35,7 @@ MODELS = [
 ]
 WORKFLOWS = ["code-review", "refactor", "tests", "docs", "incident"]
 RATE_LIMITED, BUDGET_REFUSED = 0.02, 0.004
+# The error information LiteLLM logs for a refused or failed call.
 ERRORS = {
     "rate_limit": {
         "error_code": "429",
@@ -47,6 +49,7 @@ ERRORS = {
         "normalized_error": "429_BUDGET_EXCEEDED",
         "error_message": "Budget has been exceeded!",
     },
+    "provider": {"error_code": "500", "error_class": "InternalServerError", "error_message": "upstream failed"},
 }
 
 

@@ -142,11 +142,25 @@ _LEDGER_COLUMNS = (
     "source",
     "ingested_at",
 )
-_ROLLUP_DIMS = ("day", "team_id", "user_id", "key_id", "token_hash", "model", "client_tool")
+_ROLLUP_DIMS = DailyRollup.DIMENSIONS
 _ROLLUP_SUMS = DailyRollup.COUNTERS
 
 _LEDGER = SpendRecord._meta.db_table
 _ROLLUP = DailyRollup._meta.db_table
+# DailyRollup's dimensions and counters (in _ROLLUP_DIMS + _ROLLUP_SUMS order) of the ledger rows in
+# {source}: the ingest's new rows here, the whole ledger when a benchmark fills its rollups in one go.
+ROLLUP_SELECT = f"""SELECT (time AT TIME ZONE 'UTC')::date, team_id, user_id, key_id, token_hash,
+           COALESCE(NULLIF(model_group, ''), model), client_tool,
+           count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cache_creation_tokens),
+           COALESCE(sum(cost), 0), sum(gateway_spend),
+           count(*) FILTER (WHERE status = 'failure' OR error_type <> ''),
+           count(*) FILTER (WHERE error_type = '{ErrorType.RATE_LIMIT}'),
+           count(*) FILTER (WHERE error_type = '{ErrorType.BUDGET_EXCEEDED}'),
+           count(*) FILTER (WHERE cost_source = '{CostSource.UNPRICED}'),
+           count(*) FILTER (WHERE cost_source = '{CostSource.COMPUTED}'),
+           count(*) FILTER (WHERE cost_source = '{CostSource.FLAT_RATE}')
+    FROM {{source}}
+    GROUP BY 1, 2, 3, 4, 5, 6, 7"""  # noqa: S608 - constants of this module
 # A batch is COPYed into a temporary table (one per connection, emptied at commit), then moved
 # into the ledger in one statement that also rolls up exactly the rows that were new.
 _STAGE = "budgets_ledger_stage"
@@ -165,18 +179,7 @@ WITH new AS (
               cost_source, request_tags, latency_ms
 ), rolled AS (
     INSERT INTO {_ROLLUP} ({", ".join(_ROLLUP_DIMS + _ROLLUP_SUMS)})
-    SELECT (time AT TIME ZONE 'UTC')::date, team_id, user_id, key_id, token_hash,
-           COALESCE(NULLIF(model_group, ''), model), client_tool,
-           count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens), sum(cache_creation_tokens),
-           COALESCE(sum(cost), 0), sum(gateway_spend),
-           count(*) FILTER (WHERE status = 'failure' OR error_type <> ''),
-           count(*) FILTER (WHERE error_type = '{ErrorType.RATE_LIMIT}'),
-           count(*) FILTER (WHERE error_type = '{ErrorType.BUDGET_EXCEEDED}'),
-           count(*) FILTER (WHERE cost_source = '{CostSource.UNPRICED}'),
-           count(*) FILTER (WHERE cost_source = '{CostSource.COMPUTED}'),
-           count(*) FILTER (WHERE cost_source = '{CostSource.FLAT_RATE}')
-    FROM new
-    GROUP BY 1, 2, 3, 4, 5, 6, 7
+    {ROLLUP_SELECT.format(source="new")}
     ORDER BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT ({", ".join(_ROLLUP_DIMS)}) DO UPDATE SET
     {", ".join(f"{name} = {_ROLLUP}.{name} + EXCLUDED.{name}" for name in _ROLLUP_SUMS)}

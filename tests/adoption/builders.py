@@ -7,33 +7,12 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 from adoption import rollups
+from budgets.demo_traffic import ERRORS, USER_AGENTS
 from budgets.ingest import ingest_spend_rows
 from govsite.gateway.sandbox import make_spend_row
 from keys.models import KeyKind
 from tests.budgets.conftest import make_key
 
-USER_AGENTS = {
-    "claude-code": "claude-cli/2.0.1 (external, cli)",
-    "codex": "codex_cli_rs/0.40.0",
-    "kimi": "kimi-cli/1.2",
-    "openai-sdk": "OpenAI/Python 1.99.0",
-    "other": "curl/8.5.0",
-}
-ERRORS = {
-    "rate_limit": {
-        "error_code": "429",
-        "error_class": "RateLimitError",
-        "normalized_error": "429_RATE_LIMIT_EXCEEDED",
-        "error_message": "Rate limit exceeded",
-    },
-    "budget": {
-        "error_code": "400",
-        "error_class": "BudgetExceededError",
-        "normalized_error": "429_BUDGET_EXCEEDED",
-        "error_message": "Budget has been exceeded!",
-    },
-    "provider": {"error_code": "500", "error_class": "InternalServerError", "error_message": "upstream failed"},
-}
 _ids = itertools.count(1)
 
 

@@ -45,6 +45,8 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from adoption import rollups
+from budgets import ingest
+from budgets.demo_traffic import USER_AGENTS
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 
 P95_GOAL_MS = 150.0
@@ -65,13 +67,6 @@ MODELS = [
     ("moonshot/kimi-k2.5", "kimi-k2.5", "moonshot", 0.0, 0.0, "flat", 3100, 6),
     ("openai/acme-internal-llm", "acme-internal-llm", "openai", 0.0, 0.0, "unpriced", 700, 4),
 ]
-TOOLS = {
-    "claude-code": "claude-cli/2.0.1 (external, cli)",
-    "codex": "codex_cli_rs/0.40.0",
-    "kimi": "kimi-cli/1.2",
-    "openai-sdk": "OpenAI/Python 1.99.0",
-    "other": "curl/8.5.0",
-}
 TOOL_WEIGHTS = {"claude-code": 45, "codex": 22, "kimi": 6, "openai-sdk": 15, "other": 12}
 PROJECTS = [
     "atlas", "zephyr", "orion", "lyra", "vega", "nova", "pulse", "harbor", "summit", "quartz",
@@ -118,7 +113,7 @@ def _rows(plans: list[_KeyPlan], rng: random.Random, now: datetime) -> Iterator[
     share of requests tagged with a project and a workflow."""
     rand, gauss = rng.random, rng.gauss
     keys = len(plans)
-    plain_tags = {tool: json.dumps([f"User-Agent: {agent}"]) for tool, agent in TOOLS.items()}
+    plain_tags = {tool: json.dumps([f"User-Agent: {agent}"]) for tool, agent in USER_AGENTS.items()}
     for g in itertools.count(1):
         plan = plans[min(int(rand() ** 1.7 * keys), keys - 1)]
         model_n = plan.model1 if rand() < 0.7 else bisect.bisect_right(MODEL_SHARES, rand() * MODEL_SHARES[-1])
@@ -145,7 +140,7 @@ def _rows(plans: list[_KeyPlan], rng: random.Random, now: datetime) -> Iterator[
         else:
             cost = Decimal(round(prompt * p_in + completion * p_out, 6)).quantize(Decimal("0.000001"))
             source = CostSource.COMPUTED if rand() < STREAMED_SHARE else CostSource.GATEWAY
-        agent = TOOLS[tool]
+        agent = USER_AGENTS[tool]
         tag_roll = rand()
         if tag_roll < 0.3:
             tags = json.dumps([f"project:{plan.project}", f"workflow:{WORKFLOWS[g % 5]}", f"User-Agent: {agent}"])
@@ -481,26 +476,14 @@ class Command(BaseCommand):
                     self.stdout.write(f"  {done:>12,} rows  {elapsed:7.0f} s  ({done / elapsed:,.0f} rows/s)")
 
     def _rollups(self) -> None:
-        dims = ("day", "team_id", "user_id", "key_id", "token_hash", "model", "client_tool")
+        columns = ", ".join(DailyRollup.DIMENSIONS + DailyRollup.COUNTERS)
         with connection.cursor() as cursor:
             self.stdout.write("daily rollups: one INSERT ... SELECT ... GROUP BY over the ledger ...")
             started = time.monotonic()
             cursor.execute("SET work_mem = '256MB'")
             cursor.execute(
-                f"""
-INSERT INTO {DailyRollup._meta.db_table} ({", ".join(dims + DailyRollup.COUNTERS)})
-SELECT (time AT TIME ZONE 'UTC')::date, team_id, user_id, key_id, token_hash, COALESCE(NULLIF(model_group, ''), model),
-       client_tool, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
-       sum(cache_creation_tokens), COALESCE(sum(cost), 0), sum(gateway_spend),
-       count(*) FILTER (WHERE status = 'failure' OR error_type <> ''),
-       count(*) FILTER (WHERE error_type = '{ErrorType.RATE_LIMIT}'),
-       count(*) FILTER (WHERE error_type = '{ErrorType.BUDGET_EXCEEDED}'),
-       count(*) FILTER (WHERE cost_source = '{CostSource.UNPRICED}'),
-       count(*) FILTER (WHERE cost_source = '{CostSource.COMPUTED}'),
-       count(*) FILTER (WHERE cost_source = '{CostSource.FLAT_RATE}')
-FROM {SpendRecord._meta.db_table}
-GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""  # the same expressions as budgets.ingest's roll-up
+                f"INSERT INTO {DailyRollup._meta.db_table} ({columns}) "
+                + ingest.ROLLUP_SELECT.format(source=SpendRecord._meta.db_table)
             )
             self.stdout.write(f"  {time.monotonic() - started:.0f} s")
             cursor.execute("RESET work_mem")
