@@ -231,6 +231,25 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "govsite.api.errors.exception_handler",
 }
 
+# The OpenAPI schema (drf-spectacular): /api/schema/, and `check` generates it too.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "govsite API",
+    "DESCRIPTION": (
+        "The governance console's REST API: key requests and approvals, keys, budgets and increases, "
+        "spend and adoption summaries, the audit log and evidence exports. It applies the same rules as "
+        "the site. Authenticate with a personal API token (`Authorization: Bearer gst_...`, made under "
+        "Settings → API tokens) or, from the browser, the session (writes need the CSRF token). Errors are "
+        '`{"error": {"code", "message", "fields"}}`; `fields` names each field in error.'
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        # Key requests and budget increases share their statuses (pending, approved, rejected, cancelled).
+        "RequestStatusEnum": "keys.models.KeyRequest.Status",
+        "KeyStatusEnum": "keys.models.VirtualKey.Status",
+    },
+}
+
 # --- Email.
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",

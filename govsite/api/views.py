@@ -21,24 +21,6 @@ from govsite.api.forms import ApiTokenForm
 from govsite.api.models import ApiToken
 from govsite.web import login_required, run_service
 
-SCHEMA_SETTINGS = {
-    "TITLE": "govsite API",
-    "DESCRIPTION": (
-        "The governance console's REST API: key requests and approvals, keys, budgets and increases, "
-        "spend and adoption summaries, the audit log and evidence exports. It applies the same rules as "
-        "the site. Authenticate with a personal API token (`Authorization: Bearer gst_...`, made under "
-        "Settings → API tokens) or, from the browser, the session (writes need the CSRF token). Errors are "
-        '`{"error": {"code", "message", "fields"}}`; `fields` names each field in error.'
-    ),
-    "VERSION": "1",
-    "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {
-        # Key requests and budget increases share their statuses (pending, approved, rejected, cancelled).
-        "RequestStatusEnum": "keys.models.KeyRequest.Status",
-        "KeyStatusEnum": "keys.models.VirtualKey.Status",
-    },
-}
-
 
 class SchemaView(SpectacularAPIView):
     """The OpenAPI 3 schema, JSON by default (YAML with `Accept: application/vnd.oai.openapi`)."""
@@ -46,7 +28,6 @@ class SchemaView(SpectacularAPIView):
     authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [OpenApiJsonRenderer, OpenApiJsonRenderer2, OpenApiYamlRenderer, OpenApiYamlRenderer2]
-    custom_settings = SCHEMA_SETTINGS
 
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):
