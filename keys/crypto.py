@@ -4,7 +4,7 @@ import base64
 import hashlib
 import secrets
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 
 
@@ -27,5 +27,12 @@ def encrypt(secret: str) -> bytes:
     return _fernet().encrypt(secret.encode())
 
 
+class CannotDecrypt(Exception):
+    """The secret was encrypted with another encryption secret (it changed since)."""
+
+
 def decrypt(blob: bytes) -> str:
-    return _fernet().decrypt(bytes(blob)).decode()
+    try:
+        return _fernet().decrypt(bytes(blob)).decode()
+    except InvalidToken as exc:
+        raise CannotDecrypt from exc

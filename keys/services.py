@@ -421,7 +421,15 @@ def key_reveal(*, key: VirtualKey, actor: User) -> str:
         raise InvalidTransition(key.status, "reveal", "The key can be revealed once it is active.")
     if not key.can_reveal:
         raise InvalidTransition(key.status, "reveal", "This key was already revealed; it is shown only once.")
-    secret = crypto.decrypt(key.secret_encrypted)
+    try:
+        secret = crypto.decrypt(key.secret_encrypted)
+    except crypto.CannotDecrypt as exc:
+        raise InvalidTransition(
+            key.status,
+            "reveal",
+            "govsite can no longer read this key's secret: the site's encryption secret (KEY_ENCRYPTION_SECRET, "
+            "or SECRET_KEY when it is unset) changed after the key was made. Rotate the key to get a new one.",
+        ) from exc
     key.secret_encrypted = None
     key.revealed_at = timezone.now()
     key.save(update_fields=["secret_encrypted", "revealed_at"])

@@ -68,3 +68,18 @@ def test_no_secret_in_the_database_logs_or_pages_after_the_reveal(
         body = client.get(url).content.decode()
         assert secret not in body, url
     assert key.masked in member_a_client.get(reverse("key_detail", args=[key.pk])).content.decode()
+
+
+def test_a_secret_encrypted_under_an_older_encryption_secret_is_a_clear_refusal(world, settings):
+    """After SECRET_KEY (or KEY_ENCRYPTION_SECRET) changed, the reveal says what happened and what to do;
+    the key and its encrypted secret are left as they were (the old secret may come back)."""
+    from tests.keys.url_cases import _key
+
+    key = _key(world, world.team_a)
+    stored = bytes(key.secret_encrypted)
+    settings.KEY_ENCRYPTION_SECRET = "a-new-encryption-secret-after-rotation"
+    response = world.client("member_a").post(reverse("key_reveal", args=[key.pk]), follow=True)
+    assert response.status_code == 200
+    assert "Rotate the key" in response.content.decode()
+    key.refresh_from_db()
+    assert bytes(key.secret_encrypted) == stored and key.revealed_at is None
