@@ -428,6 +428,21 @@ def _group_link(group: GroupAdoption) -> str | None:
     return reverse("adoption_team", args=[group.team.slug]) if group.team else None
 
 
+def group_row(group: GroupAdoption) -> dict:
+    """One team's (or the org's) headline adoption figures: the summary table's row, and the API's."""
+    return {
+        "name": group.name,
+        "people": group.people_now,
+        "weekly_active": group.last_week.rate,
+        "retention": group.last_week.retention,
+        "repeat": group.repeat_share,
+        "tools": group.tools_per_person,
+        "median_days": group.keys["median_days"],
+        "zombie": group.keys["zombie"],
+        "unused": group.keys["unused"],
+    }
+
+
 def adoption_tables(report: AdoptionReport, *, single: bool) -> list[Table]:
     groups = _groups(report)
     tables = []
@@ -447,21 +462,7 @@ def adoption_tables(report: AdoptionReport, *, single: bool) -> list[Table]:
                     Column("zombie", "Zombie keys", "int"),
                     Column("unused", f"Keys unused {UNUSED_DAYS} days", "int"),
                 ],
-                [
-                    {
-                        "name": group.name,
-                        "link": _group_link(group),
-                        "people": group.people_now,
-                        "weekly_active": group.last_week.rate,
-                        "retention": group.last_week.retention,
-                        "repeat": group.repeat_share,
-                        "tools": group.tools_per_person,
-                        "median_days": group.keys["median_days"],
-                        "zombie": group.keys["zombie"],
-                        "unused": group.keys["unused"],
-                    }
-                    for group in groups
-                ],
+                [group_row(group) | {"link": _group_link(group)} for group in groups],
                 note="The report's last week; each column's definition is below.",
             )
         )

@@ -60,6 +60,14 @@ class SpendTotalsOutput(serializers.Serializer):
     flat_rate = serializers.IntegerField()
     refusals_rate_limit = serializers.IntegerField()
     refusals_budget = serializers.IntegerField()
+    active_people = serializers.IntegerField(
+        allow_null=True,
+        default=None,
+        help_text="People with a request through a personal key in the period (once across teams); null for one model.",
+    )
+    cost_per_person = serializers.DecimalField(
+        **MONEY, allow_null=True, default=None, help_text="cost ÷ active_people."
+    )
 
 
 class SpendSeriesOutput(serializers.Serializer):
@@ -303,18 +311,7 @@ WEEK_FIELDS = {name: name for name in ("week", "people", "active", "rate", "rete
 
 
 def _group_row(group) -> dict:
-    return {
-        "team": group.team.slug if group.team else None,
-        "name": group.name,
-        "people": group.people_now,
-        "weekly_active": group.last_week.rate,
-        "retention": group.last_week.retention,
-        "repeat": group.repeat_share,
-        "tools": group.tools_per_person,
-        "median_days": group.keys["median_days"],
-        "zombie": group.keys["zombie"],
-        "unused": group.keys["unused"],
-    }
+    return pages.group_row(group) | {"team": group.team.slug if group.team else None}
 
 
 class AdoptionSummaryApi(ApiView):

@@ -55,6 +55,9 @@ def test_finance_sees_the_whole_orgs_spend(spend):
     assert {row["model"] for row in body["by_model"]} == {"gpt-4o", "gpt-4o-mini"}
     assert sum(Decimal(c) for series in body["over_time"]["series"] for c in series["costs"]) == total
     assert body["by_person"] is None
+    people = set(SpendRecord.objects.values_list("user_id", flat=True))  # every key here is a personal key
+    assert body["totals"]["active_people"] == len(people) == 3
+    assert Decimal(body["totals"]["cost_per_person"]) == (total / 3).quantize(Decimal("0.000001"))
 
 
 def test_an_approver_sees_their_team_with_its_people_and_not_another(spend):
