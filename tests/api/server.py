@@ -7,36 +7,21 @@ against the sandbox gateway process, so an approval provisions a real key that c
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import pytest
 from django.conf import settings as django_settings
 
-from tests.gateway_fixtures import GatewayTarget, free_port
+from govsite import processes
+from govsite.processes import free_port
+from tests.gateway_fixtures import GatewayTarget
 from tests.keys.conftest import _database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
-
-
-def _tail(path: Path, lines: int = 80) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
-def unavailable(why: str):
-    """Skip a test whose tool is missing here; in CI (CI=true, as .ci/run runs) that is a failure, not a skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}; CI must run these tests")
-    pytest.skip(why)
 
 
 @dataclass
@@ -47,21 +32,14 @@ class ApiServer:
     export_dir: Path
 
     def tail(self) -> str:
-        return _tail(self.log)
+        return processes.tail(self.log, 80)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.tail()}")
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        processes.stop(self.process, timeout=10)
 
 
 def start_api_server(workdir: Path, gateway: GatewayTarget) -> ApiServer:
@@ -101,14 +79,9 @@ def start_api_server(workdir: Path, gateway: GatewayTarget) -> ApiServer:
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     server = ApiServer(url, process, log, export_dir)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode} before answering:\n{server.tail()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return server
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"gunicorn did not answer {url}/healthz within {STARTUP_TIMEOUT}s:\n{server.tail()}")
-        time.sleep(0.1)
+    try:
+        processes.wait_for_http(f"{url}/healthz", process, what="gunicorn", log=log, timeout=STARTUP_TIMEOUT)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server

@@ -24,10 +24,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
 from tests.api.helpers import api_operations, make_token
-from tests.api.server import start_api_server, unavailable
+from tests.api.server import start_api_server
 from tests.audit.url_cases import _export
 from tests.budgets.url_cases import _budget, _increase_kwargs
 from tests.factories import TeamFactory
+from tests.gateway_fixtures import unavailable
 from tests.keys.conftest import classification
 from tests.keys.url_cases import _key, _policy, _request
 from tests.permissions import ADMIN, MEMBER_A

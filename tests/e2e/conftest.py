@@ -26,16 +26,16 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
+from govsite import processes
 from govsite.accounts.management.commands.seed_demo import DEMO_PASSWORD, DOMAIN
-from tests.gateway_fixtures import GatewayTarget, free_port, start_sandbox, stop_sandbox
+from govsite.processes import free_port
+from tests.gateway_fixtures import GatewayTarget, start_sandbox, stop_sandbox, unavailable
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -64,33 +64,6 @@ UI_TIMEOUT_MS = 15_000
 
 def demo_email(local: str) -> str:
     return local if "@" in local else f"{local}@{DOMAIN}"
-
-
-def unavailable(why: str):
-    """Skip a test whose tool is missing here; in CI (CI=true, as .ci/run runs) that is a failure, not a skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}; CI must run these tests")
-    pytest.skip(why)
-
-
-# --- processes ------------------------------------------------------------------------------------------
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
 
 
 @dataclass
@@ -138,7 +111,7 @@ class Site:
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                log = _tail(self.log_dir / f"{name}.log")
+                log = processes.tail(self.log_dir / f"{name}.log")
                 raise AssertionError(f"{name} exited with {process.returncode}:\n{log}")
 
 
@@ -153,24 +126,6 @@ def _postgres_database(url: str) -> tuple[str, dict] | None:
     return urlsplit(url)._replace(path=f"/{name}").geturl(), {**config, "NAME": name}
 
 
-def _recreate_postgres(config: dict, *, drop_only: bool = False) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(
-        host=config["HOST"] or "127.0.0.1",
-        port=config["PORT"] or 5432,
-        user=config["USER"],
-        password=config["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    ) as conn:
-        name = sql.Identifier(config["NAME"])
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-
 def _reachable_redis(url: str) -> str:
     if not url:
         return ""
@@ -181,18 +136,6 @@ def _reachable_redis(url: str) -> str:
     except redis.RedisError:
         return ""
     return url
-
-
-def _wait_for_http(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} never answered; the process exited with {process.returncode}:\n{_tail(log)}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {STARTUP_TIMEOUT}s:\n{_tail(log)}")
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -231,12 +174,12 @@ def e2e_site(tmp_path_factory) -> Site:
     }
     if postgres:
         env["DATABASE_URL"], db_config = postgres
-        _recreate_postgres(db_config)
+        processes.recreate_database(db_config)
     else:
         env["DATABASE_URL"] = ""
         env["GOVSITE_VAR_DIR"] = str(workdir)  # an SQLite file of its own
 
-    processes: dict[str, subprocess.Popen] = {}
+    running: dict[str, subprocess.Popen] = {}
     gateway = None
     try:
         # The sandbox imports litellm (~3 s) while the database migrates.
@@ -248,7 +191,7 @@ def e2e_site(tmp_path_factory) -> Site:
         env["LITELLM_URL"] = gateway.url
         env["LITELLM_MASTER_KEY"] = gateway.master_key
         if migrate.wait(STARTUP_TIMEOUT) != 0:
-            raise RuntimeError(f"migrate failed:\n{_tail(log_dir / 'migrate.log')}")
+            raise RuntimeError(f"migrate failed:\n{processes.tail(log_dir / 'migrate.log')}")
         site = Site(base_url=base_url, env=env, gateway=gateway, redis_url=redis_url, log_dir=log_dir)
         (log_dir / "seed_demo.log").write_text(site.manage("seed_demo").stdout)
 
@@ -266,18 +209,20 @@ def e2e_site(tmp_path_factory) -> Site:
             commands["rqworker"] = [sys.executable, "manage.py", "rqworker", "default"]
         for name, command in commands.items():
             with (log_dir / f"{name}.log").open("wb") as log:
-                processes[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
-        _wait_for_http(f"{base_url}/healthz", processes["gunicorn"], log_dir / "gunicorn.log")
-        site.processes = processes
+                running[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+        processes.wait_for_http(
+            f"{base_url}/healthz", running["gunicorn"], what="gunicorn", log=log_dir / "gunicorn.log"
+        )
+        site.processes = running
         yield site
     finally:
-        for process in processes.values():
-            _stop(process)
+        for process in running.values():
+            processes.stop(process, timeout=10)
         if gateway is not None:
             stop_sandbox(gateway)
             shutil.copy(gateway.db_path.parent / "sandbox-gateway.log", log_dir / "sandbox-gateway.log")
         if postgres:
-            _recreate_postgres(postgres[1], drop_only=True)
+            processes.recreate_database(postgres[1], drop_only=True)
 
 
 # --- the browser --------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ the server sees it, and the database is emptied after each test.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -24,15 +23,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from django.db import connection
 
-from tests.gateway_fixtures import free_port
+from govsite import processes
+from govsite.processes import free_port
+from tests.gateway_fixtures import unavailable
 from tests.keys.conftest import _database_url
 from tests.sso.flows import CALLBACK_PATH
 
@@ -42,45 +41,6 @@ STARTUP_TIMEOUT = 60.0
 NPM_TIMEOUT = 300
 CLIENT_ID = "govsite-tests"
 CLIENT_SECRET = "govsite-tests-client-secret-" + "0123456789abcdef" * 2
-
-
-def unavailable(why: str):
-    """Skip a test whose tool is missing here; in CI (CI=true, as .ci/run runs) that is a failure, not a skip."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}; CI must run these tests")
-    pytest.skip(why)
-
-
-# --- processes ------------------------------------------------------------------------------------------
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
-def _wait_for_http(url: str, process: subprocess.Popen, log: Path, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} before answering:\n{_tail(log)}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not answer {url} within {STARTUP_TIMEOUT}s:\n{_tail(log)}")
 
 
 def _npm_ci() -> None:
@@ -149,10 +109,12 @@ def oidc_provider(oidc_node, site_ports, tmp_path_factory) -> OidcProvider:
         process = subprocess.Popen(command, cwd=OIDC_DIR, stdout=out, stderr=subprocess.STDOUT)
     provider = OidcProvider(f"http://127.0.0.1:{port}", users_file, process, log)
     try:
-        _wait_for_http(f"{provider.url}/.well-known/openid-configuration", process, log, "the OIDC provider")
+        processes.wait_for_http(
+            f"{provider.url}/.well-known/openid-configuration", process, what="the OIDC provider", log=log
+        )
         yield provider
     finally:
-        _stop(process)
+        processes.stop(process)
 
 
 @dataclass
@@ -164,7 +126,7 @@ class Site:
     log: Path
 
     def tail(self) -> str:
-        return _tail(self.log)
+        return processes.tail(self.log)
 
 
 def _start_site(port: int, provider: OidcProvider, workdir: Path, **extra_env: str) -> Site:
@@ -202,9 +164,9 @@ def _start_site(port: int, provider: OidcProvider, workdir: Path, **extra_env: s
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     site = Site(f"http://127.0.0.1:{port}", process, log)
     try:
-        _wait_for_http(f"{site.url}/healthz", process, log, "gunicorn")
+        processes.wait_for_http(f"{site.url}/healthz", process, what="gunicorn", log=log)
     except RuntimeError:
-        _stop(process)
+        processes.stop(process)
         raise
     return site
 
@@ -219,7 +181,7 @@ def govsite_site(django_db_setup, oidc_provider, site_ports, tmp_path_factory) -
     _requires_postgres()
     site = _start_site(site_ports["site"], oidc_provider, tmp_path_factory.mktemp("govsite"))
     yield site
-    _stop(site.process)
+    processes.stop(site.process)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +189,7 @@ def sso_only_site(django_db_setup, oidc_provider, site_ports, tmp_path_factory) 
     _requires_postgres()
     site = _start_site(site_ports["sso_only"], oidc_provider, tmp_path_factory.mktemp("govsite"), SSO_ONLY="true")
     yield site
-    _stop(site.process)
+    processes.stop(site.process)
 
 
 # --- on failure: what the servers said ----------------------------------------------------------------
@@ -249,4 +211,4 @@ def _server_logs_on_failure(request):
     for name in ("oidc_provider", "govsite_site", "sso_only_site"):
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
-            print(f"--- {name} log ({server.log}) ---\n{_tail(server.log)}")
+            print(f"--- {name} log ({server.log}) ---\n{processes.tail(server.log)}")

@@ -33,6 +33,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
+from govsite import processes
+
 BENCH_DB = "govsite_bench_export"
 GOAL_SECONDS = 60.0
 GOAL_MB = 300.0
@@ -110,24 +112,12 @@ class Command(BaseCommand):
 
     def _create_if_missing(self, db_url: str) -> None:
         import dj_database_url
-        import psycopg
-        from psycopg import sql
 
         config = dj_database_url.parse(db_url)
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise CommandError("bench_export runs on PostgreSQL")
-        with psycopg.connect(
-            host=config["HOST"] or "127.0.0.1",
-            port=config["PORT"] or 5432,
-            user=config["USER"],
-            password=config["PASSWORD"] or None,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
-                self.stdout.write(f"created database {config['NAME']}")
+        if processes.recreate_database(config, keep=True):
+            self.stdout.write(f"created database {config['NAME']}")
 
     def _env(self, db_url: str) -> dict[str, str]:
         return {

@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,36 +37,16 @@ import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from govsite import processes
+
 STARTUP_TIMEOUT = 90.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(15)
-
-
 def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CommandError(f"{what} exited with {process.returncode} before it answered")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise CommandError(f"{what} did not answer at {url} within {STARTUP_TIMEOUT:.0f}s")
+    try:
+        processes.wait_for_http(url, process, what=what, timeout=STARTUP_TIMEOUT)
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 class Command(BaseCommand):
@@ -119,14 +98,14 @@ class Command(BaseCommand):
         think = self._think(options["think"])
         db_url = options["database_url"] or self._bench_url(os.environ.get("DATABASE_URL", ""))
         workdir = Path(tempfile.mkdtemp(prefix="govsite-bench-"))
-        processes: dict[str, subprocess.Popen] = {}
+        running: dict[str, subprocess.Popen] = {}
         try:
             env = self._env(db_url, workdir)
             self._recreate(db_url)
             self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: migrate, seed_demo")
             self._manage(env, "migrate", "--noinput")
             self._manage(env, "seed_demo")
-            processes["sandbox"] = self._sandbox(env, workdir)
+            running["sandbox"] = self._sandbox(env, workdir)
             self.stdout.write(
                 f"filling it: {options['people']} more people with a key each, {options['spend_rows']:,} spend "
                 f"rows over {options['spend_days']} days, {options['pending']} pending requests per team, "
@@ -142,10 +121,10 @@ class Command(BaseCommand):
             self.stdout.write(f"  filled in {time.monotonic() - started:.0f}s")
             spec = json.loads(spec_path.read_text())
             self._report_ledger(spec["ledger"])
-            port = _free_port()
+            port = processes.free_port()
             base_url = f"http://127.0.0.1:{port}"
-            processes["gunicorn"] = self._gunicorn(env, port, options["workers"], workdir)
-            _wait_for(f"{base_url}/healthz", processes["gunicorn"], "gunicorn")
+            running["gunicorn"] = self._gunicorn(env, port, options["workers"], workdir)
+            _wait_for(f"{base_url}/healthz", running["gunicorn"], "gunicorn")
             self._warm_up(base_url, spec)
             self.stdout.write(
                 f"load: {options['users']} clients for {options['duration']:.0f}s against gunicorn "
@@ -153,8 +132,8 @@ class Command(BaseCommand):
             )
             result = self._locust(base_url, spec, workdir, options["users"], options["duration"], think)
         finally:
-            for process in reversed(processes.values()):
-                _stop(process)
+            for process in reversed(running.values()):
+                processes.stop(process)
             if not options["keep_db"]:
                 with contextlib.suppress(Exception):
                     self._recreate(db_url, drop_only=True)
@@ -186,24 +165,11 @@ class Command(BaseCommand):
 
     def _recreate(self, db_url: str, *, drop_only: bool = False) -> None:
         import dj_database_url
-        import psycopg
-        from psycopg import sql
 
         config = dj_database_url.parse(db_url)
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise CommandError("bench_load runs on PostgreSQL")
-        with psycopg.connect(
-            host=config["HOST"] or "127.0.0.1",
-            port=config["PORT"] or 5432,
-            user=config["USER"],
-            password=config["PASSWORD"] or None,
-            dbname="postgres",
-            autocommit=True,
-        ) as conn:
-            name = sql.Identifier(config["NAME"])
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            if not drop_only:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        processes.recreate_database(config, drop_only=drop_only)
 
     def _env(self, db_url: str, workdir: Path) -> dict[str, str]:
         return {
@@ -219,7 +185,7 @@ class Command(BaseCommand):
             "REDIS_URL": "",
             "LITELLM_URL": "",
             "LITELLM_MASTER_KEY": "sk-bench-master-key",
-            "SANDBOX_PORT": str(_free_port()),
+            "SANDBOX_PORT": str(processes.free_port()),
             "SANDBOX_DB_PATH": str(workdir / "sandbox.sqlite3"),
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
