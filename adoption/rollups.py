@@ -50,6 +50,18 @@ _TOOLS = TeamToolDay._meta.db_table
 _TAGS = TagRollup._meta.db_table
 _LATENCY = LatencyRollup._meta.db_table
 
+# TeamModelDay's counters, in the order both paths below compute them.
+MODEL_COUNTERS = (
+    "requests",
+    "tokens",
+    "cost",
+    "errors",
+    "refusals_rate_limit",
+    "refusals_budget",
+    "unpriced_count",
+    "flat_rate_count",
+)
+
 # The ledger columns the CTEs read from `new`.
 NEW_ROWS_COLUMNS = (
     "time",
@@ -107,8 +119,7 @@ adoption_people AS (
         first_day = LEAST({_KEYS}.first_day, EXCLUDED.first_day),
         last_day = GREATEST({_KEYS}.last_day, EXCLUDED.last_day)
 ), adoption_models AS (
-    INSERT INTO {_MODELS} (day, team_id, model, requests, tokens, cost, errors, refusals_rate_limit, refusals_budget,
-                           unpriced_count, flat_rate_count)
+    INSERT INTO {_MODELS} (day, team_id, model, {", ".join(MODEL_COUNTERS)})
     SELECT {day}, n.team_id, {model}, count(*), sum(n.prompt_tokens + n.completion_tokens), COALESCE(sum(n.cost), 0),
            count(*) FILTER (WHERE {failed}),
            count(*) FILTER (WHERE n.error_type = '{ErrorType.RATE_LIMIT}'),
@@ -118,19 +129,7 @@ adoption_people AS (
     FROM new n
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
-    ON CONFLICT (day, team_id, model) DO UPDATE SET {
-        added(
-            _MODELS,
-            "requests",
-            "tokens",
-            "cost",
-            "errors",
-            "refusals_rate_limit",
-            "refusals_budget",
-            "unpriced_count",
-            "flat_rate_count",
-        )
-    }
+    ON CONFLICT (day, team_id, model) DO UPDATE SET {added(_MODELS, *MODEL_COUNTERS)}
 ), adoption_tools AS (
     INSERT INTO {_TOOLS} (day, team_id, client_tool, requests, tokens, cost, unpriced_count)
     SELECT {day}, n.team_id, n.client_tool, count(*), sum(n.prompt_tokens + n.completion_tokens),
@@ -285,18 +284,8 @@ def roll_up_new_rows(rows: Iterable) -> None:
             first_day=Least("first_day", first), last_day=Greatest("last_day", last)
         ):
             KeyUse.objects.create(key_id=key_id, first_day=first, last_day=last)
-    model_fields = (
-        "requests",
-        "tokens",
-        "cost",
-        "errors",
-        "refusals_rate_limit",
-        "refusals_budget",
-        "unpriced_count",
-        "flat_rate_count",
-    )
     for (day, team_id, model), sums in models.items():
-        values = dict(zip(model_fields, sums, strict=True))
+        values = dict(zip(MODEL_COUNTERS, sums, strict=True))
         _upsert(TeamModelDay, {"day": day, "team_id": team_id, "model": model}, values, dict.fromkeys(values, _plus))
     for (day, team_id, tool), sums in tools.items():
         values = dict(zip(("requests", "tokens", "cost", "unpriced_count"), sums, strict=True))
