@@ -16,7 +16,7 @@ COPY manage.py ./
 COPY templates ./templates
 COPY static ./static
 
-RUN useradd --system --home /srv/govsite govsite && mkdir -p var && chown govsite var
+RUN useradd --system --home /srv/govsite govsite && mkdir -p var/exports && chown -R govsite var
 USER govsite
 EXPOSE 8000
 CMD ["gunicorn", "govsite.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

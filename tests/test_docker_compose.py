@@ -61,3 +61,15 @@ def test_files_mounted_into_containers_exist_in_the_project():
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the project"
+
+
+def test_the_web_and_the_worker_share_the_evidence_exports():
+    """The worker writes a bundle (EVIDENCE_EXPORT_DIR, by default GOVSITE_VAR_DIR/exports) that the web serves."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    var_dir = next(line for line in dockerfile.splitlines() if "GOVSITE_VAR_DIR=" in line).split("GOVSITE_VAR_DIR=")[1]
+    exports = f"{var_dir.strip()}/exports"
+    for name in ("web", "worker"):
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in SERVICES[name].get("volumes", [])}
+        assert exports in mounts, f"{name} does not mount {exports}"
+        assert mounts[exports] in COMPOSE["volumes"], f"{name}'s {exports} is not a named volume"
+    assert SERVICES["web"]["volumes"] == SERVICES["worker"]["volumes"]
