@@ -40,7 +40,7 @@ OTHER = "Other"
 
 
 def _money_sum(name: str):
-    return Coalesce(Sum(name), Value(ZERO), output_field=DecimalField(max_digits=20, decimal_places=6))
+    return Coalesce(Sum(name), Value(ZERO), output_field=DecimalField(max_digits=22, decimal_places=9))
 
 
 # The same sums over TeamModelDay (TEAM_SUMS) and DailyRollup (SUMS, for one team's people and keys).

@@ -115,7 +115,7 @@ class TeamModelDay(models.Model):
     model = models.CharField(max_length=200, blank=True)
     requests = models.BigIntegerField(default=0)
     tokens = models.BigIntegerField(default=0, help_text="Prompt and completion tokens.")
-    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=22, decimal_places=9, default=Decimal("0"))
     errors = models.BigIntegerField(default=0)
     refusals_rate_limit = models.BigIntegerField(default=0)
     refusals_budget = models.BigIntegerField(default=0)
@@ -151,7 +151,7 @@ class TeamToolDay(models.Model):
     client_tool = models.CharField(max_length=20)
     requests = models.BigIntegerField(default=0)
     tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=22, decimal_places=9, default=Decimal("0"))
     unpriced_count = models.BigIntegerField(default=0)
 
     class Meta:
@@ -187,7 +187,7 @@ class TagRollup(models.Model):
     tag_key = models.CharField(max_length=60)
     tag_value = models.CharField(max_length=200)
     requests = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=22, decimal_places=9, default=Decimal("0"))
     unpriced_count = models.BigIntegerField(default=0)
 
     class Meta:

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from adoption import rollups as adoption_rollups
-from budgets import pricing
+from budgets import disagreements, pricing
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
 
@@ -51,44 +50,78 @@ class IngestResult:
         return len(self.rejected)
 
 
-def _tolerance() -> tuple[Decimal, Decimal]:
-    relative = Decimal(str(getattr(settings, "LEDGER_COST_TOLERANCE", "0.01")))
-    absolute = Decimal(str(getattr(settings, "LEDGER_COST_TOLERANCE_ABS", "0.000002")))
-    return relative, absolute
-
-
 def _bare(model: str) -> str:
     return model.split("/", 1)[1] if "/" in model else model
 
 
-def price(row: NormalizedRow, flat_rate_models: frozenset[str], tolerance=None) -> tuple[Decimal | None, str]:
-    """The authoritative cost of one request and where it came from (ARCHITECTURE.md, decision 2)."""
+# A computed figure further than this from the gateway's is counted as a disagreement (never applied).
+DISAGREEMENT_RELATIVE = Decimal("0.01")
+DISAGREEMENT_ABSOLUTE = Decimal("0.000000010")
+
+
+@dataclass(slots=True)
+class Priced:
+    cost: Decimal | None
+    cost_source: str
+    computed: Decimal | None = None  # litellm's price for the token counts, when it disagrees with the gateway
+    reason: str = ""
+
+
+def price(row: NormalizedRow, flat_rate_models: frozenset[str]) -> Priced:
+    """The cost of one request and where it came from (ARCHITECTURE.md, decision 2; the cost-truth issue).
+
+    A non-zero gateway cost is authoritative: LiteLLM priced with what the ledger cannot see (a
+    deployment's own prices, the service tier, cache-write TTLs, reasoning tokens, fees). Only a
+    request the gateway logged at $0 with tokens is priced here, with litellm's functions over all the
+    row carries. A gateway figure litellm's price for the token counts disagrees with is kept, and the
+    disagreement returned for the reconciliation page.
+    """
     if flat_rate_models and (
         row.model_group in flat_rate_models or row.model in flat_rate_models or _bare(row.model) in flat_rate_models
     ):
-        return ZERO, CostSource.FLAT_RATE
+        return Priced(ZERO, CostSource.FLAT_RATE)
+    if row.cache_hit:
+        return Priced(ZERO, CostSource.CACHE_HIT)
     gateway = row.gateway_spend
     if not (row.prompt_tokens or row.completion_tokens or row.cached_tokens or row.cache_creation_tokens):
-        return gateway, CostSource.GATEWAY
-    computed = pricing.compute_cost(
+        return Priced(gateway, CostSource.GATEWAY)
+    if gateway > 0:
+        check = pricing.compute_cost(
+            model=row.model or row.model_group,
+            provider=row.provider,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            cache_read_tokens=row.cached_tokens,
+            cache_creation_tokens=row.cache_creation_tokens,
+        )
+        if check is None or abs(gateway - check) <= max(DISAGREEMENT_ABSOLUTE, check * DISAGREEMENT_RELATIVE):
+            return Priced(gateway, CostSource.GATEWAY)
+        reason = pricing.disagreement_reason(
+            usage=row.usage,
+            service_tier=row.service_tier,
+            model_info=row.model_info,
+            map_entry_prices=pricing.map_prices(row.model or row.model_group, row.provider),
+        )
+        return Priced(gateway, CostSource.GATEWAY, computed=check, reason=reason)
+    computed = pricing.request_cost(
         model=row.model or row.model_group,
         model_group=row.model_group,
         provider=row.provider,
+        call_type=row.call_type,
+        usage=row.usage,
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
         cache_read_tokens=row.cached_tokens,
         cache_creation_tokens=row.cache_creation_tokens,
+        service_tier=row.service_tier,
+        model_info=row.model_info,
+        when=row.time,
     )
     if computed is None:
-        # Not in litellm's map. A gateway figure above 0 comes from the proxy's own (custom)
-        # pricing and is kept; $0 for tokens would be a silent zero, so the row is flagged instead.
-        return (gateway, CostSource.GATEWAY) if gateway > 0 else (None, CostSource.UNPRICED)
-    relative, absolute = tolerance or _tolerance()
-    if gateway == 0 and computed > 0:
-        return computed, CostSource.COMPUTED
-    if abs(gateway - computed) > max(absolute, computed * relative):
-        return computed, CostSource.COMPUTED
-    return gateway, CostSource.GATEWAY
+        # The underlying model is not in litellm's map and the gateway logged nothing: $0 for tokens
+        # would be a silent zero, so the row is flagged instead.
+        return Priced(None, CostSource.UNPRICED)
+    return Priced(computed, CostSource.COMPUTED)
 
 
 def _flat_rate_models() -> frozenset[str]:
@@ -202,6 +235,7 @@ class _Booked:
     team_id: int | None
     cost: Decimal | None
     cost_source: str
+    priced: Priced | None = None
 
 
 # (team_id, user_id, key_id, cost_source, number of new rows)
@@ -350,6 +384,7 @@ def _write_portable(booked: list[_Booked], source: str) -> Touched:
 
 def _write(booked: list[_Booked], source: str) -> Touched:
     with transaction.atomic(durable=True):
+        disagreements.record(booked)
         if connection.vendor == "postgresql":
             return _write_postgresql(booked, source)
         return _write_portable(booked, source)
@@ -394,13 +429,12 @@ def ingest_spend_rows(
 
     flat_rate = _flat_rate_models()
     keys = _keys_by_hash(row.token_hash for row in normalized.values())
-    tolerance = _tolerance()
     booked = []
     for request_id in sorted(normalized):  # one order for every writer: no deadlocks between batches
         row = normalized[request_id]
         key_id, user_id, team_id = keys.get(row.token_hash, (None, None, None))
-        cost, cost_source = price(row, flat_rate, tolerance)
-        booked.append(_Booked(row, key_id, user_id, team_id, cost, cost_source))
+        priced = price(row, flat_rate)
+        booked.append(_Booked(row, key_id, user_id, team_id, priced.cost, priced.cost_source, priced))
 
     for attempt in range(3):
         try:

@@ -1,6 +1,6 @@
 """The spend ledger, its daily rollups, budgets, alerts, increase requests and ingest tokens.
 
-Money is Decimal (USD; six places in the ledger), time is timezone-aware UTC. The ledger is the
+Money is Decimal (USD; nine places in the ledger, only display rounds), time is timezone-aware UTC. The ledger is the
 truth for cost (ARCHITECTURE.md, decision 2); pages read the rollups, never the raw ledger.
 """
 
@@ -33,6 +33,7 @@ class CostSource(models.TextChoices):
     COMPUTED = "computed", "Computed from tokens"
     FLAT_RATE = "flat_rate", "Flat rate (subscription)"
     UNPRICED = "unpriced", "Unpriced"
+    CACHE_HIT = "cache_hit", "LiteLLM cache hit ($0)"
 
 
 class ErrorType(models.TextChoices):
@@ -113,8 +114,8 @@ class SpendRecord(models.Model):
     user_agent = models.CharField(max_length=300, blank=True)
     request_tags = models.JSONField(default=list, blank=True)
     spend_logs_metadata = models.JSONField(null=True, blank=True)
-    gateway_spend = models.DecimalField(max_digits=18, decimal_places=6, default=Decimal("0"))
-    cost = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    gateway_spend = models.DecimalField(max_digits=18, decimal_places=9, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=18, decimal_places=9, null=True, blank=True)
     cost_source = models.CharField(max_length=10, choices=CostSource.choices)
     source = models.CharField(max_length=4, choices=IngestSource.choices)
     ingested_at = models.DateTimeField(default=timezone.now)
@@ -147,6 +148,38 @@ class SpendRecord(models.Model):
         return self.key_id is None
 
 
+class CostDisagreement(models.Model):
+    """A request whose gateway cost differs from litellm's price for its four token counts.
+
+    The gateway's figure stays in the ledger (it priced with what the counts do not show); this row
+    says by how much and why, for the reconciliation page. One per request, written with its ledger row.
+    """
+
+    class Reason(models.TextChoices):
+        DEPLOYMENT_PRICE = "deployment_price", "Prices set on the deployment"
+        SERVICE_TIER = "service_tier", "Service tier"
+        CACHE_WRITE_1H = "cache_write_1h", "1-hour cache writes"
+        REASONING_TOKENS = "reasoning_tokens", "Reasoning tokens priced apart"
+        WEB_SEARCH = "web_search", "Web-search fees"
+        UNEXPLAINED = "unexplained", "Nothing in the row explains it"
+
+    request_id = models.CharField(max_length=255, unique=True)
+    time = models.DateTimeField(db_index=True, help_text="startTime of the request (UTC).")
+    key = models.ForeignKey(
+        "keys.VirtualKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    model = models.CharField(max_length=200, blank=True)
+    gateway_cost = models.DecimalField(max_digits=18, decimal_places=9)
+    computed_cost = models.DecimalField(max_digits=18, decimal_places=9)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+
+    class Meta:
+        ordering = ["-time"]
+
+    def __str__(self):
+        return f"{self.request_id}: {self.reason}"
+
+
 class DailyRollup(models.Model):
     """Per day × team × user × key × model × client tool: what pages and budgets read.
 
@@ -177,8 +210,8 @@ class DailyRollup(models.Model):
     completion_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     cache_creation_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
-    gateway_spend = models.DecimalField(max_digits=20, decimal_places=6, default=Decimal("0"))
+    cost = models.DecimalField(max_digits=22, decimal_places=9, default=Decimal("0"))
+    gateway_spend = models.DecimalField(max_digits=22, decimal_places=9, default=Decimal("0"))
     errors = models.BigIntegerField(default=0)
     refusals_rate_limit = models.BigIntegerField(default=0)
     refusals_budget = models.BigIntegerField(default=0)

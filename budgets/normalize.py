@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,11 @@ from typing import Any
 from budgets.models import ClientTool, ErrorType
 
 MAX_REQUEST_ID = 255
+NANO = Decimal("0.000000001")  # the ledger keeps nine decimal places (an embedding call costs < $0.000001)
+MAX_COST = Decimal(10**9)  # the ledger's column holds 18 digits, nine of them decimals
+MAX_TOKENS = 2**63 - 1  # a PostgreSQL bigint
+MAX_DEPTH = 32  # of the JSON the ledger stores (tags, spend_logs_metadata)
+_TEXT_FIELDS = ("request_id", "token_hash", "key_alias", "model", "model_group", "provider", "status", "user_agent")
 _CACHE_HIT_SUFFIX = re.compile(r"_cache_hit[0-9.]+$")
 
 
@@ -52,6 +58,13 @@ class NormalizedRow:
     request_tags: list
     spend_logs_metadata: Any
     gateway_spend: Decimal
+    # What LiteLLM priced with, for budgets.pricing (ISSUE: the gateway's figure is authoritative;
+    # these only price a request it logged at $0, and explain a disagreement).
+    cache_hit: bool = False
+    call_type: str = ""
+    usage: dict | None = None
+    service_tier: str = ""
+    model_info: dict | None = None  # the price-map entry LiteLLM priced with (a deployment's own prices included)
 
 
 # --- small parsers ---------------------------------------------------------------------------------
@@ -65,6 +78,8 @@ def _json(value: Any, default: Any) -> Any:
             return json.loads(value)
         except ValueError:
             return default
+        except RecursionError as exc:
+            raise SpendRowInvalid("metadata", f"is nested deeper than {MAX_DEPTH} levels") from exc
     return value
 
 
@@ -118,6 +133,8 @@ def _tokens(value: Any, field: str) -> int:
         raise SpendRowInvalid(field, "must be a whole number")
     if number < 0:
         raise SpendRowInvalid(field, "must not be negative")
+    if number > MAX_TOKENS:
+        raise SpendRowInvalid(field, "is out of range")
     return number
 
 
@@ -134,7 +151,9 @@ def _money(value: Any, field: str) -> Decimal:
         raise SpendRowInvalid(field, "must be a finite number")
     if amount < 0:
         raise SpendRowInvalid(field, "must not be negative")
-    return amount.quantize(Decimal("0.000001"))
+    if amount >= MAX_COST:
+        raise SpendRowInvalid(field, f"is out of range (at most {MAX_COST} USD a request)")
+    return amount.quantize(NANO)
 
 
 def _ms(start: datetime, end: datetime | None) -> int | None:
@@ -254,6 +273,23 @@ def _canonical_id(request_id: str, cache_hit: Any, call_id: Any) -> str:
     return request_id
 
 
+def _pricing_inputs(row: dict, metadata: dict, usage: dict) -> dict:
+    """What LiteLLM priced the request with, as far as the row carries it (both shapes keep
+    cost_breakdown and model_map_information: a spend-log row in its metadata, a payload at the top)."""
+    breakdown = _dict(row.get("cost_breakdown") or metadata.get("cost_breakdown"))
+    model_map = _dict(row.get("model_map_information") or metadata.get("model_map_information"))
+    model_info = model_map.get("model_map_value")
+    if not isinstance(model_info, dict) or not any("cost_per" in name for name in model_info):
+        model_info = None
+    return {
+        "cache_hit": str(row.get("cache_hit")) == "True",
+        "call_type": _str(row.get("call_type"), 40),
+        "usage": usage or None,
+        "service_tier": _str(breakdown.get("service_tier"), 20),
+        "model_info": model_info,
+    }
+
+
 def _request_id(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SpendRowInvalid("request_id", "is required (request_id in a spend-log row, id in a logging payload)")
@@ -269,13 +305,40 @@ def is_logging_payload(row: dict) -> bool:
     return "request_id" not in row and ("id" in row or "response_cost" in row or "hidden_params" in row)
 
 
+def _check_storable(row: NormalizedRow) -> None:
+    """PostgreSQL stores no NUL character in text or jsonb, and a deep JSON value is not a spend row."""
+    for name in _TEXT_FIELDS:
+        if "\x00" in getattr(row, name):
+            raise SpendRowInvalid(name, "contains a NUL character")
+    for name in ("request_tags", "spend_logs_metadata"):
+        pending = [(getattr(row, name), 1)]
+        while pending:
+            value, depth = pending.pop()
+            if depth > MAX_DEPTH:
+                raise SpendRowInvalid(name, f"is nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise SpendRowInvalid(name, "contains a NUL character")
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if "\x00" in str(key):
+                        raise SpendRowInvalid(name, "contains a NUL character")
+                    pending.append((item, depth + 1))
+            elif isinstance(value, list):
+                pending.extend((item, depth + 1) for item in value)
+            elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_TOKENS:
+                raise SpendRowInvalid(name, "holds a number out of range")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise SpendRowInvalid(name, "holds a number that is not finite")
+
+
 def normalize(row: Any) -> NormalizedRow:
     """One request in the ledger's shape; raises SpendRowInvalid naming the bad field."""
     if not isinstance(row, dict):
         raise SpendRowInvalid("row", "must be a JSON object")
-    if is_logging_payload(row):
-        return _from_logging_payload(row)
-    return _from_spend_log(row)
+    normalized = _from_logging_payload(row) if is_logging_payload(row) else _from_spend_log(row)
+    _check_storable(normalized)
+    return normalized
 
 
 def _from_spend_log(row: dict) -> NormalizedRow:
@@ -325,6 +388,7 @@ def _from_spend_log(row: dict) -> NormalizedRow:
         request_tags=tags,
         spend_logs_metadata=metadata.get("spend_logs_metadata"),
         gateway_spend=_money(row.get("spend"), "spend"),
+        **_pricing_inputs(row, metadata, usage),
     )
 
 
@@ -384,4 +448,5 @@ def _from_logging_payload(row: dict) -> NormalizedRow:
         request_tags=tags,
         spend_logs_metadata=metadata.get("spend_logs_metadata"),
         gateway_spend=_money(row.get("response_cost"), "response_cost"),
+        **_pricing_inputs(row, metadata, usage),
     )

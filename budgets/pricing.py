@@ -10,13 +10,16 @@ else — tiered models, huge prompts, models whose map entry we cannot read — 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-MICRO = Decimal("0.000001")
+log = logging.getLogger(__name__)
+NANO = Decimal("0.000000001")  # the ledger's nine places
 _TIER = re.compile(r"_above_(\d+)k_tokens")
 # Points at which the learned coefficients must reproduce litellm's price (all below 32k tokens).
 _CHECK_POINTS = ((5000, 777, 1234, 321), (20000, 5000, 0, 0), (3, 1, 1, 1), (30000, 31000, 29000, 0))
@@ -24,9 +27,9 @@ _PROBE = 1000
 
 
 def to_money(value: float) -> Decimal:
-    """USD with six decimals. Rounding to 12 places first removes float noise (1e-20) that could
-    otherwise tip a half-way value one micro-dollar either way."""
-    return Decimal(repr(round(value, 12))).quantize(MICRO, rounding=ROUND_HALF_UP)
+    """USD with nine decimals. Rounding to 15 places first removes float noise (1e-20) that could
+    otherwise tip a half-way value one nano-dollar either way."""
+    return Decimal(repr(round(value, 15))).quantize(NANO, rounding=ROUND_HALF_UP)
 
 
 def _litellm():
@@ -109,12 +112,12 @@ _lock = threading.Lock()
 
 
 def _candidates(model: str, model_group: str, provider: str) -> list[str]:
-    names = [model]
-    if provider and model and not model.startswith(f"{provider}/"):
-        names.append(f"{provider}/{model}")
-    names.append(model_group)
-    if provider and model_group and not model_group.startswith(f"{provider}/"):
-        names.append(f"{provider}/{model_group}")
+    # The underlying model is what is priced: a private model served under a public name (model_group)
+    # is unpriced, not priced as the public one. The public name counts only when nothing else was logged.
+    name = model or model_group
+    names = [name]
+    if provider and name and not name.startswith(f"{provider}/"):
+        names.append(f"{provider}/{name}")
     return list(dict.fromkeys(name for name in names if name))
 
 
@@ -146,8 +149,128 @@ def compute_cost(
     cache_read_tokens: int = 0,
     cache_creation_tokens: int = 0,
 ) -> Decimal | None:
-    """litellm's price for these tokens in USD (6 places), or None if the model is not priced."""
+    """litellm's price for these tokens in USD (9 places), or None if the model is not priced."""
     pricer = pricer_for(model, model_group, provider)
     if pricer is None:
         return None
     return pricer.cost(prompt_tokens, completion_tokens, cache_read_tokens, cache_creation_tokens)
+
+
+def _usage(usage: dict | None, prompt: int, completion: int, cache_read: int, cache_creation: int):
+    Usage = _litellm().Usage
+    if usage:
+        try:
+            return Usage(**usage)
+        except (TypeError, ValueError):
+            log.warning("a logged usage object litellm cannot read; pricing from the token counts")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cache_read_input_tokens=cache_read,
+        cache_creation_input_tokens=cache_creation,
+    )
+
+
+def request_cost(
+    *,
+    model: str,
+    model_group: str = "",
+    provider: str = "",
+    call_type: str = "",
+    usage: dict | None = None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_creation_tokens: int = 0,
+    service_tier: str = "",
+    model_info: dict | None = None,
+    when: datetime | None = None,
+) -> Decimal | None:
+    """litellm's price of one request from everything its row carries, or None when unpriced.
+
+    Used only when the gateway logged no cost. With the price-map entry LiteLLM logged for the
+    request (a deployment's own prices included) the request is priced with exactly that entry;
+    otherwise with the bundled map's entry for the underlying model. The full usage object carries
+    cache writes by TTL and reasoning tokens; the service tier picks the tier's prices.
+    """
+    litellm = _litellm()
+    usage_block = _usage(usage, prompt_tokens, completion_tokens, cache_read_tokens, cache_creation_tokens)
+    tier = service_tier or None
+    if model_info is not None:
+        # litellm is imported on first use, never at module import (slow; LITELLM_LOCAL_MODEL_COST_MAP first).
+        from litellm.litellm_core_utils.llm_cost_calc.utils import generic_cost_per_token
+
+        bare = model.split("/", 1)[1] if "/" in model else model
+        provider_name = provider or str(model_info.get("litellm_provider") or "openai")
+        try:
+            prompt_usd, completion_usd = generic_cost_per_token(
+                model=bare,
+                usage=usage_block,
+                custom_llm_provider=provider_name,
+                service_tier=tier,
+                model_info=model_info,
+                current_time=when,
+            )
+        except Exception:  # noqa: BLE001 - litellm raises many types for an entry it cannot read; the map is tried next
+            log.warning("litellm could not price %s with its logged model info; trying the price map", model)
+        else:
+            return to_money(prompt_usd + completion_usd)
+    for name in _candidates(model, model_group, provider):
+        if pricer_for(name) is None:
+            continue
+        try:
+            prompt_usd, completion_usd = litellm.cost_per_token(
+                model=name,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                usage_object=usage_block,
+                service_tier=tier,
+                call_type=_call_type(call_type),
+            )
+        except Exception:  # noqa: BLE001, S112 - as in pricer_for: "not mapped" comes in many types
+            continue
+        return to_money(prompt_usd + completion_usd)
+    return None
+
+
+def _call_type(call_type: str) -> str:
+    return "embedding" if "embedding" in call_type else "completion"
+
+
+_STANDARD_TIERS = {"", "auto", "default", "standard"}
+
+
+def disagreement_reason(
+    *, usage: dict | None, service_tier: str, model_info: dict | None, map_entry_prices: tuple | None
+) -> str:
+    """Why LiteLLM's figure may differ from a price computed from the four token counts: what it
+    priced with that the counts do not show. 'unexplained' when the row shows nothing of the kind."""
+    if model_info is not None and map_entry_prices is not None:
+        logged = (model_info.get("input_cost_per_token"), model_info.get("output_cost_per_token"))
+        if logged != map_entry_prices:
+            return "deployment_price"
+    if model_info is not None and map_entry_prices is None:
+        return "deployment_price"
+    if service_tier.lower() not in _STANDARD_TIERS:
+        return "service_tier"
+    usage = usage or {}
+    details = usage.get("cache_creation_token_details") or {}
+    if isinstance(details, dict) and details.get("ephemeral_1h_input_tokens"):
+        return "cache_write_1h"
+    completion_details = usage.get("completion_tokens_details") or {}
+    if isinstance(completion_details, dict) and completion_details.get("reasoning_tokens"):
+        return "reasoning_tokens"
+    server_tools = usage.get("server_tool_use") or {}
+    if isinstance(server_tools, dict) and server_tools.get("web_search_requests"):
+        return "web_search"
+    return "unexplained"
+
+
+def map_prices(model: str, provider: str = "") -> tuple | None:
+    """(input, output) per-token prices of the bundled map's entry for the underlying model."""
+    for name in _candidates(model, "", provider):
+        entry = _map_entry(name)
+        if entry is not None:
+            return (entry.get("input_cost_per_token"), entry.get("output_cost_per_token"))
+    return None

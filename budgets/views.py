@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from budgets import selectors, services
+from budgets import disagreements, selectors, services
 from budgets.forms import BudgetForm, DecisionForm, IncreaseRequestForm, IngestTokenForm, PeriodForm
 from budgets.models import BudgetIncreaseRequest, IngestToken
 from govsite.accounts import permissions
@@ -218,6 +218,7 @@ def reconciliation(request):
             "page": paginate(request, rows, per_page=100),
             "totals": selectors.reconciliation_totals(start=start, end=end),
             "pull": selectors.pull_state(),
+            "disagreements": disagreements.disagreement_summary(start=start, end=end),
             "query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&by={by}",
         },
     )

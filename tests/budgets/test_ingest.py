@@ -8,7 +8,7 @@ from django.db.models import Sum
 
 from budgets import selectors
 from budgets.ingest import ingest_spend_rows
-from budgets.models import ClientTool, CostSource, DailyRollup, ErrorType, SpendRecord
+from budgets.models import ClientTool, CostDisagreement, CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.pull import spend_pull_run
 from keys.models import DataClassification, ModelPolicy
 from tests.budgets.conftest import make_key, sample, spend_row
@@ -23,7 +23,7 @@ def litellm_price(model: str, prompt: int, completion: int, cached: int = 0) -> 
     prompt_usd, completion_usd = litellm.cost_per_token(
         model=model, prompt_tokens=prompt, completion_tokens=completion, cache_read_input_tokens=cached
     )
-    return Decimal(repr(prompt_usd + completion_usd)).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    return Decimal(repr(prompt_usd + completion_usd)).quantize(Decimal("0.000000001"), rounding=ROUND_HALF_UP)
 
 
 def pull_now():
@@ -165,18 +165,21 @@ def test_the_same_rows_twice_are_booked_and_rolled_up_once(team_a, member_a_user
     assert_rollups_match_ledger()
 
 
-def test_a_gateway_figure_that_disagrees_with_the_tokens_is_recomputed(db):
+def test_a_gateway_figure_that_disagrees_with_the_tokens_is_kept_and_the_disagreement_counted(db):
     honest = spend_row(model_group="gpt-4o", prompt_tokens=1000, completion_tokens=100, spend=0.0035)
-    wrong = spend_row(model_group="gpt-4o", prompt_tokens=1000, completion_tokens=100, spend=0.05)
-    ingest_spend_rows([honest, wrong], "pull")
+    different = spend_row(model_group="gpt-4o", prompt_tokens=1000, completion_tokens=100, spend=0.05)
+    ingest_spend_rows([honest, different], "pull")
+    ingest_spend_rows([different], "pull")  # read again: still one disagreement
     expected = litellm_price("openai/gpt-4o", 1000, 100)
-    assert expected == Decimal("0.003500")
+    assert expected == Decimal("0.0035")
     assert SpendRecord.objects.get(request_id=honest["request_id"]).cost_source == CostSource.GATEWAY
-    recomputed = SpendRecord.objects.get(request_id=wrong["request_id"])
-    assert (recomputed.cost_source, recomputed.cost, recomputed.gateway_spend) == (
-        CostSource.COMPUTED,
+    kept = SpendRecord.objects.get(request_id=different["request_id"])
+    assert (kept.cost_source, kept.cost, kept.gateway_spend) == (CostSource.GATEWAY, Decimal("0.05"), Decimal("0.05"))
+    disagreement = CostDisagreement.objects.get()
+    assert (disagreement.request_id, disagreement.computed_cost, disagreement.reason) == (
+        different["request_id"],
         expected,
-        Decimal("0.050000"),
+        CostDisagreement.Reason.UNEXPLAINED,
     )
 
 

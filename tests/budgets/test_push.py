@@ -111,7 +111,7 @@ def test_a_streamed_and_a_plain_call_arrive_with_tokens_and_cost_and_a_pull_adds
         prompt_usd, completion_usd = litellm.cost_per_token(
             model=row.model, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens
         )
-        assert row.cost == Decimal(repr(prompt_usd + completion_usd)).quantize(Decimal("0.000001"))
+        assert row.cost == Decimal(repr(round(prompt_usd + completion_usd, 15))).quantize(Decimal("0.000000001"))
 
     # The same request also read by the pull (the gateway's spend log) is still one row.
     settings.LITELLM_URL, settings.LITELLM_MASTER_KEY, settings.REDIS_URL = sandbox.url, sandbox.master_key, ""
