@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from budgets import alerts, anomalies, pull, services
+from budgets import alerts, anomalies, completeness, pull, services
 
 
 def pull_spend_logs() -> dict:
     """Every minute: read new spend rows from the gateway into the ledger."""
     return vars(pull.spend_pull_run())
+
+
+def check_spend_completeness() -> dict:
+    """Every LEDGER_COMPLETENESS_INTERVAL_MINUTES: re-read the trailing hours and each whole day once."""
+    result = completeness.spend_completeness_run()
+    return {"inserted": result.inserted, "days": result.days, "skipped": result.skipped}
 
 
 def deliver_alert(delivery_id: int) -> str:

@@ -54,27 +54,27 @@ def initial_lookback() -> timedelta:
     return timedelta(hours=getattr(settings, "LEDGER_PULL_INITIAL_LOOKBACK_HOURS", 24))
 
 
-def _client(timeout: float | None = None):
+def gateway_client(timeout: float | None = None):
     from govsite.gateway.client import get_client
 
     return get_client(timeout=timeout)
 
 
 @contextlib.contextmanager
-def _single_pull() -> Iterator[bool]:
+def single_run(lock_id: int = _PULL_LOCK_ID) -> Iterator[bool]:
     """A session-level advisory lock, so two cron ticks never pull the same window at once."""
     if connection.vendor != "postgresql":
         yield True
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_PULL_LOCK_ID])
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_id])
         (got,) = cursor.fetchone()
     try:
         yield got
     finally:
         if got:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_PULL_LOCK_ID])
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_id])
 
 
 def _state() -> PullState:
@@ -143,7 +143,7 @@ def spend_pull_run(*, now: datetime | None = None, client=None) -> PullResult:
     now = (now or timezone.now()).astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
     state = _state()
     result = PullResult()
-    with _single_pull() as got_lock:
+    with single_run() as got_lock:
         if not got_lock:
             result.skipped = True
             return result
@@ -166,7 +166,7 @@ def spend_pull_run(*, now: datetime | None = None, client=None) -> PullResult:
 
         client_to_close = None
         if client is None:
-            client = client_to_close = _client()
+            client = client_to_close = gateway_client()
         try:
             read_window(client, start, now, result, after_page=advance)
         except GatewayError as exc:
@@ -219,7 +219,7 @@ def spend_backfill(
     result.window_start, result.window_end = first, last
     client_to_close = None
     if client is None:
-        client = client_to_close = _client()
+        client = client_to_close = gateway_client()
     try:
         window_start = first
         while window_start < last:

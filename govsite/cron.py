@@ -3,6 +3,7 @@
 Each entry names a thin job; the job loads rows and calls a service.
 """
 
+from django.conf import settings
 from rq import cron
 
 from audit import jobs as audit_jobs
@@ -18,6 +19,7 @@ SCHEDULES: list[dict] = [
     {"func": key_jobs.reconcile_gateway, "interval": 60 * 60},
     # The ledger: pull spend, deliver alerts again, thresholds and period resets, temporary increases, anomalies.
     {"func": budget_jobs.pull_spend_logs, "interval": 60},
+    {"func": budget_jobs.check_spend_completeness, "interval": settings.LEDGER_COMPLETENESS_INTERVAL_MINUTES * 60},
     {"func": budget_jobs.retry_alert_deliveries, "interval": 60},
     {"func": budget_jobs.evaluate_budgets, "interval": 5 * 60},
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
