@@ -2,7 +2,8 @@
 
 Authenticated by an ingest token (`Authorization: Bearer gsi_...`) and by nothing else: no session
 cookie is ever read here, which is why — and the only reason — CSRF protection is off for it.
-Every answer is JSON; a refused request writes nothing.
+Every answer is JSON; a refused request writes nothing to the ledger (an invalid row is quarantined
+for admins, budgets.quarantine) and is answered 4xx naming the problem, never 5xx.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from budgets import services
+from budgets import quarantine, services
 from budgets.ingest import BatchInvalid, ingest_spend_rows
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -55,12 +56,17 @@ def ingest_spend(request):
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _error(400, "malformed_json", "The body is not valid JSON.")
+    except RecursionError:
+        quarantine.hold([(body, "body", "nested too deeply to read")], "push")
+        return _error(400, "too_deep", "The body is nested too deeply.", field="body")
     rows = payload if isinstance(payload, list) else [payload]
     if not rows or len(rows) > MAX_ROWS:
         return _error(400, "bad_request", f"Send one logging payload, or a list of 1 to {MAX_ROWS}.")
     try:
         result = ingest_spend_rows(rows, "push", strict=True)
     except BatchInvalid as exc:
+        # Kept for admins, like a bad row the pull reads: the gateway drops a payload refused with 4xx.
+        quarantine.hold([(rows[exc.index] if exc.index >= 0 else payload, exc.field, str(exc))], "push")
         return _error(400, "invalid", str(exc), field=exc.field, index=exc.index)
     return JsonResponse(
         {"received": result.received, "inserted": result.inserted, "duplicates": result.duplicates}, status=200

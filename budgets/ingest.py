@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, DataError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from adoption import rollups as adoption_rollups
-from budgets import disagreements, pricing
+from budgets import disagreements, pricing, quarantine
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
 
@@ -382,8 +382,8 @@ def _write_portable(booked: list[_Booked], source: str) -> Touched:
     return [(*scope, count) for scope, count in touched.items()]
 
 
-def _write(booked: list[_Booked], source: str) -> Touched:
-    with transaction.atomic(durable=True):
+def _write(booked: list[_Booked], source: str, durable: bool = True) -> Touched:
+    with transaction.atomic(durable=durable):
         disagreements.record(booked)
         if connection.vendor == "postgresql":
             return _write_postgresql(booked, source)
@@ -403,18 +403,37 @@ class BatchInvalid(SpendRowInvalid):
         super().__init__(error.field, str(error).split(": ", 1)[-1])
 
 
+def _write_with_retries(booked: list[_Booked], source: str, durable: bool) -> Touched:
+    for attempt in range(3):
+        try:
+            return _write(booked, source, durable)
+        except OperationalError as exc:
+            if attempt == 2 or not _is_retryable(exc) or not durable:
+                raise
+            log.warning("ledger write collided with another batch (%s); retrying", exc.__cause__)
+            _time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _storage_problem(exc: DatabaseError) -> SpendRowInvalid:
+    return SpendRowInvalid("row", f"could not be stored: {str(exc).splitlines()[0][:300]}")
+
+
 def ingest_spend_rows(
-    rows: list[dict], source: Source, *, strict: bool = False, evaluate_budgets: bool = True
+    rows: list[dict], source: Source, *, strict: bool = False, evaluate_budgets: bool = True, durable: bool = True
 ) -> IngestResult:
     """Book a batch of spend rows (spend-log rows or logging payloads, mixed is fine).
 
-    Invalid rows are left out and listed in `rejected` — or, with `strict`, the first one raises
-    BatchInvalid before anything is written (the push endpoint). Returns what was new.
+    A row that cannot be validated or stored is left out, listed in `rejected` and quarantined
+    (budgets.quarantine) so the rest of the batch — and the pull — go on; with `strict`, the first
+    one raises BatchInvalid before anything is written (the push endpoint). Returns what was new.
+    `durable=False` books inside the caller's transaction (a quarantined row's retry).
     """
     if source not in ("pull", "push"):
         raise ValueError(f"source must be 'pull' or 'push', not {source!r}")
     result = IngestResult(received=len(rows))
     normalized: dict[str, NormalizedRow] = {}
+    index_of: dict[str, int] = {}
     for index, raw in enumerate(rows):
         try:
             row = normalize(raw)
@@ -424,10 +443,9 @@ def ingest_spend_rows(
             result.rejected.append((index, exc.field, str(exc)))
             continue
         normalized.setdefault(row.request_id, row)
-    if not normalized:
-        return result
+        index_of.setdefault(row.request_id, index)
 
-    flat_rate = _flat_rate_models()
+    flat_rate = _flat_rate_models() if normalized else frozenset()
     keys = _keys_by_hash(row.token_hash for row in normalized.values())
     booked = []
     for request_id in sorted(normalized):  # one order for every writer: no deadlocks between batches
@@ -436,15 +454,25 @@ def ingest_spend_rows(
         priced = price(row, flat_rate)
         booked.append(_Booked(row, key_id, user_id, team_id, priced.cost, priced.cost_source, priced))
 
-    for attempt in range(3):
+    touched: Touched = []
+    if booked:
         try:
-            touched = _write(booked, source)
-            break
-        except OperationalError as exc:
-            if attempt == 2 or not _is_retryable(exc):
-                raise
-            log.warning("ledger write collided with another batch (%s); retrying", exc.__cause__)
-            _time.sleep(0.05 * (attempt + 1))
+            touched = _write_with_retries(booked, source, durable)
+        except DataError as exc:
+            if strict or not durable:
+                # Nothing of a strict batch is written; a retry (inside its caller's transaction) fails whole.
+                first = min(index_of.values())
+                raise BatchInvalid(first if len(booked) == 1 else -1, _storage_problem(exc)) from exc
+            # One row the database refuses must not cost the batch: find it by writing row by row.
+            log.warning("a batch of %d spend rows could not be stored (%s); writing row by row", len(booked), exc)
+            for item in booked:
+                try:
+                    touched += _write_with_retries([item], source, durable)
+                except DataError as row_exc:
+                    problem = _storage_problem(row_exc)
+                    result.rejected.append((index_of[item.row.request_id], problem.field, str(problem)))
+    if result.rejected:
+        quarantine.hold([(rows[index], field_name, message) for index, field_name, message in result.rejected], source)
 
     for team_id, user_id, key_id, cost_source, count in touched:
         result.inserted += count

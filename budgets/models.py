@@ -180,6 +180,41 @@ class CostDisagreement(models.Model):
         return f"{self.request_id}: {self.reason}"
 
 
+class QuarantinedRow(models.Model):
+    """A spend row that could not be validated or stored, kept with the reason so the ledger moves on.
+
+    The pull books the rest of its page and advances past it; an admin retries it (after a fix) or
+    discards it, both audited. `raw` is the row as received, as JSON text in which every character
+    that is not ASCII — NUL included — is escaped, so any row can be kept. A row read again (the pull's
+    overlap, the completeness pass, a push and a pull of the same request) is kept once, by fingerprint.
+    """
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held"
+        BOOKED = "booked", "Booked on retry"
+        DISCARDED = "discarded", "Discarded"
+
+    fingerprint = models.CharField(max_length=64, unique=True, help_text="sha256 of `raw`.")
+    raw = models.TextField()
+    request_id = models.CharField(max_length=255, blank=True, help_text="As far as it could be read.")
+    field = models.CharField(max_length=100, blank=True, help_text="What is wrong with the row.")
+    reason = models.TextField()
+    source = models.CharField(max_length=4, choices=IngestSource.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.HELD)
+    received_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["status", "received_at"], name="quarantine_status")]
+
+    def __str__(self):
+        return f"{self.request_id or self.fingerprint[:12]}: {self.field}"
+
+
 class DailyRollup(models.Model):
     """Per day × team × user × key × model × client tool: what pages and budgets read.
 

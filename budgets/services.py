@@ -4,9 +4,11 @@ its own transaction. (Ledger writes are budgets.ingest; alerts and blocks are bu
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -14,7 +16,8 @@ from django.utils import timezone
 
 import audit
 from budgets import alerts
-from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
+from budgets.ingest import BatchInvalid, ingest_spend_rows
+from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 
@@ -433,3 +436,69 @@ def ingest_token_authenticate(secret: str) -> IngestToken | None:
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+# --- quarantined spend rows ------------------------------------------------------------------------------------------
+
+
+def _quarantined_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValidationError({"raw": f"Not valid JSON: {exc}"}) from exc
+
+
+@transaction.atomic(durable=True)
+def quarantined_row_retry(*, row: QuarantinedRow, actor: User, raw: str | None = None) -> QuarantinedRow:
+    """Book the row again — as kept, or as corrected by the admin — in this transaction.
+
+    Raises ValidationError (nothing changes) when the row still cannot be booked.
+    """
+    permissions.require(permissions.can_manage_ingest(actor), "Only admins retry quarantined rows.")
+    row = QuarantinedRow.objects.select_for_update().get(pk=row.pk)
+    if row.status != QuarantinedRow.Status.HELD:
+        raise InvalidTransition(row.status, "retried")
+    edited = raw is not None and raw.strip() != row.raw
+    payload = _quarantined_json(raw if edited else row.raw)
+    try:
+        result = ingest_spend_rows([payload], row.source, strict=True, evaluate_budgets=False, durable=False)
+    except BatchInvalid as exc:
+        raise ValidationError({"raw": f"Still cannot be booked: {exc}"}) from exc
+    row.status = QuarantinedRow.Status.BOOKED
+    row.resolved_at = timezone.now()
+    row.resolved_by = actor
+    row.save(update_fields=["status", "resolved_at", "resolved_by"])
+    audit.record(
+        actor=actor,
+        action="spend_quarantine.retried",
+        target=row,
+        data={
+            "request_id": row.request_id,
+            "reason": row.reason[:300],
+            "edited": edited,
+            "booked": result.inserted,
+            "already_booked": result.duplicates,
+        },
+    )
+    if result.teams or result.keys:
+        transaction.on_commit(lambda: alerts.evaluate_touched(teams=result.teams, users=result.users, keys=result.keys))
+    return row
+
+
+@transaction.atomic(durable=True)
+def quarantined_row_discard(*, row: QuarantinedRow, actor: User, note: str = "") -> QuarantinedRow:
+    permissions.require(permissions.can_manage_ingest(actor), "Only admins discard quarantined rows.")
+    row = QuarantinedRow.objects.select_for_update().get(pk=row.pk)
+    if row.status != QuarantinedRow.Status.HELD:
+        raise InvalidTransition(row.status, "discarded")
+    row.status = QuarantinedRow.Status.DISCARDED
+    row.resolved_at = timezone.now()
+    row.resolved_by = actor
+    row.save(update_fields=["status", "resolved_at", "resolved_by"])
+    audit.record(
+        actor=actor,
+        action="spend_quarantine.discarded",
+        target=row,
+        data={"request_id": row.request_id, "reason": row.reason[:300], "note": note[:500]},
+    )
+    return row

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from budgets import api, views
+from budgets import api, quarantine_views, views
 
 urlpatterns = [
     path("budgets/", views.budget_list, name="budget_list"),
@@ -14,6 +14,10 @@ urlpatterns = [
     path("budgets/reconciliation/", views.reconciliation, name="reconciliation"),
     path("budgets/ingest/", views.ingest_settings, name="ingest_settings"),
     path("budgets/ingest/tokens/<int:pk>/revoke/", views.ingest_token_revoke, name="ingest_token_revoke"),
+    path("budgets/quarantine/", quarantine_views.quarantine_list, name="quarantine_list"),
+    path("budgets/quarantine/<int:pk>/", quarantine_views.quarantine_detail, name="quarantine_detail"),
+    path("budgets/quarantine/<int:pk>/retry/", quarantine_views.quarantine_retry, name="quarantine_retry"),
+    path("budgets/quarantine/<int:pk>/discard/", quarantine_views.quarantine_discard, name="quarantine_discard"),
     path("notices/", views.notice_list, name="notice_list"),
     path("notices/read/", views.notices_read, name="notices_read"),
     # Token-authenticated machine endpoint (the gateway callback); deliberately unnamed, because the

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
 from decimal import Decimal
 
-from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
+from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
+from budgets.quarantine import hold
 from tests.factories import TeamFactory
 from tests.permissions import ADMIN, ALL_ROLES, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B, UrlCase, register
 
@@ -73,6 +75,18 @@ def _token_kwargs(world, team):
     return {"pk": token.pk}
 
 
+def _quarantined_kwargs(world, team):
+    # A row the database cannot store (a NUL character), kept aside; a retry as kept fails, so the
+    # permission table retries it corrected.
+    row = {"id": f"chatcmpl-perm-{next(_n)}", "startTime": 1795435835.0, "model": "gpt-4o", "user_agent": "a\x00b"}
+    hold([(row, "user_agent", "contains a NUL character")], "pull")
+    return {"pk": QuarantinedRow.objects.latest("pk").pk}
+
+
+def _corrected(world, team):
+    return {"raw": json.dumps({"id": f"chatcmpl-perm-fixed-{next(_n)}", "startTime": 1795435835.0, "model": "gpt-4o"})}
+
+
 def _notice_form(world, team):
     return {}
 
@@ -117,6 +131,29 @@ register(
         ok_status=200,
     ),
     UrlCase("ingest_token_revoke", method="post", kwargs=_token_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase("quarantine_list", allowed=frozenset({ADMIN, FINANCE, AUDITOR})),
+    UrlCase(
+        "quarantine_detail",
+        kwargs=_quarantined_kwargs,
+        allowed=frozenset({ADMIN, FINANCE, AUDITOR}),
+        unreachable=_missing,
+    ),
+    UrlCase(
+        "quarantine_retry",
+        method="post",
+        kwargs=_quarantined_kwargs,
+        data=_corrected,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+    ),
+    UrlCase(
+        "quarantine_discard",
+        method="post",
+        kwargs=_quarantined_kwargs,
+        data=lambda w, t: {"note": "a test row"},
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+    ),
     UrlCase("notice_list"),
     UrlCase("notices_read", method="post", data=_notice_form, writes=False),
 )
