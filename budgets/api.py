@@ -41,8 +41,10 @@ def ingest_spend(request):
         response = _error(405, "method_not_allowed", "Use POST.")
         response["Allow"] = "POST"
         return response
-    if services.ingest_token_authenticate(_bearer(request)) is None:
+    token = services.ingest_token_authenticate(_bearer(request))
+    if token is None:
         return _error(401, "unauthorized", "A valid ingest token is required: Authorization: Bearer <token>.")
+    services.ingest_token_note_spool(token=token, report=request.headers.get("X-Govsite-Spool", ""))
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -337,6 +337,11 @@ class IngestToken(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
+    # What the callback using this token last reported of its spool (payloads it could not deliver yet).
+    spool_files = models.PositiveIntegerField(default=0)
+    spool_oldest_at = models.DateTimeField(null=True, blank=True)
+    spool_reported_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["name"]
 

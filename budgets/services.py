@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -436,6 +436,24 @@ def ingest_token_authenticate(secret: str) -> IngestToken | None:
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token
+
+
+def ingest_token_note_spool(*, token: IngestToken, report: str) -> None:
+    """Keep what the callback reports of its spool (`<files> <oldest epoch seconds>`), shown on the
+    reconciliation page. Telemetry like last_used_at: no audit event; written only when not both empty."""
+    try:
+        files, oldest = (int(part) for part in report.split())
+    except ValueError:
+        return
+    if files < 0 or not 0 <= oldest < 2**33:
+        return
+    if files == 0 and token.spool_files == 0:
+        return
+    IngestToken.objects.filter(pk=token.pk).update(
+        spool_files=min(files, 2**31 - 1),
+        spool_oldest_at=datetime.fromtimestamp(oldest, tz=UTC) if files else None,
+        spool_reported_at=timezone.now(),
+    )
 
 
 # --- quarantined spend rows ------------------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from budgets import disagreements, selectors, services
+from budgets import disagreements, quarantine, selectors, services
 from budgets.forms import BudgetForm, DecisionForm, IncreaseRequestForm, IngestTokenForm, PeriodForm
-from budgets.models import BudgetIncreaseRequest, IngestToken
+from budgets.models import BudgetIncreaseRequest, IngestToken, QuarantinedRow
 from govsite.accounts import permissions
 from govsite.web import login_required, paginate, role_required, run_service
 
@@ -219,6 +219,8 @@ def reconciliation(request):
             "totals": selectors.reconciliation_totals(start=start, end=end),
             "pull": selectors.pull_state(),
             "disagreements": disagreements.disagreement_summary(start=start, end=end),
+            "quarantined": quarantine.quarantine_counts()[QuarantinedRow.Status.HELD],
+            "spools": IngestToken.objects.filter(revoked_at__isnull=True).order_by("name"),
             "query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&by={by}",
         },
     )

@@ -16,16 +16,28 @@ What it does:
   logged at $0).
 - `async_log_success_event` / `async_log_failure_event`: POST the request's standard logging
   payload to govsite. Message and response contents are left out: the ledger needs none of them,
-  and a long conversation would exceed the endpoint's 1 MB limit. A push that fails is logged
-  and dropped — govsite's pull of /spend/logs/v2 books the same request (by its id) anyway.
+  and a long conversation would exceed the endpoint's 1 MB limit.
+- A payload govsite could not take (unreachable, 5xx, 429) is written to a spool directory
+  (GOVSITE_SPOOL_DIR, default <tmp>/govsite-spool; mount a volume there to keep it across
+  container restarts) and re-sent, oldest first, by a background thread with back-off (1 s doubling
+  to GOVSITE_SPOOL_MAX_DELAY, 60 s), in this process or the next one after a restart. A payload
+  govsite refuses for good (4xx) is not spooled: it is quarantined there. Every POST carries the
+  spool's size and age in the `X-Govsite-Spool` header (`<files> <oldest epoch seconds>`), which
+  govsite shows on its reconciliation page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,6 +50,56 @@ EXCLUDED_FIELDS = ("messages", "response")
 RETRY_DELAYS = (0.5, 2.0)
 TIMEOUT_SECONDS = 5.0
 STREAMED_CALL_TYPES = {"completion", "acompletion", "text_completion", "atext_completion"}
+SPOOL_HEADER = "X-Govsite-Spool"
+CLAIMED = ".sending"
+STALE_CLAIM_NS = 120 * 1_000_000_000  # far longer than one POST may take (TIMEOUT_SECONDS)
+
+
+class Spool:
+    """Payloads waiting for govsite, one file each, named so that sorting them is oldest first."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+
+    def put(self, body: bytes) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        partial = self.directory / f".{name}.partial"
+        partial.write_bytes(body)
+        final = self.directory / name
+        os.replace(partial, final)  # atomic: a reader never sees half a payload
+        return final
+
+    def waiting(self) -> list[Path]:
+        try:
+            names = list(self.directory.iterdir())
+        except FileNotFoundError:
+            return []
+        for path in names:  # claimed by a process that stopped while sending: waiting again
+            if path.name.endswith(CLAIMED) and time.time_ns() - int(path.name.split(".")[-2]) > STALE_CLAIM_NS:
+                with contextlib.suppress(FileNotFoundError):
+                    self.release(path)
+        return sorted(path for path in self.directory.iterdir() if path.name.endswith(".json"))
+
+    def claim(self, path: Path) -> Path | None:
+        """Take a file for sending; None when another worker (or process) took it first."""
+        claimed = path.with_name(f"{path.name}.{time.time_ns()}{CLAIMED}")
+        try:
+            os.replace(path, claimed)
+        except FileNotFoundError:
+            return None
+        return claimed
+
+    def release(self, claimed: Path) -> None:
+        os.replace(claimed, claimed.with_name(claimed.name.rsplit(".", 2)[0]))
+
+    def report(self) -> str:
+        """`<files> <oldest epoch seconds>` (0 0 when empty)."""
+        waiting = self.waiting()
+        if not waiting:
+            return "0 0"
+        oldest = int(waiting[0].name.split("-", 1)[0]) // 1_000_000_000
+        return f"{len(waiting)} {oldest}"
 
 
 def _json_default(value: Any) -> Any:
@@ -64,12 +126,21 @@ def ingest_body(standard_logging_object: dict) -> bytes:
 class GovsiteSpendCallback(CustomLogger):
     """Sends every request's spend to govsite's /api/ingest/spend."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str | None = None, token: str | None = None, spool_dir: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._url = url
         self._token = token
         self._http: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.spool = Spool(
+            spool_dir or os.environ.get("GOVSITE_SPOOL_DIR") or Path(tempfile.gettempdir()) / "govsite-spool"
+        )
+        self._drainer: threading.Thread | None = None
+        self._drainer_lock = threading.Lock()
+        if self.url and self.token:
+            self.start_drainer()  # payloads a previous process spooled go out without waiting for traffic
 
     @property
     def url(self) -> str:
@@ -110,23 +181,77 @@ class GovsiteSpendCallback(CustomLogger):
             logger.debug("GOVSITE_INGEST_URL or GOVSITE_INGEST_TOKEN unset: spend not pushed")
             return False
         body = ingest_body(standard_logging_object)
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
         request_id = standard_logging_object.get("id")
         for attempt in range(len(RETRY_DELAYS) + 1):
             try:
-                response = await self._client().post(self.url, content=body, headers=headers)
+                response = await self._client().post(self.url, content=body, headers=self._headers())
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.is_success:
                     return True
                 problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code < 500 and response.status_code != 429:
-                    break  # refused for good (bad token, invalid row): retrying cannot help
+                if _refused_for_good(response.status_code):
+                    logger.warning("govsite refused spend of request %s: %s", request_id, problem)
+                    return False
             if attempt < len(RETRY_DELAYS):
                 await asyncio.sleep(RETRY_DELAYS[attempt])
-        logger.warning("govsite did not take spend of request %s: %s (the pull will book it)", request_id, problem)
+        self.spool.put(body)
+        logger.warning("govsite did not take spend of request %s: %s (spooled, sent again later)", request_id, problem)
+        self.start_drainer()
         return False
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            SPOOL_HEADER: self.spool.report(),
+        }
+
+    # --- the spool, sent again from a thread (it outlives no request and needs no event loop)
+
+    def start_drainer(self) -> None:
+        with self._drainer_lock:
+            if self._drainer is None or not self._drainer.is_alive():
+                self._drainer = threading.Thread(target=self._drain_forever, name="govsite-spool", daemon=True)
+                self._drainer.start()
+
+    def _drain_forever(self) -> None:
+        delay = 1.0
+        longest = float(os.environ.get("GOVSITE_SPOOL_MAX_DELAY", "60"))
+        with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
+            while True:
+                delivered_all = self.drain_once(client)
+                delay = 1.0 if delivered_all else min(delay * 2, longest)
+                time.sleep(delay)
+
+    def drain_once(self, client: httpx.Client) -> bool:
+        """Send what the spool holds, oldest first; stop at the first failure. Whether it is empty."""
+        if not self.url or not self.token:
+            return True
+        for path in self.spool.waiting():
+            claimed = self.spool.claim(path)
+            if claimed is None:
+                continue
+            try:
+                response = client.post(self.url, content=claimed.read_bytes(), headers=self._headers())
+            except httpx.HTTPError as exc:
+                self.spool.release(claimed)
+                logger.info("govsite still unreachable (%s); %s payloads spooled", exc, self.spool.report())
+                return False
+            if response.is_success or _refused_for_good(response.status_code):
+                if not response.is_success:
+                    logger.warning("govsite refused a spooled payload: HTTP %s", response.status_code)
+                claimed.unlink(missing_ok=True)
+                continue
+            self.spool.release(claimed)
+            return False
+        return True
+
+
+def _refused_for_good(status: int) -> bool:
+    # A bad token or an invalid row: sending again cannot help (govsite quarantines the row).
+    return 400 <= status < 500 and status not in (408, 429)
 
 
 proxy_handler_instance = GovsiteSpendCallback()

@@ -57,9 +57,29 @@ def test_without_url_and_token_nothing_is_sent():
     assert asyncio.run(callback.push(sample("standard-logging-object.plain-gpt-4o"))) is False
 
 
-def test_govsite_down_is_logged_and_does_not_fail_the_call(caplog):
+def test_govsite_down_is_logged_does_not_fail_the_call_and_the_payload_is_spooled(caplog, tmp_path):
     from tests.gateway_fixtures import free_port
 
-    callback = GovsiteSpendCallback(url=f"http://127.0.0.1:{free_port()}/api/ingest/spend", token="gsi_x")
-    assert asyncio.run(callback.push(sample("standard-logging-object.plain-gpt-4o"))) is False
-    assert "the pull will book it" in caplog.text
+    callback = GovsiteSpendCallback(
+        url=f"http://127.0.0.1:{free_port()}/api/ingest/spend", token="gsi_x", spool_dir=str(tmp_path)
+    )
+    payload = sample("standard-logging-object.plain-gpt-4o")
+    assert asyncio.run(callback.push(payload)) is False
+    assert "spooled, sent again later" in caplog.text
+    assert [json.loads(path.read_text())["id"] for path in callback.spool.waiting()] == [payload["id"]]
+
+
+def test_the_spool_sends_oldest_first_and_takes_back_a_file_a_stopped_process_was_sending(tmp_path):
+    from govsite.gateway.callback import Spool
+
+    spool = Spool(tmp_path / "spool")
+    assert spool.waiting() == [] and spool.report() == "0 0"
+    first, second = spool.put(b'{"n": 1}'), spool.put(b'{"n": 2}')
+    assert spool.waiting() == [first, second]
+    claimed = spool.claim(first)
+    assert spool.waiting() == [second] and spool.claim(first) is None  # another worker cannot take it too
+    # The process sending it stopped long ago: its claim lapses and the file waits again.
+    claimed.rename(claimed.with_name(f"{first.name}.1000.sending"))
+    assert spool.waiting() == [first, second]
+    files, oldest = spool.report().split()
+    assert files == "2" and int(oldest) > 0
