@@ -279,7 +279,10 @@ def _pricing_inputs(row: dict, metadata: dict, usage: dict) -> dict:
     breakdown = _dict(row.get("cost_breakdown") or metadata.get("cost_breakdown"))
     model_map = _dict(row.get("model_map_information") or metadata.get("model_map_information"))
     model_info = model_map.get("model_map_value")
-    if not isinstance(model_info, dict) or not any("cost_per" in name for name in model_info):
+    # An entry without a positive token price (the router's record of an unmapped deployment) prices nothing.
+    if not isinstance(model_info, dict) or not any(
+        "cost_per" in name and isinstance(value, int | float) and value > 0 for name, value in model_info.items()
+    ):
         model_info = None
     return {
         "cache_hit": str(row.get("cache_hit")) == "True",
