@@ -328,8 +328,8 @@ def whole_weeks(start: date, end: date) -> tuple[date, date]:
 
 def rebuildable_from() -> date:
     """The first Monday whose week still has all its raw ledger rows: before it the retention prune
-    (audit.services.ledger_prune) deleted them, and only the rollups know those weeks."""
-    from audit.services import raw_ledger_cutoff
+    (budgets.retention.ledger_prune) deleted them, and only the rollups know those weeks."""
+    from budgets.retention import raw_ledger_cutoff
 
     return raw_ledger_cutoff().date()
 

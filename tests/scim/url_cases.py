@@ -1,7 +1,7 @@
 """Permission rows for the SCIM token pages (Settings → SCIM); see tests/permissions.py for the checks.
 
 The SCIM API itself (/scim/v2/..., URL names "scim_api_*") is authenticated by bearer token, not by a
-session: tests/scim/test_scim.py checks that.
+session: tests/scim/test_scim_access.py checks that.
 """
 
 from __future__ import annotations

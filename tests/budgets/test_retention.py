@@ -15,17 +15,17 @@ from adoption import costs
 from adoption.forms import Period as AdoptionPeriod
 from adoption.models import KeyUse, LatencyRollup, PersonWeek, TagRollup, TeamModelDay, TeamToolDay
 from adoption.selectors import adoption_report
-from audit import jobs as audit_jobs
 from audit.chain import verify
 from audit.models import AuditEvent
-from audit.services import ledger_prune, raw_ledger_cutoff
+from budgets import jobs as budget_jobs
 from budgets import selectors as budget_selectors
 from budgets.ingest import ingest_spend_rows
 from budgets.models import Budget, DailyRollup, SpendRecord
+from budgets.retention import ledger_prune, raw_ledger_cutoff
 from govsite.accounts.models import Team
 from govsite.gateway.sandbox import make_spend_row
 from tests.adoption.builders import key_for
-from tests.adoption.conftest import cost_rows
+from tests.adoption.conftest import cost_rows, flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
 from tests.audit.conftest import direct_key
 from tests.audit.helpers import write_events
 
@@ -114,7 +114,7 @@ def test_the_retention_setting_is_read_at_run_time(ledger, settings):
 
 
 def test_the_cron_job_prunes_with_the_current_time(ledger):
-    assert audit_jobs.prune_ledger() >= 3
+    assert budget_jobs.prune_ledger() >= 3
     assert SpendRecord.objects.filter(time__lt=raw_ledger_cutoff()).count() == 0
     assert DailyRollup.objects.count() > 0
 
@@ -155,7 +155,7 @@ def _dashboards(world, as_of: date) -> dict:
 
 
 @pytest.fixture
-def dashboard_ledger(world, flat_rate_kimi):
+def dashboard_ledger(world, flat_rate_kimi):  # noqa: F811  (the fixture imported above)
     """Mixed traffic (priced, flat-rate, unpriced, refused, tagged, three tools) on every day of the weeks
     either side of the cutoff, on a day well before it and on a recent day, booked through the ingest,
     which keeps every rollup in the same statement."""
