@@ -21,10 +21,10 @@ import audit
 from audit import notifications
 from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem
 from audit.reports import chunks
-from audit.services import InvalidTransition
 from budgets.models import DailyRollup
 from govsite.accounts import permissions
 from govsite.accounts.models import Membership, Team, TeamRole, User
+from govsite.errors import InvalidTransition
 from keys import services as key_services
 from keys.models import GatewayCommand, VirtualKey
 
@@ -235,10 +235,10 @@ def access_review_decide(
     review = AccessReview.objects.select_for_update().get(pk=item.review_id)
     item.review = review
     if not review.is_open:
-        raise InvalidTransition("This campaign is signed off: its decisions are final.")
+        raise InvalidTransition(review.status, "decide", "This campaign is signed off: its decisions are final.")
     permissions.require_can_decide_access_review_item(actor, item)  # escalation may have happened meanwhile
     if AccessReviewDecision.objects.filter(item=item).exists():
-        raise InvalidTransition("This key was already decided in this campaign.")
+        raise InvalidTransition("decided", "decide", "This key was already decided in this campaign.")
     rationale = (rationale or "").strip()
     errors = {}
     if decision not in AccessReviewDecision.Decision.values:
@@ -424,7 +424,7 @@ def access_review_sign_off(*, actor: User, review: AccessReview, note: str) -> A
     permissions.require(permissions.can_sign_off_access_review(actor), "Only admins sign off access reviews.")
     review = AccessReview.objects.select_for_update().get(pk=review.pk)
     if not review.is_open:
-        raise InvalidTransition("This campaign is already signed off.")
+        raise InvalidTransition(review.status, "sign off", "This campaign is already signed off.")
     note = (note or "").strip()
     if not note:
         raise ValidationError({"note": "Write the sign-off statement (what was reviewed and the outcome)."})

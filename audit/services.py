@@ -35,10 +35,6 @@ EXPORT_QUEUE_GRACE = timedelta(minutes=2)
 EXPORT_STALE_AFTER = timedelta(minutes=10)
 
 
-class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (e.g. deciding a signed-off review)."""
-
-
 def _new_seed() -> str:
     return secrets.token_hex(8)
 

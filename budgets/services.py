@@ -17,16 +17,9 @@ from budgets import alerts
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from govsite.errors import InvalidTransition
 
 MAX_BUDGET = Decimal("10000000")
-
-
-class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (e.g. deciding a decided request)."""
-
-    def __init__(self, status: str, action: str, detail: str = ""):
-        self.status, self.action = status, action
-        super().__init__(detail or f"Cannot {action}: it is already {status}.")
 
 
 # --- budgets -------------------------------------------------------------------------------------------
@@ -239,7 +232,8 @@ def _locked_pending(increase: BudgetIncreaseRequest, action: str) -> BudgetIncre
         BudgetIncreaseRequest.objects.select_for_update(of=("self",)).select_related("budget").get(pk=increase.pk)
     )
     if increase.status != BudgetIncreaseRequest.Status.PENDING:
-        raise InvalidTransition(increase.get_status_display().lower(), action)
+        status = increase.get_status_display().lower()
+        raise InvalidTransition(status, action, f"Cannot {action}: it is already {status}.")
     return increase
 
 
@@ -416,7 +410,7 @@ def ingest_token_revoke(*, actor: User, token: IngestToken) -> IngestToken:
     permissions.require(permissions.can_manage_ingest(actor), "Only admins can revoke ingest tokens.")
     token = IngestToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
-        raise InvalidTransition("revoked", "revoke")
+        raise InvalidTransition("revoked", "revoke", "Cannot revoke: it is already revoked.")
     token.revoked_at, token.revoked_by = timezone.now(), actor
     token.save(update_fields=["revoked_at", "revoked_by"])
     audit.record(actor=actor, action="ingest_token.revoked", target=token, data={"name": token.name})

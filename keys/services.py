@@ -17,6 +17,7 @@ import audit
 from govsite import jobs
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from govsite.errors import InvalidTransition
 from keys import crypto, notifications
 from keys.models import (
     Approval,
@@ -29,14 +30,6 @@ from keys.models import (
     UnmanagedKey,
     VirtualKey,
 )
-
-
-class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (e.g. approving a cancelled request)."""
-
-    def __init__(self, status: str, action: str, detail: str = ""):
-        self.status, self.action = status, action
-        super().__init__(detail or f"Cannot {action}: it is {status}.")
 
 
 MAX_MONTHLY_BUDGET = Decimal(getattr(settings, "KEY_MAX_MONTHLY_BUDGET", "100000"))
