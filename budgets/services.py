@@ -18,6 +18,8 @@ from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
+from keys.models import GatewayCommand
+from keys.services import gateway_command_issue
 
 MAX_BUDGET = Decimal("10000000")
 
@@ -84,9 +86,6 @@ def budget_duration(budget: Budget) -> str:
 def _sync_team_budget(budget: Budget) -> None:
     """Inside the caller's transaction: tell the gateway the team's budget (a best-effort limit;
     the ledger stays the truth). Only team-level budgets exist as such in LiteLLM."""
-    from keys.models import GatewayCommand
-    from keys.services import gateway_command_enqueue
-
     if budget.user_id or budget.key_id:
         return
     payload = (
@@ -94,8 +93,7 @@ def _sync_team_budget(budget: Budget) -> None:
         if budget.is_active
         else {"max_budget": None}
     )
-    command = GatewayCommand.objects.create(kind=GatewayCommand.Kind.TEAM_SYNC, team=budget.team, payload=payload)
-    gateway_command_enqueue(command)
+    gateway_command_issue(GatewayCommand.Kind.TEAM_SYNC, team=budget.team, payload=payload)
 
 
 def _schedule_evaluation(budget: Budget) -> None:
