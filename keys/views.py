@@ -362,7 +362,7 @@ def unmanaged_key_decide(request, pk):
     try:
         if request.POST.get("action") == "delete":
             services.unmanaged_key_delete(unmanaged=unmanaged, actor=request.user)
-            messages.success(request, "Deleted from the gateway.")
+            messages.success(request, "Deleting it from the gateway.")
         else:
             form = AdoptForm(request.POST)
             if not form.is_valid():

@@ -18,9 +18,9 @@ import audit
 from audit import jobs as audit_jobs
 from audit import reviews
 from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem, AuditEvent
-from audit.services import InvalidTransition
 from budgets.models import DailyRollup
 from govsite.accounts import services as account_services
+from govsite.errors import InvalidTransition
 from keys import services as key_services
 from keys.models import GatewayCommand, KeyKind, VirtualKey
 from tests.audit.conftest import build_export, direct_key, export_path

@@ -513,13 +513,13 @@ def test_a_build_whose_worker_died_is_retried_then_given_up(auditor_user, django
     today = timezone.now().date()
     export = audit_services.evidence_export_start(actor=auditor_user, period_start=today, period_end=today)
     stale = timezone.now() - timedelta(hours=1)
-    EvidenceExport.objects.filter(pk=export.pk).update(status="running", heartbeat_at=stale, attempts=1)
+    EvidenceExport.objects.filter(pk=export.pk).update(status="running", next_attempt_at=stale, attempts=1)
     with django_capture_on_commit_callbacks(execute=True):
         audit_services.evidence_exports_sweep(now=timezone.now() + timedelta(minutes=3))
     export.refresh_from_db()
     assert export.status == EvidenceExport.Status.DONE and export.attempts == 2
     other = audit_services.evidence_export_start(actor=auditor_user, period_start=today, period_end=today)
-    EvidenceExport.objects.filter(pk=other.pk).update(status="running", heartbeat_at=stale, attempts=3)
+    EvidenceExport.objects.filter(pk=other.pk).update(status="running", next_attempt_at=stale, attempts=3)
     audit_services.evidence_exports_sweep()
     other.refresh_from_db()
     assert other.status == EvidenceExport.Status.FAILED and "gave up" in other.error

@@ -118,12 +118,12 @@ def test_a_command_rerun_after_the_worker_died_mid_command_makes_one_key_not_two
     settings.LITELLM_URL = live_gateway.url
     command = GatewayCommand.objects.get(key=key)
     # A worker takes the command, the gateway creates the key, and the worker dies before recording it.
-    command = services._claim(command.pk, timezone.now() + timedelta(hours=1))
+    command = services.COMMANDS.claim(command.pk, now=timezone.now() + timedelta(hours=1))
     gateway_handlers.key_generate(command)
     assert _refresh(command).status == GatewayCommand.Status.RUNNING
     assert len(_gateway_aliases(live_gateway, key.alias)) == 1
     # Time passes: the dead worker's lease runs out.
-    GatewayCommand.objects.filter(pk=command.pk).update(updated_at=timezone.now() - services.LEASE - timedelta(1))
+    GatewayCommand.objects.filter(pk=command.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
     assert services.gateway_commands_sweep() == 1
     assert _refresh(key).status == VirtualKey.Status.ACTIVE
