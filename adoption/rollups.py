@@ -39,6 +39,7 @@ from adoption.models import (
 )
 from budgets import ingest
 from budgets.models import CostSource, ErrorType, SpendRecord
+from keys.models import KeyKind, VirtualKey
 
 TAG_KEY_MAX = 60
 TAG_VALUE_MAX = 200
@@ -90,8 +91,6 @@ def _tool_bit_sql(column: str) -> str:
 
 
 def _new_rows_ctes() -> str:
-    from keys.models import KeyKind, VirtualKey
-
     day = "(n.time AT TIME ZONE 'UTC')::date"
     model = "COALESCE(NULLIF(n.model_group, ''), n.model)"
     failed = "n.status = 'failure' OR n.error_type <> ''"
@@ -234,8 +233,6 @@ def roll_up_new_rows(rows: Iterable) -> None:
     Each row has the ledger's attributes (NEW_ROWS_COLUMNS): the ingest's SpendRecord objects just
     inserted, or the ledger's rows.
     """
-    from keys.models import KeyKind, VirtualKey
-
     rows = list(rows)
     key_ids = {row.key_id for row in rows if row.key_id}
     personal = set(VirtualKey.objects.filter(pk__in=key_ids, kind=KeyKind.PERSONAL).values_list("pk", flat=True))

@@ -25,6 +25,7 @@ from budgets import selectors
 from budgets.models import AlertDelivery, AnomalyAlert, Budget, BudgetAlert, BudgetBlock, Notice
 from govsite import jobs
 from govsite.accounts.models import OrgRole, Team, TeamRole, User
+from keys.models import VirtualKey
 
 log = logging.getLogger(__name__)
 
@@ -236,8 +237,6 @@ def budget_evaluate(*, budget_id: int, now: datetime | None = None) -> int:
 
 
 def _budget_keys(budget: Budget):
-    from keys.models import VirtualKey
-
     keys = VirtualKey.objects.filter(team_id=budget.team_id, status__in=VirtualKey.LIVE_STATUSES)
     if budget.key_id:
         keys = keys.filter(pk=budget.key_id)

@@ -24,9 +24,10 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from budgets import pricing
+from budgets import alerts, pricing
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
+from keys.models import ModelPolicy, VirtualKey
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,10 @@ def price(row: NormalizedRow, flat_rate_models: frozenset[str], tolerance=None) 
 
 
 def _flat_rate_models() -> frozenset[str]:
-    from keys.models import ModelPolicy
-
     return frozenset(ModelPolicy.objects.filter(flat_rate=True).values_list("name", flat=True))
 
 
 def _keys_by_hash(hashes: Iterable[str]) -> dict[str, tuple[int, int, int]]:
-    from keys.models import VirtualKey
-
     hashes = [h for h in set(hashes) if h]
     if not hashes:
         return {}
@@ -488,7 +485,5 @@ def ingest_spend_rows(
             result.keys.add(key_id)
     result.duplicates = len(booked) - result.inserted
     if evaluate_budgets and (result.teams or result.keys):
-        from budgets import alerts
-
         result.alerts_created = alerts.evaluate_touched(teams=result.teams, users=result.users, keys=result.keys)
     return result

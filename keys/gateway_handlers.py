@@ -13,7 +13,7 @@ from django.utils import timezone
 
 import audit
 from govsite.gateway.client import AliasConflict, Conflict, GatewayClient, NotFound, get_client
-from keys import notifications
+from keys import crypto, notifications
 from keys.models import GatewayCommand, VirtualKey
 from keys.services import gateway_team_id, gateway_user_id
 
@@ -44,8 +44,6 @@ def key_generate(command: GatewayCommand) -> dict:
 
 
 def _key_generate(client: GatewayClient, key: VirtualKey) -> dict:
-    from keys import crypto
-
     _ensure_team(client, key.team)
     _ensure_user(client, key.owner)
     existing = _find_by_alias(client, key.alias)
