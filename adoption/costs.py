@@ -28,9 +28,11 @@ from adoption.models import (
     TeamToolDay,
     tools_from_bits,
 )
-from budgets.models import Budget, DailyRollup
+from budgets.models import Budget, ClientTool, DailyRollup
 from budgets.selectors import BudgetStatus, budget_period
+from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from keys.models import VirtualKey
 
 ZERO = Decimal("0")
 TOP_GROUPS = 10  # a stacked chart shows this many teams or models, the rest as "Other"
@@ -142,8 +144,6 @@ def by_model(queryset: QuerySet, sums: dict = TEAM_SUMS) -> list[dict]:
 
 
 def by_tool(queryset: QuerySet, sums: dict = TOOL_SUMS) -> list[dict]:
-    from budgets.models import ClientTool
-
     labels = dict(ClientTool.choices)
     rows = list(queryset.values("client_tool").annotate(**sums).order_by("-requests", "client_tool"))
     for row in rows:
@@ -201,8 +201,6 @@ def by_person(queryset: QuerySet[DailyRollup]) -> list[dict]:
 def refusals_by_key(queryset: QuerySet[DailyRollup], scope: Scope) -> list[dict]:
     """Keys refused by the gateway for their rate limit (429) or their budget: who needs higher
     limits, who is running away. Sorted by team and key, not by count."""
-    from keys.models import VirtualKey
-
     rows = list(
         queryset.values("key_id", "token_hash", "team_id")
         .annotate(**SUMS)
@@ -526,8 +524,6 @@ def _own_activity(user, today: date) -> dict:
 
 
 def my_usage(*, user, period: Period, today: date) -> MyUsage:
-    from keys.models import VirtualKey
-
     queryset = DailyRollup.objects.filter(user=user, day__gte=period.start, day__lte=period.end)
     first_use = DailyRollup.objects.filter(key_id=OuterRef("pk")).order_by("day").values("day")[:1]
     last_use = DailyRollup.objects.filter(key_id=OuterRef("pk")).order_by("-day").values("day")[:1]
@@ -563,8 +559,6 @@ def my_usage(*, user, period: Period, today: date) -> MyUsage:
 
 def home_summary(*, user, today: date) -> dict:
     """The home page's spend card: the person's own last 30 days, and the teams whose cost they may see."""
-    from govsite.accounts import permissions
-
     period = named_period("30d", today)
     mine = DailyRollup.objects.filter(user=user, day__gte=period.start, day__lte=period.end).aggregate(
         requests=TEAM_SUMS["requests"], cost=TEAM_SUMS["cost"]

@@ -5,6 +5,7 @@ from django import forms
 
 from budgets.models import Budget
 from govsite.accounts.models import Team, User
+from keys.models import VirtualKey
 
 
 class ThresholdsField(forms.CharField):
@@ -59,8 +60,6 @@ class BudgetForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def __init__(self, *args, budget: Budget | None = None, **kwargs):
-        from keys.models import VirtualKey
-
         super().__init__(*args, **kwargs)
         self.fields["key"].queryset = VirtualKey.objects.filter(status__in=VirtualKey.LIVE_STATUSES).order_by("alias")
         if budget is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum, Value
+from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from budgets.models import (
     PullState,
 )
 from govsite.accounts import permissions
+from keys.models import VirtualKey
 
 ZERO = Decimal("0")
 MONEY = Decimal("0.01")
@@ -225,3 +226,30 @@ def deliveries_failing(*, limit: int = 20) -> QuerySet[AlertDelivery]:
         .select_related("team")
         .order_by("-updated_at")[:limit]
     )
+
+
+def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
+    """Per team: live keys and the monthly budget granted to them, this month's ledger spend and the
+    team budget (three queries, whatever the number of teams)."""
+    result = {tid: {"live_keys": 0, "allocated": 0, "spend": 0, "budget": None} for tid in team_ids}
+    rows = (
+        VirtualKey.objects.filter(team_id__in=team_ids, status__in=VirtualKey.LIVE_STATUSES)
+        .values("team_id")
+        .annotate(live_keys=Count("pk"), allocated=Sum("max_budget"))
+    )
+    for row in rows:
+        result[row["team_id"]].update(live_keys=row["live_keys"], allocated=row["allocated"])
+    month_start = timezone.now().date().replace(day=1)
+    spend = (
+        DailyRollup.objects.filter(team_id__in=team_ids, day__gte=month_start)
+        .values("team_id")
+        .annotate(total=Sum("cost"))
+    )
+    for row in spend:
+        result[row["team_id"]]["spend"] = row["total"] or 0
+    team_budgets = Budget.objects.filter(
+        team_id__in=team_ids, user__isnull=True, key__isnull=True, is_active=True, period=Budget.Period.MONTHLY
+    ).values_list("team_id", "amount")
+    for team_id, amount in team_budgets:
+        result[team_id]["budget"] = amount
+    return result

@@ -15,6 +15,7 @@ from django.utils import timezone
 import audit
 from budgets import alerts
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
+from govsite import jobs
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
@@ -98,7 +99,6 @@ def _sync_team_budget(budget: Budget) -> None:
 
 def _schedule_evaluation(budget: Budget) -> None:
     from budgets import jobs as budget_jobs
-    from govsite import jobs
 
     jobs.enqueue(budget_jobs.evaluate_budget, budget.pk)
 

@@ -1,6 +1,6 @@
 """Reads for key pages and the API, always scoped through permissions."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from govsite.accounts import permissions
 from govsite.accounts.models import User
@@ -91,34 +91,3 @@ def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[Un
 
 def pending_approvals_count(*, user: User) -> int:
     return permissions.key_requests_decidable_by(user).count()
-
-
-def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
-    """Per team: live keys and the monthly budget granted to them, this month's ledger spend and the
-    team budget (three queries, whatever the number of teams)."""
-    from django.utils import timezone
-
-    from budgets.models import Budget, DailyRollup
-
-    result = {tid: {"live_keys": 0, "allocated": 0, "spend": 0, "budget": None} for tid in team_ids}
-    rows = (
-        VirtualKey.objects.filter(team_id__in=team_ids, status__in=VirtualKey.LIVE_STATUSES)
-        .values("team_id")
-        .annotate(live_keys=Count("pk"), allocated=Sum("max_budget"))
-    )
-    for row in rows:
-        result[row["team_id"]].update(live_keys=row["live_keys"], allocated=row["allocated"])
-    month_start = timezone.now().date().replace(day=1)
-    spend = (
-        DailyRollup.objects.filter(team_id__in=team_ids, day__gte=month_start)
-        .values("team_id")
-        .annotate(total=Sum("cost"))
-    )
-    for row in spend:
-        result[row["team_id"]]["spend"] = row["total"] or 0
-    team_budgets = Budget.objects.filter(
-        team_id__in=team_ids, user__isnull=True, key__isnull=True, is_active=True, period=Budget.Period.MONTHLY
-    ).values_list("team_id", "amount")
-    for team_id, amount in team_budgets:
-        result[team_id]["budget"] = amount
-    return result

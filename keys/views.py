@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
 from govsite.accounts.models import Team
 from govsite.web import login_required, paginate, role_required, run_service
@@ -98,7 +99,7 @@ def key_request_cancel(request, pk):
 def approval_queue(request):
     page = paginate(request, selectors.key_request_queue(user=request.user), per_page=25)
     existing = selectors.existing_keys_by_owner(owner_ids=list({kr.owner_id for kr in page}))
-    allocation = selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
+    allocation = budget_selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
         kr.team_allocation = allocation[kr.team_id]

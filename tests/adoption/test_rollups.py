@@ -161,6 +161,7 @@ def test_migrations_and_the_portable_path_on_sqlite(tmp_path):
                 for n in range(3)]
         result = ingest_spend_rows(rows, "push", evaluate_budgets=False)
         assert result.inserted == 3, result
+        assert sum(w.requests for w in PersonWeek.objects.all()) == 3  # the ingest's own (registered) roll-up
         days = [now.date() - timedelta(days=n) for n in range(3)]
         rollups.rebuild(min(days), max(days))
         assert sum(r.requests for r in TagRollup.objects.filter(tag_key="project", tag_value="demo")) == 3
