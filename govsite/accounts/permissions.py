@@ -95,6 +95,50 @@ def people_visible_to(user) -> QuerySet[User]:
     return User.objects.filter(memberships__team_id__in=list(team_roles(user))).distinct()
 
 
+# --- who gets told -------------------------------------------------------------------------------
+# The people a notification goes to are the people who may act on it: stated here, next to the rules that
+# let them act, and read by every notification module (keys, budgets, access reviews).
+
+
+def admins() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).distinct().order_by("email")
+
+
+def finance_people() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.FINANCE).distinct().order_by("email")
+
+
+def deciders_of(team: Team | int) -> QuerySet[User]:
+    """The team's approvers: they decide its key requests and hear about its budgets (admins stand in
+    where a team has none; each notification says when)."""
+    team_id = team if isinstance(team, int) else team.pk
+    return User.objects.filter(
+        is_active=True, memberships__team_id=team_id, memberships__role=TeamRole.APPROVER
+    ).order_by("email")
+
+
+def reviewers_of(review) -> dict[str, int]:
+    """{email: undecided keys they may decide} in an access review: the team's approvers (never on a key
+    they own or asked for) while the campaign is not escalated, and the admins for keys no approver may
+    decide or once it is (the same rule as `can_decide_access_review_item`)."""
+    undecided = list(review.items.filter(decision__isnull=True).values_list("team_id", "owner_id", "requested_by_id"))
+    if not undecided:
+        return {}
+    approvers: dict[int, list[tuple[int, str]]] = {}
+    if review.escalated_at is None:
+        for team_id, user_id, email in Membership.objects.filter(
+            team_id__in={row[0] for row in undecided}, role=TeamRole.APPROVER, user__is_active=True
+        ).values_list("team_id", "user_id", "user__email"):
+            approvers.setdefault(team_id, []).append((user_id, email))
+    admin_emails = list(admins().values_list("email", flat=True))
+    counts: dict[str, int] = {}
+    for team_id, owner_id, requested_by_id in undecided:
+        eligible = [e for user_id, e in approvers.get(team_id, []) if user_id not in (owner_id, requested_by_id)]
+        for email in eligible or admin_emails:
+            counts[email] = counts.get(email, 0) + 1
+    return counts
+
+
 # --- questions ---------------------------------------------------------------------------------
 
 
