@@ -17,6 +17,7 @@ from budgets import alerts
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from govsite.periods import period_validate
 
 MAX_BUDGET = Decimal("10000000")
 
@@ -74,8 +75,7 @@ def _validate_budget(budget: Budget) -> None:
     if budget.period == Budget.Period.CUSTOM:
         if not budget.period_start or not budget.period_end:
             raise ValidationError({"period_start": "A custom period needs a start and an end date."})
-        if budget.period_end < budget.period_start:
-            raise ValidationError({"period_end": "The period ends on or after its start."})
+        period_validate(budget.period_start, budget.period_end)
     else:
         budget.period_start = budget.period_end = None
     budget.full_clean(exclude=["thresholds", "created_by"])

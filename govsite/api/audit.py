@@ -8,6 +8,7 @@ from audit.models import AuditEvent
 from govsite.accounts import permissions
 from govsite.accounts.models import Team
 from govsite.api.common import PAGE_PARAMETERS, READ_ERRORS, ApiView, errors, paginated, paginated_response, validated
+from govsite.periods import period_validate
 
 
 class AuditEventOutput(serializers.ModelSerializer):
@@ -58,8 +59,7 @@ class AuditEventFilter(serializers.Serializer):
         return team_id
 
     def validate(self, data):
-        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
-            raise serializers.ValidationError({"date_to": "The end date is before the start date."})
+        period_validate(data.get("date_from"), data.get("date_to"), end_field="date_to")
         return data
 
 
