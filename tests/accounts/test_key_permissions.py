@@ -137,7 +137,6 @@ def test_the_api_reports_the_same_actions(world, role):
     }
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("role", ROLES)
 def test_the_revoke_service_does_what_the_answer_says(world, role):
     key = _key(world, world.team_a)
