@@ -276,15 +276,6 @@ def tag_costs(scope: Scope, period: Period) -> list[dict]:
 # --- budgets ---------------------------------------------------------------------------------------------------
 
 
-def _projected(status: BudgetStatus, today: date) -> Decimal | None:
-    """Spend at the period's end if the rest of it goes at the average daily rate so far."""
-    if not status.running:
-        return None
-    elapsed = min((today - status.period_start).days + 1, (status.period_end - status.period_start).days + 1)
-    total = (status.period_end - status.period_start).days + 1
-    return status.spend / elapsed * total if elapsed > 0 else None
-
-
 def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
     """Every team's budget this period: spend so far, the budget, the share used and the spend projected
     for the period's end at the rate so far. A team without a team budget is listed with its month's
@@ -330,7 +321,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
         else:
             status = BudgetStatus(budget, *period, spend("team", budget.team_id, *period), budget.amount)
             budgeted.add(budget.team_id)
-        projected = _projected(status, today)
+        projected = status.projected_spend(today)
         rows.append(
             {
                 "team": budget.team.name,
@@ -342,7 +333,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
                 else "not running",
                 "spend": status.spend,
                 "amount": budget.amount,
-                "used": status.spend / budget.amount if status.running else None,
+                "used": status.used,
                 "projected": projected,
                 "projected_used": projected / budget.amount if projected is not None else None,
                 "reaches_100": status.projected_date() if status.running else None,
@@ -361,7 +352,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
                     "spend": status.spend,
                     "amount": None,
                     "used": None,
-                    "projected": _projected(status, today),
+                    "projected": status.projected_spend(today),
                     "projected_used": None,
                     "reaches_100": None,
                 }

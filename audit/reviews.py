@@ -7,7 +7,7 @@ reach the gateway as gateway commands like any other change of a key.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -23,7 +23,7 @@ from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem
 from audit.reports import chunks
 from budgets.models import DailyRollup
 from govsite.accounts import permissions
-from govsite.accounts.models import Membership, Team, TeamRole, User
+from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
 from keys import services as key_services
 from keys.models import VirtualKey
@@ -149,24 +149,8 @@ def access_review_open(
 
 
 def pending_by_reviewer(review: AccessReview) -> dict[str, int]:
-    """{email: undecided keys they may decide}: the team's approvers (never on their own key), and the
-    admins for keys no approver may decide or once the campaign is escalated."""
-    undecided = list(review.items.filter(decision__isnull=True).values_list("team_id", "owner_id", "requested_by_id"))
-    if not undecided:
-        return {}
-    approvers: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    if review.escalated_at is None:
-        for team_id, user_id, email in Membership.objects.filter(
-            team_id__in={row[0] for row in undecided}, role=TeamRole.APPROVER, user__is_active=True
-        ).values_list("team_id", "user_id", "user__email"):
-            approvers[team_id].append((user_id, email))
-    admins = notifications.admin_emails()
-    counts: Counter[str] = Counter()
-    for team_id, owner_id, requested_by_id in undecided:
-        eligible = [email for user_id, email in approvers[team_id] if user_id not in (owner_id, requested_by_id)]
-        for email in eligible or admins:
-            counts[email] += 1
-    return dict(counts)
+    """{email: undecided keys they may decide}: permissions.py answers who reviews what."""
+    return permissions.reviewers_of(review)
 
 
 # --- deciding -----------------------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from django.utils import timezone
 import audit
 from budgets import selectors
 from budgets.models import AlertDelivery, AnomalyAlert, Budget, BudgetAlert, BudgetBlock, Notice
-from govsite.accounts.models import OrgRole, Team, TeamRole, User
+from govsite.accounts import permissions
+from govsite.accounts.models import Team, User
 from govsite.outbox import Outbox
 from keys.models import GatewayCommand, VirtualKey
 from keys.services import gateway_command_issue
@@ -56,19 +57,15 @@ def site_url(name: str, *args) -> str:
 
 
 def team_approvers(team_id: int) -> list[User]:
-    return list(
-        User.objects.filter(is_active=True, memberships__team_id=team_id, memberships__role=TeamRole.APPROVER).order_by(
-            "email"
-        )
-    )
+    return list(permissions.deciders_of(team_id))
 
 
 def admins() -> list[User]:
-    return list(User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).order_by("email"))
+    return list(permissions.admins())
 
 
 def finance() -> list[User]:
-    return list(User.objects.filter(is_active=True, org_role_grants__role=OrgRole.FINANCE).order_by("email"))
+    return list(permissions.finance_people())
 
 
 def budget_recipients(budget: Budget) -> list[User]:

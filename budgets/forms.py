@@ -5,6 +5,7 @@ from django import forms
 
 from budgets.models import Budget
 from govsite.accounts.models import Team, User
+from govsite.periods import form_period_validate
 from keys.models import VirtualKey
 
 
@@ -128,3 +129,8 @@ class PeriodForm(forms.Form):
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     by = forms.ChoiceField(choices=[("key", "Per key"), ("team", "Per team")], required=False)
+
+    def clean(self):
+        data = super().clean()
+        form_period_validate(self, "start", "end")
+        return data

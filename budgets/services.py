@@ -19,6 +19,7 @@ from govsite import jobs
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
+from govsite.periods import period_validate
 from keys.models import GatewayCommand
 from keys.services import gateway_command_issue
 
@@ -70,8 +71,7 @@ def _validate_budget(budget: Budget) -> None:
     if budget.period == Budget.Period.CUSTOM:
         if not budget.period_start or not budget.period_end:
             raise ValidationError({"period_start": "A custom period needs a start and an end date."})
-        if budget.period_end < budget.period_start:
-            raise ValidationError({"period_end": "The period ends on or after its start."})
+        period_validate(budget.period_start, budget.period_end)
     else:
         budget.period_start = budget.period_end = None
     budget.full_clean(exclude=["thresholds", "created_by"])

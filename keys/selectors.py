@@ -7,10 +7,12 @@ from govsite.accounts.models import User
 from keys.models import Approval, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
 
 
-def key_request_queue(*, user: User) -> QuerySet[KeyRequest]:
+def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest]:
+    queue = permissions.key_requests_decidable_by(user)
+    if team_slug:
+        queue = queue.filter(team__slug=team_slug)
     return (
-        permissions.key_requests_decidable_by(user)
-        .select_related("team", "requested_by", "owner", "data_classification")
+        queue.select_related("team", "requested_by", "owner", "data_classification")
         .prefetch_related(
             "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
         )
@@ -28,12 +30,15 @@ def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
     )
 
 
-def my_key_requests(*, user: User) -> QuerySet[KeyRequest]:
-    return key_requests_visible(user=user).filter(Q(requested_by=user) | Q(owner=user)).order_by("-created_at")
+def my_key_requests(*, user: User, status: str = "") -> QuerySet[KeyRequest]:
+    requests = key_requests_visible(user=user).filter(Q(requested_by=user) | Q(owner=user))
+    if status:
+        requests = requests.filter(status=status)
+    return requests.order_by("-created_at")
 
 
 def keys_visible(*, user: User) -> QuerySet[VirtualKey]:
-    return permissions.keys_visible_to(user).select_related("team", "owner", "request")
+    return permissions.keys_visible_to(user).select_related("team", "owner", "request", "rotated_to")
 
 
 def my_keys(*, user: User) -> QuerySet[VirtualKey]:
@@ -48,6 +53,19 @@ def team_keys_for_approver(*, user: User) -> QuerySet[VirtualKey]:
         .exclude(owner=user)
         .order_by("team__name", "-created_at")
     )
+
+
+KEY_LIST_SCOPES = {"mine": my_keys, "team": team_keys_for_approver, "all": keys_visible}
+
+
+def key_list(*, user: User, scope: str = "mine", status: str = "", team_slug: str = "") -> QuerySet[VirtualKey]:
+    """The API's key list: my keys, my teams' keys or every key I may see, newest first."""
+    keys = KEY_LIST_SCOPES[scope](user=user)
+    if status:
+        keys = keys.filter(status=status)
+    if team_slug:
+        keys = keys.filter(team__slug=team_slug)
+    return keys.order_by("-created_at", "-pk")
 
 
 def existing_keys_by_owner(*, owner_ids: list[int]) -> dict[int, list[VirtualKey]]:

@@ -71,10 +71,7 @@ def key_request_detail(request, pk):
         {
             "kr": key_request,
             "keys": key_request.keys.all(),
-            "can_cancel": key_request.requested_by_id == request.user.pk
-            and key_request.status == KeyRequest.Status.PENDING,
-            "can_decide": key_request.status == KeyRequest.Status.PENDING
-            and permissions.can_decide_key_request(request.user, key_request),
+            "actions": permissions.key_request_actions_for(request.user, key_request),
             "decision_form": DecisionForm(),
         },
     )
@@ -143,15 +140,7 @@ def key_detail(request, pk):
         "keys/key_detail.html",
         {
             "key": key,
-            "can_reveal": permissions.can_reveal_key(request.user, key) and key.can_reveal and key.status == "active",
-            "can_revoke": permissions.can_revoke_key(request.user, key) and key.is_live,
-            "can_rotate": permissions.can_rotate_key(request.user, key)
-            and key.status == "active"
-            and key.request_id is not None
-            and not hasattr(key, "rotated_to"),
-            "can_reassign": permissions.can_reassign_key_owner(request.user, key)
-            and key.kind == "service"
-            and key.is_live,
+            "actions": permissions.key_actions_for(request.user, key),
             "reassign_form": ReassignForm(),
             "rotated_to": getattr(key, "rotated_to", None),
         },

@@ -88,6 +88,9 @@ class UrlCase:
     # The caller's own credential (a personal API token): every active person may make and revoke
     # theirs, auditors included (a read token is how an auditor scripts evidence exports).
     personal: bool = False
+    # What a role not allowed gets: 403, or 404 where the object is looked up in the caller's own scope
+    # (a personal token: someone else's is not found, like any object outside one's scope).
+    refused_status: int = 403
 
     @property
     def id(self) -> str:
@@ -166,7 +169,8 @@ def check_wrong_roles_are_forbidden(case: UrlCase, world: World) -> None:
     for role in case.denied:
         before = _events()
         response = case.call(world.client(role), world, world.home_team(role))
-        assert response.status_code == 403, f"{role} on {case.id}: {response.status_code}, expected 403"
+        expected = case.refused_status
+        assert response.status_code == expected, f"{role} on {case.id}: {response.status_code}, expected {expected}"
         assert _events() == before, f"{role} was refused {case.id} but audit events were written"
 
 

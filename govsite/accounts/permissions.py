@@ -7,6 +7,7 @@ return querysets already restricted to what the user may reach (404 outside scop
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
@@ -92,6 +93,50 @@ def people_visible_to(user) -> QuerySet[User]:
     if sees_whole_org(user):
         return User.objects.all()
     return User.objects.filter(memberships__team_id__in=list(team_roles(user))).distinct()
+
+
+# --- who gets told -------------------------------------------------------------------------------
+# The people a notification goes to are the people who may act on it: stated here, next to the rules that
+# let them act, and read by every notification module (keys, budgets, access reviews).
+
+
+def admins() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).distinct().order_by("email")
+
+
+def finance_people() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.FINANCE).distinct().order_by("email")
+
+
+def deciders_of(team: Team | int) -> QuerySet[User]:
+    """The team's approvers: they decide its key requests and hear about its budgets (admins stand in
+    where a team has none; each notification says when)."""
+    team_id = team if isinstance(team, int) else team.pk
+    return User.objects.filter(
+        is_active=True, memberships__team_id=team_id, memberships__role=TeamRole.APPROVER
+    ).order_by("email")
+
+
+def reviewers_of(review) -> dict[str, int]:
+    """{email: undecided keys they may decide} in an access review: the team's approvers (never on a key
+    they own or asked for) while the campaign is not escalated, and the admins for keys no approver may
+    decide or once it is (the same rule as `can_decide_access_review_item`)."""
+    undecided = list(review.items.filter(decision__isnull=True).values_list("team_id", "owner_id", "requested_by_id"))
+    if not undecided:
+        return {}
+    approvers: dict[int, list[tuple[int, str]]] = {}
+    if review.escalated_at is None:
+        for team_id, user_id, email in Membership.objects.filter(
+            team_id__in={row[0] for row in undecided}, role=TeamRole.APPROVER, user__is_active=True
+        ).values_list("team_id", "user_id", "user__email"):
+            approvers.setdefault(team_id, []).append((user_id, email))
+    admin_emails = list(admins().values_list("email", flat=True))
+    counts: dict[str, int] = {}
+    for team_id, owner_id, requested_by_id in undecided:
+        eligible = [e for user_id, e in approvers.get(team_id, []) if user_id not in (owner_id, requested_by_id)]
+        for email in eligible or admin_emails:
+            counts[email] = counts.get(email, 0) + 1
+    return counts
 
 
 # --- questions ---------------------------------------------------------------------------------
@@ -205,20 +250,125 @@ def keys_visible_to(user):
     return VirtualKey.objects.filter(Q(owner=user) | Q(team_id__in=approver_teams))
 
 
+# What a person may do with a key or a request. Each action is stated here once, in two halves: who may
+# (`can_<action>`: the role) and whether the object's state allows it now (`<action>_refusal`: the reason
+# it does not, or None). Pages, templates and the API read both at once through `key_actions_for` and
+# `key_request_actions_for`; the services check the role first (`require_can_<action>`), then the state
+# on the locked row (raising InvalidTransition with the refusal).
+
+
 def can_reveal_key(user, key) -> bool:
     return _active(user) and key.owner_id == user.pk
+
+
+def require_can_reveal_key(user, key) -> None:
+    require(can_reveal_key(user, key), "Only the key's owner can reveal it.")
+
+
+def key_reveal_refusal(key) -> str | None:
+    if key.status != "active":
+        return "The key can be revealed once it is active."
+    if not key.can_reveal:
+        return "This key was already revealed; it is shown only once."
+    return None
 
 
 def can_revoke_key(user, key) -> bool:
     return may_change_state(user) and (key.owner_id == user.pk or is_admin(user) or is_approver_of(user, key.team_id))
 
 
+def require_can_revoke_key(user, key) -> None:
+    require(can_revoke_key(user, key), "Only the owner, the team's approvers or an admin can revoke it.")
+
+
+# A failed key (the gateway never made it) is revoked too, so that nothing is left to retry.
+REVOCABLE_KEY_STATUSES = ("active", "provisioning", "failed")
+
+
+def key_revoke_refusal(key) -> str | None:
+    if key.status not in REVOCABLE_KEY_STATUSES:
+        return f"Cannot revoke: it is {key.status}."
+    return None
+
+
 def can_rotate_key(user, key) -> bool:
     return can_revoke_key(user, key)
 
 
+def require_can_rotate_key(user, key) -> None:
+    require(can_rotate_key(user, key), "Only the owner, an approver or an admin can rotate.")
+
+
+def key_rotate_refusal(key) -> str | None:
+    """A key adopted from the gateway (no request) has no grants to copy; a key is rotated once."""
+    if key.status != "active" or key.request_id is None:
+        return f"Cannot rotate: it is {key.status}."
+    if hasattr(key, "rotated_to"):
+        return "This key was already rotated."
+    return None
+
+
 def can_reassign_key_owner(user, key) -> bool:
     return may_change_state(user) and (is_admin(user) or is_approver_of(user, key.team_id))
+
+
+def require_can_reassign_key_owner(user, key) -> None:
+    require(can_reassign_key_owner(user, key), "Only approvers or admins can reassign.")
+
+
+def key_reassign_refusal(key) -> str | None:
+    if key.kind != "service" or not key.is_live:
+        return "Only live service keys change owner."
+    return None
+
+
+@dataclass(frozen=True)
+class KeyActions:
+    """What one person may do with one key now: the buttons a page shows and the API's `actions`."""
+
+    reveal: bool
+    rotate: bool
+    revoke: bool
+    reassign: bool
+
+
+def key_actions_for(user, key) -> KeyActions:
+    return KeyActions(
+        reveal=can_reveal_key(user, key) and key_reveal_refusal(key) is None,
+        rotate=can_rotate_key(user, key) and key_rotate_refusal(key) is None,
+        revoke=can_revoke_key(user, key) and key_revoke_refusal(key) is None,
+        reassign=can_reassign_key_owner(user, key) and key_reassign_refusal(key) is None,
+    )
+
+
+def can_cancel_key_request(user, key_request) -> bool:
+    """Only the person who asked withdraws a request (not the owner it was asked for)."""
+    return _active(user) and key_request.requested_by_id == user.pk
+
+
+def require_can_cancel_key_request(user, key_request) -> None:
+    require(can_cancel_key_request(user, key_request), "Only the requester can cancel a request.")
+
+
+def key_request_cancel_refusal(key_request) -> str | None:
+    return None if key_request.status == "pending" else f"Cannot cancel: it is {key_request.status}."
+
+
+def key_request_decide_refusal(key_request) -> str | None:
+    return None if key_request.status == "pending" else f"Cannot decide: it is {key_request.status}."
+
+
+@dataclass(frozen=True)
+class KeyRequestActions:
+    cancel: bool
+    decide: bool
+
+
+def key_request_actions_for(user, key_request) -> KeyRequestActions:
+    return KeyRequestActions(
+        cancel=can_cancel_key_request(user, key_request) and key_request_cancel_refusal(key_request) is None,
+        decide=can_decide_key_request(user, key_request) and key_request_decide_refusal(key_request) is None,
+    )
 
 
 def can_manage_model_policy(user) -> bool:

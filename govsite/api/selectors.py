@@ -7,6 +7,11 @@ from govsite.accounts import permissions
 from govsite.api.models import ApiToken
 
 
+def api_tokens_visible(*, user) -> QuerySet[ApiToken]:
+    """The tokens the user may look up (their own; every token for admins): outside it, 404."""
+    return permissions.api_tokens_visible_to(user).select_related("user")
+
+
 def my_api_tokens(*, user) -> QuerySet[ApiToken]:
     return permissions.api_tokens_visible_to(user).filter(user=user).order_by("revoked_at", "-created_at")
 

@@ -15,7 +15,7 @@ def _member_of(world, team):
 
 
 def _members_token(world, team):
-    """A token of the team's plain member: its owner and admins may revoke it; anyone else gets 403."""
+    """A token of the team's plain member: its owner and admins may revoke it; anyone else does not find it (404)."""
     from govsite.api.models import ApiToken
 
     make_token(_member_of(world, team))
@@ -34,6 +34,7 @@ register(
         "settings_api_token_revoke",
         kwargs=_members_token,
         allowed=frozenset({ADMIN, MEMBER_A, MEMBER_B}),
+        refused_status=404,
         unreachable=lambda world: {"pk": 987_654_321},
     ),
     UrlCase(
@@ -41,6 +42,7 @@ register(
         method="post",
         kwargs=_members_token,
         allowed=frozenset({ADMIN, MEMBER_A, MEMBER_B}),
+        refused_status=404,
         unreachable=lambda world: {"pk": 987_654_321},
         personal=True,
     ),
