@@ -16,7 +16,7 @@ from govsite.accounts import permissions
 from govsite.accounts.models import User
 from govsite.errors import InvalidTransition
 from keys import crypto, notifications
-from keys.models import GatewayCommand, KeyKind, KeyRequest, VirtualKey
+from keys.models import GatewayCommand, KeyRequest, VirtualKey
 from keys.services.commands import gateway_command_issue
 
 ROTATION_GRACE = timedelta(hours=getattr(settings, "KEY_ROTATION_GRACE_HOURS", 24))
@@ -72,12 +72,10 @@ def key_create(
 @transaction.atomic(durable=True)
 def key_reveal(*, key: VirtualKey, actor: User) -> str:
     """Return the secret exactly once, to its owner, and erase govsite's only copy."""
-    permissions.require(permissions.can_reveal_key(actor, key), "Only the key's owner can reveal it.")
+    permissions.require_can_reveal_key(actor, key)
     key = VirtualKey.objects.select_for_update().get(pk=key.pk)
-    if key.status != VirtualKey.Status.ACTIVE:
-        raise InvalidTransition(key.status, "reveal", "The key can be revealed once it is active.")
-    if not key.can_reveal:
-        raise InvalidTransition(key.status, "reveal", "This key was already revealed; it is shown only once.")
+    if refusal := permissions.key_reveal_refusal(key):
+        raise InvalidTransition(key.status, "reveal", refusal)
     try:
         secret = crypto.decrypt(key.secret_encrypted)
     except crypto.CannotDecrypt as exc:
@@ -135,12 +133,10 @@ def key_withdraw(
 
 @transaction.atomic(durable=True)
 def key_revoke(*, key: VirtualKey, actor: User, reason: str = "") -> VirtualKey:
-    permissions.require(
-        permissions.can_revoke_key(actor, key), "Only the owner, the team's approvers or an admin can revoke it."
-    )
+    permissions.require_can_revoke_key(actor, key)
     key = VirtualKey.objects.select_for_update().get(pk=key.pk)
-    if key.status not in REVOCABLE:
-        raise InvalidTransition(key.status, "revoke")
+    if refusal := permissions.key_revoke_refusal(key):
+        raise InvalidTransition(key.status, "revoke", refusal)
     key_withdraw(key=key, actor=actor, reason=reason or f"revoked by {actor.email}")
     return key
 
@@ -186,12 +182,10 @@ def key_reduce(
 @transaction.atomic(durable=True)
 def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
     """A new key with the same grants; the old one keeps working for the grace period, then goes."""
-    permissions.require(permissions.can_rotate_key(actor, key), "Only the owner, an approver or an admin can rotate.")
+    permissions.require_can_rotate_key(actor, key)
     key = VirtualKey.objects.select_for_update(of=("self",)).select_related("request").get(pk=key.pk)
-    if key.status != VirtualKey.Status.ACTIVE or key.request is None:
-        raise InvalidTransition(key.status, "rotate")
-    if VirtualKey.objects.filter(rotated_from=key).exists():
-        raise InvalidTransition(key.status, "rotate", "This key was already rotated.")
+    if refusal := permissions.key_rotate_refusal(key):
+        raise InvalidTransition(key.status, "rotate", refusal)
     key.grace_until = timezone.now() + ROTATION_GRACE
     key.save(update_fields=["grace_until"])
     new_key = key_create(
@@ -213,10 +207,10 @@ def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
 
 @transaction.atomic(durable=True)
 def key_reassign_owner(*, key: VirtualKey, actor: User, new_owner: User) -> VirtualKey:
-    permissions.require(permissions.can_reassign_key_owner(actor, key), "Only approvers or admins can reassign.")
+    permissions.require_can_reassign_key_owner(actor, key)
     key = VirtualKey.objects.select_for_update().get(pk=key.pk)
-    if key.kind != KeyKind.SERVICE or not key.is_live:
-        raise InvalidTransition(key.status, "reassign", "Only live service keys change owner.")
+    if refusal := permissions.key_reassign_refusal(key):
+        raise InvalidTransition(key.status, "reassign", refusal)
     if not new_owner.is_active or not permissions.is_member_of(new_owner, key.team_id):
         raise ValidationError({"owner": "The new owner must be an active member of the team."})
     before = key.owner.email

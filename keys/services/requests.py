@@ -132,9 +132,9 @@ def key_request_create(*, requester: User, data: KeyRequestInput) -> KeyRequest:
 @transaction.atomic(durable=True)
 def key_request_cancel(*, request: KeyRequest, actor: User) -> KeyRequest:
     request = KeyRequest.objects.select_for_update().get(pk=request.pk)
-    permissions.require(request.requested_by_id == actor.pk, "Only the requester can cancel a request.")
-    if request.status != KeyRequest.Status.PENDING:
-        raise InvalidTransition(request.status, "cancel")
+    permissions.require_can_cancel_key_request(actor, request)
+    if refusal := permissions.key_request_cancel_refusal(request):
+        raise InvalidTransition(request.status, "cancel", refusal)
     request.status = KeyRequest.Status.CANCELLED
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at"])
@@ -155,7 +155,7 @@ def key_request_approve(*, request: KeyRequest, approver: User, note: str = "") 
     """Record an approval; returns the new key once every approval the request needs is in."""
     permissions.require_can_decide_key_request(approver, request)
     request = KeyRequest.objects.select_for_update(of=("self",)).select_related("team", "owner").get(pk=request.pk)
-    if request.status != KeyRequest.Status.PENDING:
+    if permissions.key_request_decide_refusal(request):
         raise InvalidTransition(request.status, "approve")
     if request.approvals.filter(approver=approver).exists():
         raise InvalidTransition(request.status, "approve", "You have already approved this request.")
@@ -205,7 +205,7 @@ def _approve(request: KeyRequest, *, actor: User | None, note: str = "", by_poli
 def key_request_reject(*, request: KeyRequest, approver: User, note: str = "") -> KeyRequest:
     permissions.require_can_decide_key_request(approver, request)
     request = KeyRequest.objects.select_for_update(of=("self",)).select_related("team").get(pk=request.pk)
-    if request.status != KeyRequest.Status.PENDING:
+    if permissions.key_request_decide_refusal(request):
         raise InvalidTransition(request.status, "reject")
     if not note.strip():
         raise ValidationError({"note": "Say why you reject it; the requester sees this."})
