@@ -13,8 +13,8 @@ from django.urls import reverse
 
 from adoption.models import TeamModelDay
 from budgets.models import DailyRollup, SpendRecord
-from govsite.accounts.management.commands.seed_demo import DOMAIN
 from govsite.accounts.models import User
+from govsite.devtools.management.commands.seed_demo import DOMAIN
 from keys.models import KeyRequest, VirtualKey
 from tests.keys.conftest import live_gateway  # noqa: F401 - the sandbox gateway process, for provisioning
 

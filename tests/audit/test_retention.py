@@ -23,7 +23,7 @@ from budgets import selectors as budget_selectors
 from budgets.ingest import ingest_spend_rows
 from budgets.models import Budget, DailyRollup, SpendRecord
 from govsite.accounts.models import Team
-from govsite.gateway.sandbox import make_spend_row
+from govsite.devtools.sandbox import make_spend_row
 from tests.adoption.builders import key_for
 from tests.adoption.conftest import cost_rows
 from tests.audit.conftest import direct_key

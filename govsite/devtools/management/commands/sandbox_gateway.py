@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--master-key", default=None, help="defaults to LITELLM_MASTER_KEY")
 
     def handle(self, *args, host, port, db, master_key, **options):
-        from govsite.gateway import sandbox  # imports litellm lazily, only when the command runs
+        from govsite.devtools import sandbox  # imports litellm lazily, only when the command runs
 
         master_key = master_key or settings.LITELLM_MASTER_KEY
         if not master_key:

@@ -2,7 +2,7 @@
 
 With `--history`, also the keys people asked for and their approvers approved (provisioned at the
 gateway, the sandbox in the demo), two requests still waiting, and eight weeks of synthetic traffic of
-those keys booked through the real ingest (budgets.demo_traffic): the dashboards, the adoption page and
+those keys booked through the real ingest (govsite.devtools.demo_traffic): the dashboards, the adoption page and
 the budgets then have something to show.
 """
 
@@ -226,9 +226,9 @@ class Command(BaseCommand):
         return key
 
     def _history(self, admin: User) -> None:
-        from budgets.demo_traffic import habits_for, history
         from budgets.ingest import ingest_spend_rows
         from budgets.models import SpendRecord
+        from govsite.devtools.demo_traffic import habits_for, history
         from keys import services as key_services
         from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, VirtualKey
 

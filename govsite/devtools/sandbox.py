@@ -1,6 +1,6 @@
 """A stand-in LiteLLM proxy for the demo and the tests, run as its own process.
 
-    python -m govsite.gateway.sandbox --port 4000 --db var/sandbox.sqlite3 --master-key sk-...
+    python -m govsite.devtools.sandbox --port 4000 --db var/sandbox.sqlite3 --master-key sk-...
     python manage.py sandbox_gateway --port 4000
 
 What it emulates (shapes read from litellm 1.106.2's proxy source and real captured payloads):
@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-logger = logging.getLogger("govsite.gateway.sandbox")
+logger = logging.getLogger("govsite.devtools.sandbox")
 
 # Model group (what callers ask for) -> litellm provider model. The last one is deliberately absent
 # from litellm's price map so "unpriced" handling can be exercised.

@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from govsite import processes
+from govsite.devtools import processes
 
 BENCH_DB = "govsite_bench_export"
 GOAL_SECONDS = 60.0

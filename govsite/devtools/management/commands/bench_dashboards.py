@@ -46,8 +46,8 @@ from django.utils import timezone
 
 from adoption import rollups
 from budgets import ingest
-from budgets.demo_traffic import USER_AGENTS
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
+from govsite.devtools.demo_traffic import USER_AGENTS
 
 P95_GOAL_MS = 150.0
 RATIO_GOAL = 20.0
