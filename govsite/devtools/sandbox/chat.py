@@ -358,7 +358,7 @@ class ChatCompletions:
         usage = response.usage.model_dump()
         if cached:
             # Providers report prompt-cache reads in prompt_tokens_details; the mock never does.
-            from litellm.types.utils import Usage
+            from litellm.types.utils import Usage  # litellm is imported late: it takes seconds
 
             prompt = max(usage["prompt_tokens"], cached)
             response.usage = Usage(

@@ -65,7 +65,7 @@ class Request:
 
     def validated(self, model_name: str) -> dict[str, Any]:
         """The body through litellm's request model: set fields only, unknown ones dropped like LiteLLM."""
-        import pydantic
+        import pydantic  # litellm's dependency: imported late like litellm itself (see store.load_litellm)
 
         if not isinstance(self.body, dict):
             raise validation_error(

@@ -33,11 +33,13 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from govsite.devtools import processes
+from govsite.devtools.bench_data import prepare
 
 STARTUP_TIMEOUT = 90.0
 
@@ -82,8 +84,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["prepare"]:
-            from govsite.devtools.bench_data import prepare
-
             spec = prepare(
                 people=options["people"],
                 pending=options["pending"],
@@ -164,8 +164,6 @@ class Command(BaseCommand):
         return parts._replace(path=f"{parts.path.rstrip('/')}_bench").geturl()
 
     def _recreate(self, db_url: str, *, drop_only: bool = False) -> None:
-        import dj_database_url
-
         config = dj_database_url.parse(db_url)
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise CommandError("bench_load runs on PostgreSQL")
