@@ -2,7 +2,7 @@
 
 Registered from tests/conftest.py (`pytest_plugins = ["tests.gateway_fixtures"]`).
 
-- `sandbox_gateway` (session): `python -m govsite.gateway.sandbox` on a free port with its own SQLite
+- `sandbox_gateway` (session): `python -m govsite.devtools.sandbox` on a free port with its own SQLite
   file and master key. Offers `.url`, `.master_key`, `.db_path`, `.client()`, `.faults(...)`,
   `.chat(...)` and `.insert_spend_rows(rows)`.
 - `sandbox` (function): the same process with its faults cleared before and after the test.
@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from govsite.devtools.processes import free_port
 from govsite.gateway.client import GatewayClient, GatewayError, NotFound
-from govsite.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_MASTER_KEY = "sk-sandbox-test-master-key"
@@ -106,7 +106,7 @@ class GatewayTarget:
 
     def insert_spend_rows(self, rows: list[dict]) -> int:
         self.require_sandbox("writes rows straight into the sandbox's database")
-        from govsite.gateway.sandbox import insert_spend_rows
+        from govsite.devtools.sandbox import insert_spend_rows
 
         return insert_spend_rows(self.db_path, rows)
 
@@ -153,7 +153,7 @@ def start_sandbox(workdir: Path, *, master_key: str = SANDBOX_MASTER_KEY) -> Gat
             [
                 sys.executable,
                 "-m",
-                "govsite.gateway.sandbox",
+                "govsite.devtools.sandbox",
                 "--port",
                 str(port),
                 "--db",

@@ -7,9 +7,9 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 from adoption import rollups
-from budgets.demo_traffic import ERRORS, USER_AGENTS
 from budgets.ingest import ingest_spend_rows
-from govsite.gateway.sandbox import make_spend_row
+from govsite.devtools.demo_traffic import ERRORS, USER_AGENTS
+from govsite.devtools.sandbox import make_spend_row
 from keys.models import KeyKind
 from tests.budgets.conftest import make_key
 

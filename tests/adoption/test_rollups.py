@@ -145,7 +145,7 @@ def test_migrations_and_the_portable_path_on_sqlite(tmp_path):
         from adoption.models import KeyUse, PersonWeek, TagRollup, TeamModelDay
         from budgets.ingest import ingest_spend_rows
         from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Team, User
-        from govsite.gateway.sandbox import make_spend_row
+        from govsite.devtools.sandbox import make_spend_row
         from keys.models import VirtualKey
         import hashlib
         team = Team.objects.create(name="T", slug="t")

@@ -32,7 +32,7 @@ def sample(name: str) -> dict:
 
 def spend_row(**fields) -> dict:
     """A spend-log row in LiteLLM's exact shape (the sandbox's own row builder)."""
-    from govsite.gateway.sandbox import make_spend_row
+    from govsite.devtools.sandbox import make_spend_row
 
     return make_spend_row(**fields)
 

@@ -23,7 +23,7 @@ from budgets.ingest import ingest_spend_rows
 from budgets.models import Budget, DailyRollup, SpendRecord
 from budgets.retention import ledger_prune, raw_ledger_cutoff
 from govsite.accounts.models import Team
-from govsite.gateway.sandbox import make_spend_row
+from govsite.devtools.sandbox import make_spend_row
 from tests.adoption.builders import key_for
 from tests.adoption.conftest import cost_rows, flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
 from tests.audit.conftest import direct_key

@@ -1,6 +1,6 @@
 """The load of `manage.py bench_load`: locust, headless, through its library API.
 
-Run by bench_load as its own process (`python -m govsite.management.bench_clients SPEC OUT`) because
+Run by bench_load as its own process (`python -m govsite.devtools.bench_clients SPEC OUT`) because
 importing locust makes gevent patch the whole interpreter; nothing of Django is imported here.
 
 SPEC (JSON, written by `bench_load --prepare`) names each endpoint with its path per client, the

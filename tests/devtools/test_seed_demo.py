@@ -13,16 +13,20 @@ from django.urls import reverse
 
 from adoption.models import TeamModelDay
 from budgets.models import DailyRollup, SpendRecord
-from govsite.accounts.management.commands.seed_demo import DOMAIN
 from govsite.accounts.models import User
+from govsite.devtools.management.commands.seed_demo import DOMAIN
 from keys.models import KeyRequest, VirtualKey
-from tests.keys.conftest import live_gateway  # noqa: F401 - the sandbox gateway process, for provisioning
+from tests.keys.conftest import (
+    classification,
+    live_gateway,  # noqa: F401 - the sandbox gateway process, for provisioning
+)
 
 # Provisioning runs once the approval has committed, as in the demo: real transactions.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("live_gateway")]
 
 
 def test_history_keys_are_approved_provisioned_and_their_traffic_booked_once(client):
+    classification("public")  # the migration's data classes, which an earlier transactional test's flush removed
     call_command("seed_demo", "--history", stdout=io.StringIO())
 
     keys = VirtualKey.objects.filter(owner__email__endswith=f"@{DOMAIN}")

@@ -28,11 +28,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from budgets.ingest import ingest_spend_rows
-from budgets.management.commands.bench_ingest import generate_rows
 from budgets.models import DailyRollup
 from govsite.accounts import services as account_services
-from govsite.accounts.management.commands.seed_demo import DOMAIN
 from govsite.accounts.models import Membership, OrgRole, Team, TeamRole, User
+from govsite.devtools.management.commands.bench_ingest import generate_rows
+from govsite.devtools.management.commands.seed_demo import DOMAIN
 from keys import services as key_services
 from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, VirtualKey
 

@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from budgets import pricing
 from budgets.ingest import ingest_spend_rows
+from keys.models import VirtualKey
 
 _MODELS = (
     # (model, model_group, provider, input $/token, output $/token) — prices only shape the gateway figure
@@ -252,8 +253,6 @@ class Command(BaseCommand):
             )
         if rows < 1 or page_size < 1:
             raise CommandError("--rows and --page-size must be positive.")
-        from keys.models import VirtualKey
-
         known = list(VirtualKey.objects.values_list("token_hash", flat=True)[:50])
         self.stdout.write(f"generating {rows:,} LiteLLM spend rows ...")
         data = generate_rows(rows, seed=seed, key_hashes=known)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
+from psycopg import sql
 
 
 def free_port() -> int:
@@ -61,8 +63,6 @@ def _log(log: Path | None) -> str:
 @contextlib.contextmanager
 def postgres_server(config: dict) -> Iterator:
     """An autocommit connection to the server of a Django database config (its maintenance database)."""
-    import psycopg
-
     with psycopg.connect(
         host=config["HOST"] or "127.0.0.1",
         port=config["PORT"] or 5432,
@@ -77,8 +77,6 @@ def postgres_server(config: dict) -> Iterator:
 def recreate_database(config: dict, *, drop_only: bool = False, keep: bool = False) -> bool:
     """Drop the config's database and create it empty (`drop_only`: just drop it; `keep`: create it only
     when missing). Returns whether it was created."""
-    from psycopg import sql
-
     name = sql.Identifier(config["NAME"])
     with postgres_server(config) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()

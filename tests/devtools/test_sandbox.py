@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from govsite.devtools.sandbox import SPEND_LOG_COLUMNS, make_spend_row
 from govsite.gateway.client import GatewayClient, Unavailable
-from govsite.gateway.sandbox import SPEND_LOG_COLUMNS, make_spend_row
 from tests.gateway_fixtures import ROOT, free_port
 
 SAMPLES = Path("/work/shared/reference/litellm-samples")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from budgets.pricing import compute_cost
-from govsite.gateway.sandbox import MODEL_MAP, make_spend_row
+from govsite.devtools.sandbox import MODEL_MAP, make_spend_row
 
 # What each client tool sends as its User-Agent (budgets.normalize tells the tools apart by it).
 USER_AGENTS = {

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from govsite.devtools import sandbox  # litellm itself is imported only when the sandbox serves
+
 
 class Command(BaseCommand):
     help = "Run the sandbox gateway on SANDBOX_PORT with its state in SANDBOX_DB_PATH."
@@ -14,8 +16,6 @@ class Command(BaseCommand):
         parser.add_argument("--master-key", default=None, help="defaults to LITELLM_MASTER_KEY")
 
     def handle(self, *args, host, port, db, master_key, **options):
-        from govsite.gateway import sandbox  # imports litellm lazily, only when the command runs
-
         master_key = master_key or settings.LITELLM_MASTER_KEY
         if not master_key:
             self.stderr.write("No master key: set LITELLM_MASTER_KEY or pass --master-key.")

@@ -24,16 +24,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from govsite import processes
+from audit import evidence, services
+from audit.chain import GENESIS_HASH, canonical_json, compute_hash
+from audit.models import AuditEvent, EvidenceExport
+from audit.reports import in_report_order
+from budgets.models import DailyRollup
+from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Team, TeamRole, User
+from govsite.devtools import processes
+from keys.models import Approval, DataClassification, KeyKind, KeyRequest, VirtualKey
 
 BENCH_DB = "govsite_bench_export"
 GOAL_SECONDS = 60.0
@@ -111,8 +121,6 @@ class Command(BaseCommand):
         return urlsplit(url)._replace(path=f"/{BENCH_DB}").geturl()
 
     def _create_if_missing(self, db_url: str) -> None:
-        import dj_database_url
-
         config = dj_database_url.parse(db_url)
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise CommandError("bench_export runs on PostgreSQL")
@@ -160,9 +168,6 @@ class Command(BaseCommand):
     # --- phase 1: fill (inside the bench database) ----------------------------------------------------------
 
     def _fill(self, events: int, keys: int, *, refill: bool) -> None:
-        from audit.models import AuditEvent
-        from keys.models import VirtualKey
-
         seeded = AuditEvent.objects.filter(request_id__startswith="bench-").count()  # not the exports' own events
         if not refill and seeded == events and VirtualKey.objects.count() == keys:
             self.stdout.write(f"bench data already there: {events:,} audit events, {keys:,} keys")
@@ -180,13 +185,6 @@ class Command(BaseCommand):
     # --- phase 2: measure (a fresh process inside the bench database) -----------------------------------------
 
     def _measure(self, *, trace: bool) -> None:
-        import tracemalloc
-
-        from audit import evidence, services
-        from audit.models import AuditEvent, EvidenceExport
-        from audit.reports import in_report_order
-        from keys.models import VirtualKey
-
         today = datetime.now(UTC).date()
         start = today - timedelta(days=DAYS)
         out_dir = Path(tempfile.mkdtemp(prefix="govsite-bench-export-"))
@@ -261,14 +259,6 @@ def _truncate() -> None:
 
 
 def _generate(event_count: int, key_count: int) -> dict:
-    from django.contrib.auth.hashers import make_password
-
-    from audit.chain import GENESIS_HASH, canonical_json, compute_hash
-    from audit.models import AuditEvent
-    from budgets.models import DailyRollup
-    from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Team, TeamRole, User
-    from keys.models import Approval, DataClassification, KeyKind, KeyRequest, VirtualKey
-
     unusable = make_password(None)  # people sign in through SSO: no password
     rng = random.Random(7)
     now = datetime.now(UTC).replace(microsecond=0)

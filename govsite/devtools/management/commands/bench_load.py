@@ -9,7 +9,7 @@ Everything runs on loopback and stops by itself:
    ingest (which keeps the dashboards' rollups), `--pending` key requests waiting in each team's queue, and
    one login session per client;
 2. gunicorn with 4 workers, as docker-compose runs it, with the production settings (DEBUG off);
-3. locust through its library API, headless, in a process of its own (govsite/management/bench_clients.py):
+3. locust through its library API, headless, in a process of its own (govsite/devtools/bench_clients.py):
    approvers load the approval queue (/approvals/), approvers and admins each team's cost dashboard
    (/dashboards/teams/<slug>/), members the REST API's list of their key requests (/api/v1/key-requests/);
 4. prints requests/s, p50/p95/p99 and errors per endpoint and overall, stops gunicorn and the sandbox, and
@@ -33,11 +33,13 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import dj_database_url
 import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from govsite import processes
+from govsite.devtools import processes
+from govsite.devtools.bench_data import prepare
 
 STARTUP_TIMEOUT = 90.0
 
@@ -82,8 +84,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["prepare"]:
-            from govsite.management.bench_data import prepare
-
             spec = prepare(
                 people=options["people"],
                 pending=options["pending"],
@@ -164,8 +164,6 @@ class Command(BaseCommand):
         return parts._replace(path=f"{parts.path.rstrip('/')}_bench").geturl()
 
     def _recreate(self, db_url: str, *, drop_only: bool = False) -> None:
-        import dj_database_url
-
         config = dj_database_url.parse(db_url)
         if config["ENGINE"] != "django.db.backends.postgresql":
             raise CommandError("bench_load runs on PostgreSQL")
@@ -210,7 +208,7 @@ class Command(BaseCommand):
         with (workdir / "sandbox.log").open("wb") as log:
             process = subprocess.Popen(  # noqa: S603
                 [
-                    sys.executable, "-m", "govsite.gateway.sandbox", "--port", port,
+                    sys.executable, "-m", "govsite.devtools.sandbox", "--port", port,
                     "--db", env["SANDBOX_DB_PATH"], "--master-key", env["LITELLM_MASTER_KEY"],
                 ],
                 cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -247,7 +245,7 @@ class Command(BaseCommand):
         spec_path, out_path = workdir / "clients.json", workdir / "result.json"
         spec_path.write_text(json.dumps(spec))
         command = [
-            sys.executable, "-m", "govsite.management.bench_clients", str(spec_path), str(out_path),
+            sys.executable, "-m", "govsite.devtools.bench_clients", str(spec_path), str(out_path),
             "--host", base_url, "--users", str(users), "--duration", str(duration),
             "--think-min", str(think[0]), "--think-max", str(think[1]),
         ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 With `--history`, also the keys people asked for and their approvers approved (provisioned at the
 gateway, the sandbox in the demo), two requests still waiting, and eight weeks of synthetic traffic of
-those keys booked through the real ingest (budgets.demo_traffic): the dashboards, the adoption page and
+those keys booked through the real ingest (govsite.devtools.demo_traffic): the dashboards, the adoption page and
 the budgets then have something to show.
 """
 
@@ -17,8 +17,15 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 import audit
+from budgets import services as budget_services
+from budgets.ingest import ingest_spend_rows
+from budgets.models import Budget, SpendRecord
 from govsite.accounts import services
 from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Source, SsoGroupMapping, Team, TeamRole, User
+from govsite.devtools.demo_traffic import habits_for, history
+from govsite.gateway.client import GatewayError, get_client
+from keys import services as key_services
+from keys.models import DataClassification, GatewayCommand, KeyKind, KeyRequest, ModelPolicy, VirtualKey
 
 DEMO_PASSWORD = "govsite-demo-2026"  # noqa: S105 — printed for the demo on purpose
 
@@ -140,9 +147,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  {login:<30} {name:<22} {', '.join(roles)}")
 
     def _models(self, admin: User) -> None:
-        from keys import services as key_services
-        from keys.models import DataClassification, ModelPolicy
-
         for name, provider, access, level, flat_rate, note in MODELS:
             if not ModelPolicy.objects.filter(name=name).exists():
                 key_services.model_policy_save(
@@ -157,11 +161,6 @@ class Command(BaseCommand):
                 )
 
     def _budgets(self, admin: User) -> None:
-        from decimal import Decimal
-
-        from budgets import services as budget_services
-        from budgets.models import Budget
-
         for team in Team.objects.all():
             if not Budget.objects.filter(team=team, user=None, key=None).exists():
                 budget_services.budget_create(
@@ -197,8 +196,6 @@ class Command(BaseCommand):
     HISTORY_MODELS = ("gpt-4o", "gpt-4o-mini", "claude-haiku-4-5", "kimi-k2.5", "acme-internal-llm")
 
     def _gateway_up(self, timeout: float = 30.0) -> bool:
-        from govsite.gateway.client import GatewayError, get_client
-
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -213,9 +210,6 @@ class Command(BaseCommand):
     def _provisioned(self, key, tries: int = 5):
         """The key once the gateway has it: provisioning ran when the approval committed; a busy gateway
         that timed out is asked again now rather than after the command's back-off."""
-        from keys import services as key_services
-        from keys.models import GatewayCommand, VirtualKey
-
         for attempt in range(tries):
             key.refresh_from_db()
             if key.status != VirtualKey.Status.PROVISIONING:
@@ -226,12 +220,6 @@ class Command(BaseCommand):
         return key
 
     def _history(self, admin: User) -> None:
-        from budgets.demo_traffic import habits_for, history
-        from budgets.ingest import ingest_spend_rows
-        from budgets.models import SpendRecord
-        from keys import services as key_services
-        from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, VirtualKey
-
         if SpendRecord.objects.filter(request_id__startswith="demo-").exists():
             self.stdout.write("Demo history is there already.")
             return
