@@ -3,7 +3,7 @@ from datetime import datetime, time
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from audit.models import AccessReview, AuditEvent, EvidenceExport, EvidenceSample
+from audit.models import AccessReview, AccessReviewItem, AuditEvent, EvidenceExport, EvidenceSample
 from govsite.accounts import permissions
 
 
@@ -75,7 +75,7 @@ def access_review_outcome(*, review) -> dict:
 
 def access_review_queue(*, user):
     return (
-        permissions.access_review_items_reviewable_by(user)
+        AccessReviewItem.objects.filter(permissions.access_review_item_queue_scope(user))
         .select_related("review", "key")
         .order_by("review__due_at", "team_name", "owner_email", "key_alias")
     )

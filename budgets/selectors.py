@@ -125,7 +125,7 @@ BUDGET_SCOPES = {
 
 def budget_list(*, user, team_slug: str = "", scope: str = "") -> QuerySet[Budget]:
     """The budgets the user may see; optionally one team's, or one kind (team, person or key budgets)."""
-    budgets = permissions.budgets_visible_to(user)
+    budgets = Budget.objects.filter(permissions.budget_scope(user))
     if team_slug:
         budgets = budgets.filter(team__slug=team_slug)
     if scope:
@@ -205,14 +205,14 @@ def budget_open_block(budget: Budget) -> BudgetBlock | None:
 
 def increase_queue(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return (
-        permissions.budget_increases_decidable_by(user)
+        BudgetIncreaseRequest.objects.filter(permissions.budget_increase_queue_scope(user))
         .select_related("budget__team", "budget__user", "budget__key", "requested_by")
         .order_by("created_at")
     )
 
 
 def increases_visible(*, user) -> QuerySet[BudgetIncreaseRequest]:
-    return permissions.budget_increases_visible_to(user).select_related(
+    return BudgetIncreaseRequest.objects.filter(permissions.budget_increase_scope(user)).select_related(
         "budget__team", "budget__user", "budget__key__owner", "requested_by", "decided_by"
     )
 

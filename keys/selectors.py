@@ -8,7 +8,7 @@ from keys.models import Approval, GatewayCommand, KeyRequest, ModelPolicy, Unman
 
 
 def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest]:
-    queue = permissions.key_requests_decidable_by(user)
+    queue = KeyRequest.objects.filter(permissions.key_request_queue_scope(user))
     if team_slug:
         queue = queue.filter(team__slug=team_slug)
     return (
@@ -22,7 +22,7 @@ def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest
 
 def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
     return (
-        permissions.key_requests_visible_to(user)
+        KeyRequest.objects.filter(permissions.key_request_scope(user))
         .select_related("team", "requested_by", "owner", "data_classification")
         .prefetch_related(
             "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
@@ -38,7 +38,9 @@ def my_key_requests(*, user: User, status: str = "") -> QuerySet[KeyRequest]:
 
 
 def keys_visible(*, user: User) -> QuerySet[VirtualKey]:
-    return permissions.keys_visible_to(user).select_related("team", "owner", "request", "rotated_to")
+    return VirtualKey.objects.filter(permissions.key_scope(user)).select_related(
+        "team", "owner", "request", "rotated_to"
+    )
 
 
 def my_keys(*, user: User) -> QuerySet[VirtualKey]:
@@ -108,4 +110,4 @@ def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[Un
 
 
 def pending_approvals_count(*, user: User) -> int:
-    return permissions.key_requests_decidable_by(user).count()
+    return KeyRequest.objects.filter(permissions.key_request_queue_scope(user)).count()

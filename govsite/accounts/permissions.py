@@ -1,8 +1,11 @@
 """Who may see or decide what: the one place (ARCHITECTURE.md, Roles).
 
 Views, the API and selectors ask this module; nothing else encodes a role rule. Functions named
-`can_*` answer a question, `require_*` raise PermissionDenied, and `*_queryset`/`teams_*`
-return querysets already restricted to what the user may reach (404 outside scope).
+`can_*` answer a question, `require_*` raise PermissionDenied, `*_visible_to` return querysets of
+this app's models already restricted to what the user may reach (404 outside scope), and `*_scope`
+return the condition (a `Q`) that rows of another app's model must meet to be reached: the rule stays
+here, and the owning app's selectors apply it (`VirtualKey.objects.filter(permissions.key_scope(user))`),
+so this foundation module imports no app above it. `*_queue_scope` is what a person may decide.
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from govsite.accounts.models import Membership, OrgRole, Team, TeamRole, User
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
+
+# The two ends of a scope: no row (answered without a query) and every row.
+NOTHING = Q(pk__in=[])
+EVERYTHING = Q()
 
 
 def _active(user: User | AnonymousUser | None) -> bool:
@@ -215,39 +222,29 @@ def require_can_decide_key_request(user, key_request) -> None:
     require(can_decide_key_request(user, key_request), "Only the team's approvers or an admin can decide this.")
 
 
-def key_requests_visible_to(user):
-    from keys.models import KeyRequest
-
+def key_request_scope(user) -> Q:
+    """Which key requests a person sees: org roles all; others their own and their approver teams'."""
     if not _active(user):
-        return KeyRequest.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return KeyRequest.objects.all()
-    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
-    return KeyRequest.objects.filter(Q(requested_by=user) | Q(owner=user) | Q(team_id__in=approver_teams)).distinct()
+        return EVERYTHING
+    return Q(requested_by=user) | Q(owner=user) | Q(team_id__in=_approver_team_ids(user))
 
 
-def key_requests_decidable_by(user):
-    """The approval queue's scope: pending requests of teams the user decides for, never their own."""
-    from keys.models import KeyRequest
-
+def key_request_queue_scope(user) -> Q:
+    """The approval queue: pending requests of teams the user decides for, never their own."""
     if not may_change_state(user):
-        return KeyRequest.objects.none()
-    return (
-        KeyRequest.objects.filter(team__in=teams_user_decides_for(user), status=KeyRequest.Status.PENDING)
-        .exclude(requested_by=user)
-        .exclude(owner=user)
-    )
+        return NOTHING
+    return Q(team__in=teams_user_decides_for(user), status="pending") & ~Q(requested_by=user) & ~Q(owner=user)
 
 
-def keys_visible_to(user):
-    from keys.models import VirtualKey
-
+def key_scope(user) -> Q:
+    """Which keys a person sees: org roles all; others their own and their approver teams'."""
     if not _active(user):
-        return VirtualKey.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return VirtualKey.objects.all()
-    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
-    return VirtualKey.objects.filter(Q(owner=user) | Q(team_id__in=approver_teams))
+        return EVERYTHING
+    return Q(owner=user) | Q(team_id__in=_approver_team_ids(user))
 
 
 # What a person may do with a key or a request. Each action is stated here once, in two halves: who may
@@ -400,17 +397,15 @@ def can_view_team_costs(user, team: Team | int) -> bool:
     return sees_whole_org(user) or is_approver_of(user, team)
 
 
-def budgets_visible_to(user):
+def budget_scope(user) -> Q:
     """Org roles see every budget; approvers their teams' budgets; members their teams' team budgets
     and their own personal and key budgets."""
-    from budgets.models import Budget
-
     if not _active(user):
-        return Budget.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return Budget.objects.all()
+        return EVERYTHING
     member_of = list(team_roles(user))
-    return Budget.objects.filter(
+    return (
         Q(team_id__in=_approver_team_ids(user))
         | Q(team_id__in=member_of, user__isnull=True, key__isnull=True)
         | Q(team_id__in=member_of, user=user)
@@ -459,31 +454,23 @@ def require_can_decide_budget_increase(user, increase) -> None:
     require(can_decide_budget_increase(user, increase), "Only the team's approvers, finance or an admin decide this.")
 
 
-def budget_increases_visible_to(user):
+def budget_increase_scope(user) -> Q:
     """Org roles see every increase request; team members see their teams' requests."""
-    from budgets.models import BudgetIncreaseRequest
-
     if not _active(user):
-        return BudgetIncreaseRequest.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return BudgetIncreaseRequest.objects.all()
-    return BudgetIncreaseRequest.objects.filter(budget__team_id__in=list(team_roles(user)))
+        return EVERYTHING
+    return Q(budget__team_id__in=list(team_roles(user)))
 
 
-def budget_increases_decidable_by(user):
+def budget_increase_queue_scope(user) -> Q:
     """The increase queue: pending requests the user may decide, never their own."""
-    from django.db.models import F
-
-    from budgets.models import BudgetIncreaseRequest
-
     if not may_change_state(user):
-        return BudgetIncreaseRequest.objects.none()
-    pending = BudgetIncreaseRequest.objects.filter(status=BudgetIncreaseRequest.Status.PENDING).exclude(
-        requested_by=user
-    )
+        return NOTHING
+    pending = Q(status="pending") & ~Q(requested_by=user)
     if is_admin(user) or is_finance(user):
         return pending
-    return pending.filter(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))
+    return pending & Q(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))
 
 
 def can_view_reconciliation(user) -> bool:
@@ -552,18 +539,14 @@ def require_can_decide_access_review_item(user, item) -> None:
     require(can_decide_access_review_item(user, item), "Only the team's approvers or an admin can review this key.")
 
 
-def access_review_items_reviewable_by(user):
-    """The review queue's scope: undecided snapshot rows of open campaigns the user may decide."""
-    from audit.models import AccessReview, AccessReviewItem
-
+def access_review_item_queue_scope(user) -> Q:
+    """The review queue: undecided snapshot rows of open campaigns the user may decide, never their own key."""
     if not can_review_access(user):
-        return AccessReviewItem.objects.none()
-    items = AccessReviewItem.objects.filter(review__status=AccessReview.Status.OPEN, decision__isnull=True).exclude(
-        Q(owner=user) | Q(requested_by=user)
-    )
+        return NOTHING
+    items = Q(review__status="open", decision__isnull=True) & ~(Q(owner=user) | Q(requested_by=user))
     if is_admin(user):
         return items
-    return items.filter(team_id__in=_approver_team_ids(user), review__escalated_at__isnull=True)
+    return items & Q(team_id__in=_approver_team_ids(user), review__escalated_at__isnull=True)
 
 
 # --- API tokens ----------------------------------------------------------------------------------
@@ -580,15 +563,13 @@ def can_revoke_api_token(user, token) -> bool:
     return _active(user) and (token.user_id == user.pk or is_admin(user))
 
 
-def api_tokens_visible_to(user):
+def api_token_scope(user) -> Q:
     """A person's own tokens; admins see everyone's, so they can revoke a leaked one."""
-    from govsite.api.models import ApiToken
-
     if not _active(user):
-        return ApiToken.objects.none()
+        return NOTHING
     if is_admin(user):
-        return ApiToken.objects.all()
-    return ApiToken.objects.filter(user=user)
+        return EVERYTHING
+    return Q(user=user)
 
 
 def api_token_permits(token, *, write: bool) -> bool:

@@ -112,7 +112,7 @@ def test_a_service_key_has_a_named_owner_who_is_in_the_team(
 
 def test_nobody_sees_or_decides_their_own_request(approver_a_user, team_a, open_model, file_request, approver_a_client):
     own = file_request(approver_a_user, team_a, [open_model])
-    assert own not in permissions.key_requests_decidable_by(approver_a_user)
+    assert own not in KeyRequest.objects.filter(permissions.key_request_queue_scope(approver_a_user))
     with pytest.raises(PermissionDenied):
         services.key_request_approve(request=own, approver=approver_a_user)
     response = approver_a_client.post(reverse("approval_decide", args=[own.pk]), {"decision": "approve"})
