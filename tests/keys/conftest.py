@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -81,18 +80,6 @@ def file_request():
 # --- a live gateway and a real RQ worker ---------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, *, timeout: float = 30.0, what: str = "condition"):
-    """Poll until `predicate()` is truthy; the wait ends as soon as the job it waits for is done."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def chat(gateway_url: str, secret: str, model: str = "gpt-4o", **extra) -> httpx.Response:
