@@ -13,17 +13,8 @@ from django.db import connection
 
 from govsite.accounts.models import TeamRole
 from keys import services
-from keys.models import DataClassification, KeyKind, ModelPolicy
-from tests.factories import make_user
-
-DEFAULT_CLASSIFICATIONS = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
-
-
-def classification(key: str) -> DataClassification:
-    """The seeded data class (a transactional test's flush removes migration-seeded rows, so re-create)."""
-    for name, level in DEFAULT_CLASSIFICATIONS.items():
-        DataClassification.objects.get_or_create(key=name, defaults={"level": level, "label": name.title()})
-    return DataClassification.objects.get(key=key)
+from keys.models import KeyKind, ModelPolicy
+from tests.factories import classification, make_user
 
 
 @pytest.fixture
