@@ -164,7 +164,13 @@ register(
     # access reviews
     UrlCase("access_review_list", allowed=EXPORTERS),
     UrlCase("access_review_open", allowed=ADMIN_ONLY),
-    UrlCase("access_review_open", method="post", data=_open_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "access_review_open",
+        method="post",
+        data=_open_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: AccessReview.objects.filter(name=c.data["name"]).exists(),
+    ),
     UrlCase("access_review_detail", kwargs=_review_pk, allowed=EXPORTERS, unreachable=lambda w: {"pk": MISSING}),
     UrlCase(
         "access_review_sign_off",
@@ -172,6 +178,7 @@ register(
         kwargs=_decided_review_pk,
         data=lambda w, t: {"note": "All keys reviewed."},
         allowed=ADMIN_ONLY,
+        effect=lambda c: AccessReview.objects.get(pk=c.pk).signed_off_at is not None,
         unreachable=lambda w: {"pk": MISSING},
     ),
     UrlCase("access_review_queue", allowed=REVIEWERS),
@@ -183,6 +190,7 @@ register(
         data=_decision_form,
         scoped=True,
         allowed=REVIEWERS,
+        effect=lambda c: AccessReviewDecision.objects.filter(item_id=c.pk, decided_by=c.user).exists(),
     ),
     # leavers
     UrlCase("leaver_report", allowed=EXPORTERS),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from budgets.models import Budget
+from tests.factories import BudgetFactory
 from tests.keys.conftest import classification, live_gateway, open_model  # noqa: F401  (the key lifecycle's fixtures, shared)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -52,7 +52,7 @@ def inline_jobs(settings):
 @pytest.fixture
 def team_budget(team_a, admin_user):
     def _make(amount="100.00", **fields):
-        return Budget.objects.create(team=team_a, amount=Decimal(amount), created_by=admin_user, **fields)
+        return BudgetFactory(team=team_a, amount=Decimal(amount), created_by=admin_user, **fields)
 
     return _make
 
