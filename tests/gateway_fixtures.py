@@ -17,7 +17,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import pytest
 
 from govsite.devtools.processes import free_port
 from govsite.gateway.client import GatewayClient, GatewayError, NotFound
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_MASTER_KEY = "sk-sandbox-test-master-key"
@@ -131,15 +131,15 @@ class GatewayTarget:
 
 
 def _wait_for_liveliness(target: GatewayTarget, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if target.process is not None and target.process.poll() is not None:
-            raise RuntimeError(f"sandbox gateway exited with {target.process.returncode}:\n{log_path.read_text()}")
+    def answers() -> bool:
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{target.url}/health/liveliness", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"sandbox gateway did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text()}")
+            return httpx.get(f"{target.url}/health/liveliness", timeout=1).status_code == 200
+        return False
+
+    try:
+        wait_until(answers, timeout=STARTUP_TIMEOUT, what="the sandbox gateway to answer", process=target.process)
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from exc
 
 
 def start_sandbox(workdir: Path, *, master_key: str = SANDBOX_MASTER_KEY) -> GatewayTarget:

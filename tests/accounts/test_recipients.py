@@ -17,8 +17,7 @@ from govsite.accounts import permissions
 from govsite.accounts.models import OrgRole, TeamRole
 from keys import notifications as key_notifications
 from keys.models import VirtualKey
-from tests.audit.conftest import direct_key
-from tests.factories import make_user
+from tests.factories import VirtualKeyFactory, make_user
 from tests.keys.url_cases import _request
 from tests.permissions import ADMIN, APPROVER_A, MEMBER_A, MEMBER_B
 
@@ -57,11 +56,13 @@ def test_a_budget_of_a_team_without_approvers_alerts_the_admins(world):
 
 def test_an_access_reviews_reviewers_never_review_their_own_key_and_admins_take_the_rest(world):
     admin, approver = world.users[ADMIN], world.users[APPROVER_A]
-    direct_key(world.team_a, world.users[MEMBER_A], approver=approver)
-    direct_key(world.team_a, world.users[MEMBER_A], approver=approver)
-    direct_key(world.team_a, approver, approver=admin)  # the approver's own: an admin decides it
-    direct_key(world.team_b, world.users[MEMBER_B], approver=admin)  # team B has no approver
-    direct_key(world.team_a, world.users[MEMBER_A], status=VirtualKey.Status.REVOKED, revoked_at=timezone.now())
+    VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], approved_by=approver)
+    VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], approved_by=approver)
+    VirtualKeyFactory(team=world.team_a, owner=approver, approved_by=admin)  # the approver's own: an admin decides it
+    VirtualKeyFactory(team=world.team_b, owner=world.users[MEMBER_B], approved_by=admin)  # team B has no approver
+    VirtualKeyFactory(
+        team=world.team_a, owner=world.users[MEMBER_A], status=VirtualKey.Status.REVOKED, revoked_at=timezone.now()
+    )
     review = reviews.access_review_open(
         actor=admin, name="Q3", due_on=timezone.now().date() + timedelta(days=7), on_due="revoke"
     )

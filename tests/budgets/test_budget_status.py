@@ -14,9 +14,9 @@ from django.urls import reverse
 from budgets import selectors
 from budgets.models import Budget, SpendRecord
 from govsite.accounts.models import TeamRole
-from tests.adoption.builders import book, key_for, spend
+from tests.adoption.builders import PROVISIONED, book, spend
 from tests.api.helpers import token_client
-from tests.factories import make_user
+from tests.factories import VirtualKeyFactory, make_user
 from tests.permissions import ADMIN, MEMBER_A
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +43,11 @@ def _ledger(budget: Budget, start: date, end: date) -> Decimal:
 def test_every_kind_of_budget_reads_the_ledgers_spend_for_its_own_period(world):
     admin, member = world.users[ADMIN], world.users[MEMBER_A]
     other = make_user(teams={world.team_a: TeamRole.MEMBER})
-    key, others_key = key_for(world.team_a, member), key_for(world.team_a, other)
-    key_b = key_for(world.team_b, world.users["member_b"])
+    key, others_key = (
+        VirtualKeyFactory(team=world.team_a, owner=member, provisioned_at=PROVISIONED),
+        VirtualKeyFactory(team=world.team_a, owner=other, provisioned_at=PROVISIONED),
+    )
+    key_b = VirtualKeyFactory(team=world.team_b, owner=world.users["member_b"], provisioned_at=PROVISIONED)
     days = [date(2026, 2, 27), date(2026, 3, 1), date(2026, 3, 10), date(2026, 3, 15)]
     book([spend(k, _at(day)) for day in days for k in (key, others_key, key_b)] + [spend(key, _at(date(2026, 3, 10)))])
     budgets = [
@@ -94,12 +97,12 @@ def _grow(world, n: int):
     rows = []
     for _ in range(n):
         person = make_user(teams={world.team_a: TeamRole.MEMBER})
-        key = key_for(world.team_a, person)
+        key = VirtualKeyFactory(team=world.team_a, owner=person, provisioned_at=PROVISIONED)
         Budget.objects.create(team=world.team_a, user=person, amount=Decimal("5"), created_by=admin)
         Budget.objects.create(team=world.team_a, key=key, amount=Decimal("5"), created_by=admin)
         Budget.objects.create(
             team=world.team_a,
-            key=key_for(world.team_a, person),
+            key=VirtualKeyFactory(team=world.team_a, owner=person, provisioned_at=PROVISIONED),
             amount=Decimal("5"),
             period=Budget.Period.CUSTOM,
             period_start=date.today() - timedelta(days=3),  # noqa: DTZ011 - the pages read the server's UTC day

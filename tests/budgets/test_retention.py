@@ -24,10 +24,10 @@ from budgets.models import Budget, DailyRollup, SpendRecord
 from budgets.retention import ledger_prune, raw_ledger_cutoff
 from govsite.accounts.models import Team
 from govsite.devtools.sandbox import make_spend_row
-from tests.adoption.builders import key_for
+from tests.adoption.builders import PROVISIONED
 from tests.adoption.conftest import cost_rows, flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
-from tests.audit.conftest import direct_key
 from tests.audit.helpers import write_events
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_the_cutoff_is_the_configured_number_of_calendar_months_back_then_that_w
 @pytest.fixture
 def ledger(world):
     """Spend of one key in team A: two old requests, two either side of the cutoff, two recent."""
-    key = direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     cutoff = raw_ledger_cutoff(NOW)
     times = [
         cutoff - timedelta(days=400),
@@ -160,9 +160,9 @@ def dashboard_ledger(world, flat_rate_kimi):  # noqa: F811  (the fixture importe
     either side of the cutoff, on a day well before it and on a recent day, booked through the ingest,
     which keeps every rollup in the same statement."""
     keys = {
-        "a": key_for(world.team_a, world.users["member_a"]),
-        "b": key_for(world.team_a, world.users["approver_a"]),
-        "c": key_for(world.team_b, world.users["member_b"]),
+        "a": VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], provisioned_at=PROVISIONED),
+        "b": VirtualKeyFactory(team=world.team_a, owner=world.users["approver_a"], provisioned_at=PROVISIONED),
+        "c": VirtualKeyFactory(team=world.team_b, owner=world.users["member_b"], provisioned_at=PROVISIONED),
     }
     cutoff = raw_ledger_cutoff(NOW).date()
     days = [cutoff - timedelta(days=40), *(cutoff + timedelta(days=n) for n in range(-8, 9)), NOW.date()]

@@ -4,9 +4,9 @@ and /spend/logs/v2 paging with its quirks. It runs as a real process (the `sandb
 import concurrent.futures
 import json
 import os
+import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 from govsite.devtools.sandbox import SPEND_LOG_COLUMNS, make_spend_row
 from govsite.gateway.client import GatewayClient, Unavailable
 from tests.gateway_fixtures import ROOT, free_port
+from tests.waiting import wait_until
 
 SAMPLES = Path("/work/shared/reference/litellm-samples")
 SAMPLE_ROW_KEYS = {
@@ -307,23 +308,46 @@ def test_a_team_over_budget_refuses_its_keys(sandbox):
     assert "Team=" in _error(response)["message"]
 
 
+def _end_budget_period(sandbox, key: dict) -> None:
+    """Move the key's reset time into the past, as the clock reaching it would (no waiting)."""
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="microseconds")
+    with sqlite3.connect(sandbox.db_path) as conn:
+        updated = conn.execute(
+            "UPDATE keys SET record = json_set(record, '$.budget_reset_at', ?) WHERE token = ?", (past, key["token"])
+        ).rowcount
+    assert updated == 1
+
+
 def test_spend_resets_when_the_budget_period_ends(sandbox):
-    key = _key(sandbox, max_budget=0.0001, budget_duration="2s")
+    key = _key(sandbox, max_budget=0.0001, budget_duration="30d")
     assert sandbox.chat(key["key"]).status_code == 200
     assert sandbox.chat(key["key"]).status_code == 422
     reset_at = datetime.fromisoformat(_info(sandbox, key)["budget_reset_at"])
-    time.sleep(max(0.0, (reset_at - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert reset_at > datetime.now(UTC) + timedelta(days=1), "a 30-day period ends in the future"
+    assert _info(sandbox, key)["spend"] > 0.0, "the period has not ended yet"
+
+    _end_budget_period(sandbox, key)
 
     assert _info(sandbox, key)["spend"] == 0.0
+    assert datetime.fromisoformat(_info(sandbox, key)["budget_reset_at"]) > datetime.now(UTC), "the next period began"
     assert sandbox.chat(key["key"]).status_code == 200
 
 
+def _three_calls_in_one_minute(sandbox) -> tuple[dict, list[httpx.Response]]:
+    """Three calls of a new key limited to 2 a minute, all inside one rate-limit minute: if the minute
+    turned while they ran, again with a new key (three quick calls cannot straddle two turns)."""
+    for _ in range(2):
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)
+        key = _key(sandbox, rpm_limit=2)
+        responses = [sandbox.chat(key["key"]) for _ in range(3)]
+        if datetime.now(UTC).replace(second=0, microsecond=0) == minute:
+            return key, responses
+    raise AssertionError("the minute turned during both tries")
+
+
 def test_rpm_limit_is_429_within_the_minute(sandbox):
-    if datetime.now(UTC).second >= 55:  # keep all three calls inside one rate-limit minute
-        time.sleep(61 - datetime.now(UTC).second)
-    key = _key(sandbox, rpm_limit=2)
-    assert [sandbox.chat(key["key"]).status_code for _ in range(2)] == [200, 200]
-    response = sandbox.chat(key["key"])
+    key, (*first_two, response) = _three_calls_in_one_minute(sandbox)
+    assert [r.status_code for r in first_two] == [200, 200]
 
     assert response.status_code == 429
     assert _error(response)["type"] == "throttling_error"
@@ -553,16 +577,18 @@ def test_manage_py_sandbox_gateway_serves(tmp_path):
         stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
         with GatewayClient(f"http://127.0.0.1:{port}", "sk-manage-py-master-key", 2) as client:
-            while True:
+
+            def alive() -> bool:
                 try:
-                    assert client.liveliness() == "I'm alive!"
-                    break
+                    return client.liveliness() == "I'm alive!"
                 except Unavailable:  # not listening yet
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"manage.py sandbox_gateway did not come up: {process.stderr.read1().decode()}")
-                    time.sleep(0.2)
+                    return False
+
+            try:
+                wait_until(alive, timeout=60, what="manage.py sandbox_gateway to come up", process=process)
+            except AssertionError as exc:
+                pytest.fail(f"{exc}: {process.stderr.read1().decode()}")
             assert client.key_list()["total_count"] == 0
     finally:
         process.terminate()

@@ -9,13 +9,13 @@ from audit.models import AuditEvent
 from audit.reports import KEY_TARGET
 from keys import services
 from keys.models import GatewayCommand, UnmanagedKey, VirtualKey
-from tests.budgets.conftest import make_key
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_key_missing_in_the_gateway_is_recorded_once_per_episode(live_gateway, team_a, member_a_user):
-    key = make_key(team_a, member_a_user)  # active in govsite, absent from the gateway
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)  # active in govsite, absent from the gateway
     missing = AuditEvent.objects.filter(action="key.missing_in_gateway", target_type=KEY_TARGET, target_id=str(key.pk))
 
     assert services.gateway_reconcile().missing == 1
@@ -36,7 +36,7 @@ def test_a_key_missing_in_the_gateway_is_recorded_once_per_episode(live_gateway,
 
 
 def test_revoking_a_missing_key_ends_its_episode(live_gateway, team_a, member_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     services.gateway_reconcile()
     services.key_revoke(key=key, actor=member_a_user, reason="gone anyway")
     key.refresh_from_db()

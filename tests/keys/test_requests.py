@@ -238,6 +238,7 @@ def test_two_approvers_deciding_at_once_produce_exactly_one_key(
             for a in (approver_a_user, second_approver_a)
         ),
         expected=services.InvalidTransition,
+        held_after_reading=KeyRequest._meta.db_table,
     )
     assert VirtualKey.objects.filter(request=kr).count() == 1
     assert sum(isinstance(o, VirtualKey) for o in outcomes) == 1
