@@ -39,6 +39,7 @@ from adoption.models import (
 )
 from budgets import ingest
 from budgets.models import CostSource, ErrorType, SpendRecord
+from budgets.retention import raw_ledger_cutoff
 from keys.models import KeyKind, VirtualKey
 
 TAG_KEY_MAX = 60
@@ -315,8 +316,6 @@ def whole_weeks(start: date, end: date) -> tuple[date, date]:
 def rebuildable_from() -> date:
     """The first Monday whose week still has all its raw ledger rows: before it the retention prune
     (budgets.retention.ledger_prune) deleted them, and only the rollups know those weeks."""
-    from budgets.retention import raw_ledger_cutoff
-
     return raw_ledger_cutoff().date()
 
 

@@ -98,9 +98,7 @@ def _sync_team_budget(budget: Budget) -> None:
 
 
 def _schedule_evaluation(budget: Budget) -> None:
-    from budgets import jobs as budget_jobs
-
-    jobs.enqueue(budget_jobs.evaluate_budget, budget.pk)
+    jobs.enqueue("budgets.jobs.evaluate_budget", budget.pk)
 
 
 @transaction.atomic(durable=True)

@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from govsite import jobs
 
@@ -57,7 +56,7 @@ class Outbox:
 
     def enqueue(self, pk: int) -> None:
         """The row's job, once the surrounding transaction commits."""
-        jobs.enqueue(import_string(self.job), pk, queue=self.queue)
+        jobs.enqueue(self.job, pk, queue=self.queue)
 
     def backoff(self, attempts: int) -> timedelta:
         return min(self.backoff_base * 2 ** (attempts - 1), self.backoff_cap)

@@ -21,7 +21,7 @@ from keys.forms import (
     ReassignForm,
     TeamKeyPolicyForm,
 )
-from keys.models import DataClassification, GatewayCommand, KeyRequest, UnmanagedKey
+from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey
 
 # --- requests -------------------------------------------------------------------------------------------
 
@@ -251,8 +251,6 @@ def model_policy_list(request):
 
 @role_required(permissions.can_manage_model_policy, "Only admins manage model policy.")
 def model_policy_edit(request, pk=None):
-    from keys.models import ModelPolicy
-
     policy = get_object_or_404(ModelPolicy, pk=pk) if pk else None
     form = ModelPolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
@@ -346,8 +344,6 @@ def unmanaged_keys(request):
 @require_POST
 @role_required(permissions.can_manage_gateway, "Only admins adopt or delete unmanaged keys.")
 def unmanaged_key_decide(request, pk):
-    from govsite.gateway.client import GatewayError
-
     unmanaged = get_object_or_404(UnmanagedKey, pk=pk)
     try:
         if request.POST.get("action") == "delete":
@@ -360,6 +356,6 @@ def unmanaged_key_decide(request, pk):
                 return redirect("unmanaged_keys")
             services.unmanaged_key_adopt(unmanaged=unmanaged, actor=request.user, **form.cleaned_data)
             messages.success(request, "Adopted: its spend is now attributed.")
-    except (ValidationError, services.InvalidTransition, GatewayError) as exc:
+    except (ValidationError, services.InvalidTransition) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     return redirect("unmanaged_keys")

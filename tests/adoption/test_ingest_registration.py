@@ -11,7 +11,8 @@ from adoption import rollups
 from adoption.models import PersonWeek, TeamModelDay
 from budgets import ingest
 from budgets.models import DailyRollup, SpendRecord
-from tests.adoption.builders import at, key_for, spend
+from tests.adoption.builders import PROVISIONED, at, spend
+from tests.factories import VirtualKeyFactory
 from tests.permissions import MEMBER_A
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +34,7 @@ def test_a_rollup_reading_a_column_the_ledger_lacks_is_refused():
 
 
 def test_the_ingest_fills_person_weeks_through_the_registration(world, monkeypatch):
-    key = key_for(world.team_a, world.users[MEMBER_A])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], provisioned_at=PROVISIONED)
     ingest.ingest_spend_rows([spend(key, at(MONDAY)), spend(key, at(MONDAY, 13))], "push", evaluate_budgets=False)
     week = PersonWeek.objects.get(week=MONDAY, user=world.users[MEMBER_A])
     assert (week.requests, week.days) == (2, 1)  # Monday only
