@@ -1,10 +1,14 @@
 """factory-boy factories: people, teams, memberships and roles; key requests and keys; budgets and
 budget increases. Rows are written directly (no services, no audit events), so tests start from a
-known state; a test that wants the audit trail goes through the services instead."""
+known state; a test that wants the audit trail goes through the services instead.
+
+Spend is the exception: `SpendLogRowFactory` builds a request as LiteLLM logs it (a `LiteLLM_SpendLogs`
+row), and tests book it through the real ingest, so nothing writes ledger rows by hand."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -24,6 +28,7 @@ from govsite.accounts.models import (
     TeamRole,
     User,
 )
+from govsite.devtools.sandbox import make_spend_row
 from keys import crypto
 from keys.models import Approval, DataClassification, KeyKind, KeyRequest, VirtualKey
 
@@ -226,3 +231,13 @@ class BudgetIncreaseRequestFactory(DjangoModelFactory):
     requested_by = factory.SubFactory(UserFactory)
     amount = Decimal("20")
     justification = "a release week"
+
+
+class SpendLogRowFactory(factory.Factory):
+    """One gateway request in LiteLLM's spend-log shape; every other field keeps the row builder's default
+    (pass `api_key=key.secret` to attribute it to a key, `start_time=`, `spend=`, tokens, `status=`...)."""
+
+    class Meta:
+        model = make_spend_row
+
+    request_id = factory.LazyFunction(lambda: f"req-{uuid.uuid4().hex}")

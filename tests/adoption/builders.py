@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from adoption import rollups
 from budgets.ingest import ingest_spend_rows
 from govsite.devtools.demo_traffic import ERRORS, USER_AGENTS
-from govsite.devtools.sandbox import make_spend_row
+from tests.factories import SpendLogRowFactory
 
 _ids = itertools.count(1)
 
@@ -37,7 +37,7 @@ def spend(
 ) -> dict:
     """One request in LiteLLM's spend-log shape, through `key` (None: a key govsite does not manage)."""
     failed = error is not None
-    return make_spend_row(
+    return SpendLogRowFactory(
         request_id=f"req-{next(_ids):08d}",
         start_time=when,
         end_time=when + timedelta(milliseconds=latency_ms),

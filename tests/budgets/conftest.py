@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import BudgetFactory
+from tests.factories import BudgetFactory, SpendLogRowFactory
 from tests.keys.conftest import classification, live_gateway, open_model  # noqa: F401  (the key lifecycle's fixtures, shared)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -26,10 +26,8 @@ def sample(name: str) -> dict:
 
 
 def spend_row(**fields) -> dict:
-    """A spend-log row in LiteLLM's exact shape (the sandbox's own row builder)."""
-    from govsite.devtools.sandbox import make_spend_row
-
-    return make_spend_row(**fields)
+    """A spend-log row in LiteLLM's exact shape."""
+    return SpendLogRowFactory(**fields)
 
 
 @pytest.fixture

@@ -23,11 +23,10 @@ from budgets.ingest import ingest_spend_rows
 from budgets.models import Budget, DailyRollup, SpendRecord
 from budgets.retention import ledger_prune, raw_ledger_cutoff
 from govsite.accounts.models import Team
-from govsite.devtools.sandbox import make_spend_row
 from tests.adoption.builders import PROVISIONED
 from tests.adoption.conftest import cost_rows, flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
 from tests.audit.helpers import write_events
-from tests.factories import VirtualKeyFactory
+from tests.factories import SpendLogRowFactory, VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +59,7 @@ def ledger(world):
         NOW - timedelta(days=1),
     ]
     rows = [
-        make_spend_row(
+        SpendLogRowFactory(
             start_time=at.replace(tzinfo=None), request_id=f"req-{n}", api_key=key.token_hash, spend=0.25 * (n + 1)
         )
         for n, at in enumerate(times)
