@@ -28,9 +28,11 @@ from adoption.models import (
     TeamToolDay,
     tools_from_bits,
 )
-from budgets.models import Budget, DailyRollup
+from budgets.models import Budget, ClientTool, DailyRollup
 from budgets.selectors import BudgetStatus, budget_period
+from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from keys.models import VirtualKey
 
 ZERO = Decimal("0")
 TOP_GROUPS = 10  # a stacked chart shows this many teams or models, the rest as "Other"
@@ -142,8 +144,6 @@ def by_model(queryset: QuerySet, sums: dict = TEAM_SUMS) -> list[dict]:
 
 
 def by_tool(queryset: QuerySet, sums: dict = TOOL_SUMS) -> list[dict]:
-    from budgets.models import ClientTool
-
     labels = dict(ClientTool.choices)
     rows = list(queryset.values("client_tool").annotate(**sums).order_by("-requests", "client_tool"))
     for row in rows:
@@ -201,8 +201,6 @@ def by_person(queryset: QuerySet[DailyRollup]) -> list[dict]:
 def refusals_by_key(queryset: QuerySet[DailyRollup], scope: Scope) -> list[dict]:
     """Keys refused by the gateway for their rate limit (429) or their budget: who needs higher
     limits, who is running away. Sorted by team and key, not by count."""
-    from keys.models import VirtualKey
-
     rows = list(
         queryset.values("key_id", "token_hash", "team_id")
         .annotate(**SUMS)
@@ -278,15 +276,6 @@ def tag_costs(scope: Scope, period: Period) -> list[dict]:
 # --- budgets ---------------------------------------------------------------------------------------------------
 
 
-def _projected(status: BudgetStatus, today: date) -> Decimal | None:
-    """Spend at the period's end if the rest of it goes at the average daily rate so far."""
-    if not status.running:
-        return None
-    elapsed = min((today - status.period_start).days + 1, (status.period_end - status.period_start).days + 1)
-    total = (status.period_end - status.period_start).days + 1
-    return status.spend / elapsed * total if elapsed > 0 else None
-
-
 def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
     """Every team's budget this period: spend so far, the budget, the share used and the spend projected
     for the period's end at the rate so far. A team without a team budget is listed with its month's
@@ -332,7 +321,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
         else:
             status = BudgetStatus(budget, *period, spend("team", budget.team_id, *period), budget.amount)
             budgeted.add(budget.team_id)
-        projected = _projected(status, today)
+        projected = status.projected_spend(today)
         rows.append(
             {
                 "team": budget.team.name,
@@ -344,7 +333,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
                 else "not running",
                 "spend": status.spend,
                 "amount": budget.amount,
-                "used": status.spend / budget.amount if status.running else None,
+                "used": status.used,
                 "projected": projected,
                 "projected_used": projected / budget.amount if projected is not None else None,
                 "reaches_100": status.projected_date() if status.running else None,
@@ -363,7 +352,7 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
                     "spend": status.spend,
                     "amount": None,
                     "used": None,
-                    "projected": _projected(status, today),
+                    "projected": status.projected_spend(today),
                     "projected_used": None,
                     "reaches_100": None,
                 }
@@ -526,8 +515,6 @@ def _own_activity(user, today: date) -> dict:
 
 
 def my_usage(*, user, period: Period, today: date) -> MyUsage:
-    from keys.models import VirtualKey
-
     queryset = DailyRollup.objects.filter(user=user, day__gte=period.start, day__lte=period.end)
     first_use = DailyRollup.objects.filter(key_id=OuterRef("pk")).order_by("day").values("day")[:1]
     last_use = DailyRollup.objects.filter(key_id=OuterRef("pk")).order_by("-day").values("day")[:1]
@@ -563,8 +550,6 @@ def my_usage(*, user, period: Period, today: date) -> MyUsage:
 
 def home_summary(*, user, today: date) -> dict:
     """The home page's spend card: the person's own last 30 days, and the teams whose cost they may see."""
-    from govsite.accounts import permissions
-
     period = named_period("30d", today)
     mine = DailyRollup.objects.filter(user=user, day__gte=period.start, day__lte=period.end).aggregate(
         requests=TEAM_SUMS["requests"], cost=TEAM_SUMS["cost"]

@@ -8,6 +8,8 @@ from datetime import date, timedelta
 
 from django import forms
 
+from govsite.periods import form_period_validate
+
 MAX_PERIOD_DAYS = 400
 EARLIEST = date(2020, 1, 1)
 
@@ -77,9 +79,8 @@ class PeriodForm(forms.Form):
         if end is None:
             self.add_error("end", "Give the last day of the period.")
         if start and end:
-            if end < start:
-                self.add_error("end", "The end is before the start.")
-            elif (end - start).days + 1 > MAX_PERIOD_DAYS:
+            form_period_validate(self, "start", "end")
+            if end >= start and (end - start).days + 1 > MAX_PERIOD_DAYS:
                 self.add_error("end", f"A period is at most {MAX_PERIOD_DAYS} days.")
             if start < EARLIEST:
                 self.add_error("start", f"The ledger starts after {EARLIEST:%Y-%m-%d}.")

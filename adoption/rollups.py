@@ -3,10 +3,11 @@ TagRollup and LatencyRollup.
 
 Two ways in, one set of definitions:
 
-* at ingest (budgets.ingest), from exactly the ledger rows the batch inserted, in its transaction:
-  on PostgreSQL `NEW_ROWS_CTES` is spliced into the ingest's statement after its `rolled` CTE and reads
-  the same `new` CTE (whose RETURNING must include `NEW_ROWS_COLUMNS`); on SQLite `roll_up_booked(new)`
-  is called with the booked rows that were new;
+* at ingest, from exactly the ledger rows the batch inserted, in its transaction, through the
+  registration `register()` makes with budgets.ingest (called from AdoptionConfig.ready): on PostgreSQL
+  `NEW_ROWS_CTES` is spliced into the ingest's statement after its own rollup and reads the same `new`
+  CTE (whose RETURNING then includes `NEW_ROWS_COLUMNS`); on SQLite `roll_up_new_rows` is called with
+  the SpendRecord objects that were new;
 * `rebuild(start, end)`: recompute whole ISO weeks from the ledger (backfill, repair, the benchmark,
   tests). On PostgreSQL it runs the very same CTEs, with `new` reading the ledger.
 
@@ -36,7 +37,10 @@ from adoption.models import (
     TeamModelDay,
     TeamToolDay,
 )
+from budgets import ingest
 from budgets.models import CostSource, ErrorType, SpendRecord
+from budgets.retention import raw_ledger_cutoff
+from keys.models import KeyKind, VirtualKey
 
 TAG_KEY_MAX = 60
 TAG_VALUE_MAX = 200
@@ -88,8 +92,6 @@ def _tool_bit_sql(column: str) -> str:
 
 
 def _new_rows_ctes() -> str:
-    from keys.models import KeyKind, VirtualKey
-
     day = "(n.time AT TIME ZONE 'UTC')::date"
     model = "COALESCE(NULLIF(n.model_group, ''), n.model)"
     failed = "n.status = 'failure' OR n.error_type <> ''"
@@ -175,6 +177,11 @@ adoption_people AS (
 NEW_ROWS_CTES = _new_rows_ctes()
 
 
+def register() -> None:
+    """Keep these rollups at every ingest (AdoptionConfig.ready): budgets, below us, knows nothing of them."""
+    ingest.register_rollup(name="adoption", ctes=NEW_ROWS_CTES, columns=NEW_ROWS_COLUMNS, roll_up=roll_up_new_rows)
+
+
 # --- the same definitions in Python (SQLite, the demo) -------------------------------------------------------
 
 
@@ -224,11 +231,9 @@ def _or(name, value):
 def roll_up_new_rows(rows: Iterable) -> None:
     """The portable path (SQLite, the demo, whose writers are serialised): add rows just booked.
 
-    Each row has the ledger's attributes (NEW_ROWS_COLUMNS): SpendRecord objects, or budgets.ingest's
-    booked rows (see roll_up_booked).
+    Each row has the ledger's attributes (NEW_ROWS_COLUMNS): the ingest's SpendRecord objects just
+    inserted, or the ledger's rows.
     """
-    from keys.models import KeyKind, VirtualKey
-
     rows = list(rows)
     key_ids = {row.key_id for row in rows if row.key_id}
     personal = set(VirtualKey.objects.filter(pk__in=key_ids, kind=KeyKind.PERSONAL).values_list("pk", flat=True))
@@ -300,24 +305,6 @@ def roll_up_new_rows(rows: Iterable) -> None:
         _upsert(LatencyRollup, lookup, {"requests": requests}, {"requests": _plus})
 
 
-class _BookedRow:
-    """budgets.ingest's booked row (normalised row + key, user, team and cost) seen as a ledger row."""
-
-    __slots__ = ("_booked",)
-    _OWN = frozenset({"key_id", "user_id", "team_id", "cost", "cost_source"})
-
-    def __init__(self, booked):
-        self._booked = booked
-
-    def __getattr__(self, name):
-        return getattr(self._booked if name in self._OWN else self._booked.row, name)
-
-
-def roll_up_booked(new: Iterable) -> None:
-    """The ingest's hook on SQLite: `new` is the list of booked rows that were not in the ledger yet."""
-    roll_up_new_rows(_BookedRow(item) for item in new)
-
-
 # --- rebuild from the ledger -------------------------------------------------------------------------------
 
 
@@ -328,9 +315,7 @@ def whole_weeks(start: date, end: date) -> tuple[date, date]:
 
 def rebuildable_from() -> date:
     """The first Monday whose week still has all its raw ledger rows: before it the retention prune
-    (audit.services.ledger_prune) deleted them, and only the rollups know those weeks."""
-    from audit.services import raw_ledger_cutoff
-
+    (budgets.retention.ledger_prune) deleted them, and only the rollups know those weeks."""
     return raw_ledger_cutoff().date()
 
 

@@ -22,6 +22,7 @@ from adoption.models import TOOL_BITS, PersonWeek
 from adoption.tables import HIDDEN
 from budgets.models import ClientTool
 from govsite.accounts.models import Membership, Team
+from keys.models import VirtualKey
 
 REPORT_WEEKS = 12
 COHORT_OFFSETS = (1, 2, 4, 8)
@@ -299,8 +300,6 @@ def _key_figures(team_ids: list[int], weeks: list[Week]) -> dict[int | None, dic
 
     A key's last use is the latest known (KeyUse): for a report of past weeks, a key used since then
     counts as used."""
-    from keys.models import VirtualKey
-
     first, last = weeks[0].start, weeks[-1].end
     keys = (
         VirtualKey.objects.filter(team_id__in=team_ids, provisioned_at__isnull=False)

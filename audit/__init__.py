@@ -2,6 +2,8 @@
 
 
 def record(**kwargs):
+    # Imported when called: Django imports this package while it loads the apps, before models may be
+    # imported, and audit.chain imports audit.models.
     from audit.chain import record as _record
 
     return _record(**kwargs)

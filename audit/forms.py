@@ -1,6 +1,7 @@
 from django import forms
 
 from govsite.accounts.models import Team
+from govsite.periods import form_period_validate
 
 
 class AuditFilterForm(forms.Form):
@@ -12,8 +13,7 @@ class AuditFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
-            self.add_error("date_to", "The end date is before the start date.")
+        form_period_validate(self, "date_from", "date_to")
         return data
 
 
@@ -37,9 +37,7 @@ class PeriodForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        start, end = data.get("period_start"), data.get("period_end")
-        if start and end and end < start:
-            self.add_error("period_end", "The period ends before it starts.")
+        form_period_validate(self, "period_start", "period_end")
         return data
 
 

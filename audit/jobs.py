@@ -22,8 +22,3 @@ def send_access_review_reminders() -> int:
 def handle_access_review_deadlines() -> dict:
     """Every fifteen minutes: campaigns past their due date revoke or escalate what is undecided."""
     return reviews.access_review_deadlines()
-
-
-def prune_ledger() -> int:
-    """Daily: raw ledger rows past LEDGER_RETENTION_MONTHS go; the daily rollups stay."""
-    return services.ledger_prune()

@@ -52,9 +52,9 @@ class AuditEvent(models.Model):
 class EvidenceExport(models.Model):
     """One evidence bundle for a period, built by a job (audit.evidence) into one ZIP file.
 
-    The row is the truth about the export: a sweeper sends a queued one to the queue again if Redis
-    lost it. The file lives under EVIDENCE_EXPORT_DIR (VAR_DIR/exports); its name is stored, never a path
-    taken from input.
+    The row is the truth about the export, an outbox row (govsite.outbox): a sweeper sends a queued one
+    to the queue again if Redis lost it, and a running one whose worker stopped reporting progress. The
+    file lives under EVIDENCE_EXPORT_DIR (VAR_DIR/exports); its name is stored, never a path taken from input.
     """
 
     class Status(models.TextChoices):
@@ -82,6 +82,9 @@ class EvidenceExport(models.Model):
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(
+        default=timezone.now, help_text="When it is due; while running, when its worker's lease ends."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
-from govsite.accounts.models import OrgRole, User
+from govsite.accounts import permissions
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,6 @@ def _send(subject: str, body: str, recipients: list[str]) -> None:
 
 def _url(name: str, *args) -> str:
     return settings.SITE_URL + reverse(name, args=args)
-
-
-def admin_emails() -> list[str]:
-    return list(
-        User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN)
-        .order_by("email")
-        .values_list("email", flat=True)
-    )
 
 
 def _per_reviewer(review, pending: dict[str, int], subject: str, opening: str) -> None:
@@ -78,5 +70,5 @@ def review_escalated(review, undecided: int) -> None:
         f"The access review '{review.name}' passed its due date; {undecided} key(s) were not reviewed and are now "
         f"yours to decide.\n\nDecide them here: {_url('access_review_queue')}\n"
         f"Campaign: {_url('access_review_detail', review.pk)}\n",
-        admin_emails(),
+        list(permissions.admins().values_list("email", flat=True)),
     )

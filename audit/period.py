@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from govsite.periods import period_validate
+
 
 @dataclass(frozen=True)
 class Period:
@@ -21,8 +23,7 @@ class Period:
             raise ValidationError({"period_start": "Give the first day of the period."})
         if end is None:
             raise ValidationError({"period_end": "Give the last day of the period."})
-        if end < start:
-            raise ValidationError({"period_end": "The period ends before it starts."})
+        period_validate(start, end)
         today = today or timezone.now().date()
         if start > today:
             raise ValidationError({"period_start": "The period starts in the future."})

@@ -1,13 +1,13 @@
 """Access review campaigns: open (snapshot), decide, remind, handle the due date, sign off.
 
-Each transition is one service with its audit event in the same transaction. Revocations go through
-keys.services._revoke, so they reach the gateway as a GatewayCommand like any other revocation;
-a reduction changes the key's grants with a key.update command.
+Each transition is one service with its audit event in the same transaction. A revocation is
+keys.services.key_withdraw and a reduction keys.services.key_reduce, in the decision's transaction: they
+reach the gateway as gateway commands like any other change of a key.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -21,15 +21,14 @@ import audit
 from audit import notifications
 from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem
 from audit.reports import chunks
-from audit.services import InvalidTransition
 from budgets.models import DailyRollup
 from govsite.accounts import permissions
-from govsite.accounts.models import Membership, Team, TeamRole, User
+from govsite.accounts.models import Team, User
+from govsite.errors import InvalidTransition
 from keys import services as key_services
-from keys.models import GatewayCommand, VirtualKey
+from keys.models import VirtualKey
 
 SPEND_WINDOW_DAYS = 90
-REVOCABLE = (VirtualKey.Status.ACTIVE, VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED)
 
 
 def _end_of_day(day: date) -> datetime:
@@ -150,73 +149,11 @@ def access_review_open(
 
 
 def pending_by_reviewer(review: AccessReview) -> dict[str, int]:
-    """{email: undecided keys they may decide}: the team's approvers (never on their own key), and the
-    admins for keys no approver may decide or once the campaign is escalated."""
-    undecided = list(review.items.filter(decision__isnull=True).values_list("team_id", "owner_id", "requested_by_id"))
-    if not undecided:
-        return {}
-    approvers: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    if review.escalated_at is None:
-        for team_id, user_id, email in Membership.objects.filter(
-            team_id__in={row[0] for row in undecided}, role=TeamRole.APPROVER, user__is_active=True
-        ).values_list("team_id", "user_id", "user__email"):
-            approvers[team_id].append((user_id, email))
-    admins = notifications.admin_emails()
-    counts: Counter[str] = Counter()
-    for team_id, owner_id, requested_by_id in undecided:
-        eligible = [email for user_id, email in approvers[team_id] if user_id not in (owner_id, requested_by_id)]
-        for email in eligible or admins:
-            counts[email] += 1
-    return dict(counts)
+    """{email: undecided keys they may decide}: permissions.py answers who reviews what."""
+    return permissions.reviewers_of(review)
 
 
 # --- deciding -----------------------------------------------------------------------------------------------
-
-
-def _reduce(key: VirtualKey, *, actor: User, review: AccessReview, keep_models, max_budget) -> tuple[dict, object]:
-    """Take grants away from a live key: fewer models and/or a lower monthly budget, at the gateway too."""
-    if key.status not in VirtualKey.LIVE_STATUSES:
-        raise ValidationError({"decision": f"The key is {key.get_status_display().lower()}: keep or revoke it."})
-    current = list(key.allowed_models)
-    models = current if keep_models is None else [m for m in current if m in set(keep_models)]
-    if keep_models is not None and not models:
-        raise ValidationError({"keep_models": "Keep at least one model, or revoke the key."})
-    if keep_models is not None and set(keep_models) - set(current):
-        raise ValidationError({"keep_models": "A reduction can only keep models the key already has."})
-    budget = key.max_budget if max_budget is None else Decimal(max_budget)
-    if budget <= 0 or budget > key.max_budget:
-        raise ValidationError({"max_budget": f"Give a monthly budget above 0 and at most ${key.max_budget}."})
-    if models == current and budget == key.max_budget:
-        raise ValidationError({"keep_models": "A reduction takes something away: fewer models or a lower budget."})
-    changes = {
-        "models": {"before": current, "after": models},
-        "max_budget": {"before": str(key.max_budget), "after": str(budget)},
-    }
-    key.allowed_models = models
-    key.max_budget = budget
-    key.save(update_fields=["allowed_models", "max_budget"])
-    command = GatewayCommand.objects.create(
-        kind=GatewayCommand.Kind.KEY_UPDATE,
-        key=key,
-        team=key.team,
-        payload={"models": models, "max_budget": float(budget)},
-    )
-    audit.record(
-        actor=actor,
-        action="key.reduced",
-        target=key,
-        team=key.team,
-        data={"review": review.pk, **changes},
-    )
-    key_services.gateway_command_enqueue(command)
-    return changes, command
-
-
-def _revoke_for_review(key: VirtualKey, *, actor: User | None, reason: str) -> GatewayCommand | None:
-    if key.status not in REVOCABLE:
-        return None
-    key_services._revoke(key, actor=actor, reason=reason[:200], action="key.revoked")
-    return GatewayCommand.objects.filter(key=key, kind=GatewayCommand.Kind.KEY_DELETE).order_by("-pk").first()
 
 
 @transaction.atomic(durable=True)
@@ -235,10 +172,10 @@ def access_review_decide(
     review = AccessReview.objects.select_for_update().get(pk=item.review_id)
     item.review = review
     if not review.is_open:
-        raise InvalidTransition("This campaign is signed off: its decisions are final.")
+        raise InvalidTransition(review.status, "decide", "This campaign is signed off: its decisions are final.")
     permissions.require_can_decide_access_review_item(actor, item)  # escalation may have happened meanwhile
     if AccessReviewDecision.objects.filter(item=item).exists():
-        raise InvalidTransition("This key was already decided in this campaign.")
+        raise InvalidTransition("decided", "decide", "This key was already decided in this campaign.")
     rationale = (rationale or "").strip()
     errors = {}
     if decision not in AccessReviewDecision.Decision.values:
@@ -252,11 +189,13 @@ def access_review_decide(
     changes: dict = {}
     command = None
     if decision == AccessReviewDecision.Decision.REVOKE:
-        command = _revoke_for_review(key, actor=actor, reason=f"access review #{review.pk}: {rationale}")
+        command = key_services.key_withdraw(key=key, actor=actor, reason=f"access review #{review.pk}: {rationale}")
         if command is None:
             changes = {"note": f"the key was already {status_before} when it was decided"}
     elif decision == AccessReviewDecision.Decision.REDUCE:
-        changes, command = _reduce(key, actor=actor, review=review, keep_models=keep_models, max_budget=max_budget)
+        changes, command = key_services.key_reduce(
+            key=key, actor=actor, keep_models=keep_models, max_budget=max_budget, data={"review": review.pk}
+        )
     result = AccessReviewDecision.objects.create(
         item=item,
         decision=decision,
@@ -349,7 +288,9 @@ def _revoke_undecided(item_id: int, now: datetime) -> int:
     rationale = f"Not reviewed by the due date {due}; the campaign revokes keys nobody reviewed."
     key = VirtualKey.objects.select_for_update().get(pk=item.key_id)
     status_before = key.status
-    command = _revoke_for_review(key, actor=None, reason=f"access review #{review.pk}: not reviewed by {due}")
+    command = key_services.key_withdraw(
+        key=key, actor=None, reason=f"access review #{review.pk}: not reviewed by {due}"
+    )
     AccessReviewDecision.objects.create(
         item=item,
         decision=AccessReviewDecision.Decision.REVOKE,
@@ -424,7 +365,7 @@ def access_review_sign_off(*, actor: User, review: AccessReview, note: str) -> A
     permissions.require(permissions.can_sign_off_access_review(actor), "Only admins sign off access reviews.")
     review = AccessReview.objects.select_for_update().get(pk=review.pk)
     if not review.is_open:
-        raise InvalidTransition("This campaign is already signed off.")
+        raise InvalidTransition(review.status, "sign off", "This campaign is already signed off.")
     note = (note or "").strip()
     if not note:
         raise ValidationError({"note": "Write the sign-off statement (what was reviewed and the outcome)."})

@@ -1,9 +1,9 @@
 from datetime import datetime, time
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.models import AccessReview, AccessReviewItem, AuditEvent, EvidenceExport, EvidenceSample
 from govsite.accounts import permissions
 
 
@@ -34,26 +34,18 @@ def audit_actions() -> list[str]:
 
 
 def evidence_exports(*, user):
-    from audit.models import EvidenceExport
-
     if not permissions.can_export_evidence(user):
         return EvidenceExport.objects.none()
     return EvidenceExport.objects.select_related("requested_by").order_by("-created_at")
 
 
 def evidence_samples(*, user):
-    from audit.models import EvidenceSample
-
     if not permissions.can_draw_sample(user):
         return EvidenceSample.objects.none()
     return EvidenceSample.objects.select_related("drawn_by").order_by("-created_at")
 
 
 def access_reviews(*, user):
-    from django.db.models import Count, Q
-
-    from audit.models import AccessReview
-
     if not permissions.can_view_access_reviews(user):
         return AccessReview.objects.none()
     return (
@@ -83,7 +75,7 @@ def access_review_outcome(*, review) -> dict:
 
 def access_review_queue(*, user):
     return (
-        permissions.access_review_items_reviewable_by(user)
+        AccessReviewItem.objects.filter(permissions.access_review_item_queue_scope(user))
         .select_related("review", "key")
         .order_by("review__due_at", "team_name", "owner_email", "key_alias")
     )

@@ -1,30 +1,27 @@
-"""Writes of the auditor workspace: evidence exports, samples and ledger retention, each audited in
-its own transaction. (Access-review campaigns are audit.reviews.)"""
+"""Writes of the auditor workspace: evidence exports and samples, each audited in its own transaction.
+(Access-review campaigns are audit.reviews; ledger retention is budgets.retention.)"""
 
 from __future__ import annotations
 
-import calendar
 import logging
 import secrets
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max, Min
 from django.utils import timezone
 
 import audit
 from audit import evidence
 from audit.models import EvidenceExport, EvidenceSample
 from audit.period import Period
-from audit.reports import draw_sample, iso, sample_population
-from budgets.models import SpendRecord
-from govsite import jobs
+from audit.reports import draw_sample, sample_population
+from budgets.retention import ledger_retention_months, raw_ledger_cutoff
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from govsite.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +32,35 @@ EXPORT_QUEUE_GRACE = timedelta(minutes=2)
 EXPORT_STALE_AFTER = timedelta(minutes=10)
 
 
-class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (e.g. deciding a signed-off review)."""
+def _export_given_up(export: EvidenceExport) -> None:
+    export.finished_at = timezone.now()
+    export.save(update_fields=["finished_at"])
+    audit.record(
+        actor=export.requested_by,
+        actor_label=export.requested_by_label,
+        action="evidence.export_failed",
+        target=export,
+        data={"error": export.error, "attempt": export.attempts},
+    )
+
+
+# A build that raises is not tried again (the error is shown; the auditor asks anew); one whose worker
+# stopped reporting progress is, up to EXPORT_MAX_ATTEMPTS times.
+EXPORTS = Outbox(
+    model=EvidenceExport,
+    job="audit.jobs.build_evidence_export",
+    waiting=(EvidenceExport.Status.QUEUED,),
+    retry=EvidenceExport.Status.QUEUED,
+    running=EvidenceExport.Status.RUNNING,
+    done=EvidenceExport.Status.DONE,
+    gave_up=EvidenceExport.Status.FAILED,
+    max_attempts=EXPORT_MAX_ATTEMPTS,
+    lease=EXPORT_STALE_AFTER,
+    backoff_base=timedelta(minutes=1),
+    error_field="error",
+    grace=EXPORT_QUEUE_GRACE,
+    on_give_up=_export_given_up,
+)
 
 
 def _new_seed() -> str:
@@ -113,9 +137,7 @@ def evidence_export_start(
         sample_size=sample_size,
         sample_seed=sample_seed,
     )
-    from audit import jobs as audit_jobs
-
-    jobs.enqueue(audit_jobs.build_evidence_export, export.pk)
+    EXPORTS.enqueue(export.pk)
     return export
 
 
@@ -133,21 +155,6 @@ def evidence_export_create_for_cli(
         teams=teams,
         sample_size=sample_size,
         sample_seed=sample_seed,
-    )
-
-
-def _claim(export_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        EvidenceExport.objects.filter(pk=export_id, status=EvidenceExport.Status.QUEUED).update(
-            status=EvidenceExport.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            progress=0,
-            step="starting",
-            error="",
-        )
     )
 
 
@@ -173,9 +180,12 @@ def evidence_export_build(*, export_id: int, out: Path | None = None) -> str:
     The file is written beside its final name and renamed once complete, so a half-written bundle is
     never offered for download. A failure is recorded on the row and in the audit log, then raised.
     """
-    if not _claim(export_id):
+    export = EXPORTS.claim(export_id)
+    if export is None:
         return "not queued"
-    export = EvidenceExport.objects.get(pk=export_id)
+    now = timezone.now()
+    export.started_at, export.heartbeat_at, export.progress, export.step, export.error = now, now, 0, "starting", ""
+    export.save(update_fields=["started_at", "heartbeat_at", "progress", "step", "error"])
     if out is None:
         directory = evidence.export_dir()
         directory.mkdir(parents=True, exist_ok=True)
@@ -183,9 +193,7 @@ def evidence_export_build(*, export_id: int, out: Path | None = None) -> str:
     part = out.with_name(out.name + ".part")
 
     def progress(percent: int, step: str) -> None:
-        EvidenceExport.objects.filter(pk=export_id).update(
-            progress=percent, step=step[:120], heartbeat_at=timezone.now()
-        )
+        EXPORTS.extend_lease(export_id, progress=percent, step=step[:120], heartbeat_at=timezone.now())
 
     try:
         result = evidence.build_bundle(part, _bundle_request(export), progress)
@@ -193,16 +201,19 @@ def evidence_export_build(*, export_id: int, out: Path | None = None) -> str:
         digest = evidence.file_sha256(out)
     except Exception as exc:
         part.unlink(missing_ok=True)
-        _export_failed(export_id, exc)
+        EXPORTS.fail(export_id, exc, retryable=False)
         raise
-    _export_done(export_id, out=out, result=result, digest=digest, in_export_dir=out.parent == evidence.export_dir())
+    in_export_dir = out.parent == evidence.export_dir()
+    EXPORTS.complete(
+        export_id,
+        apply=lambda export: _export_done(export, out=out, result=result, digest=digest, in_export_dir=in_export_dir),
+    )
     return "done"
 
 
-@transaction.atomic(durable=True)
-def _export_done(export_id: int, *, out: Path, result: evidence.BundleResult, digest: str, in_export_dir: bool):
-    export = EvidenceExport.objects.select_for_update().get(pk=export_id)
-    export.status = EvidenceExport.Status.DONE
+def _export_done(
+    export: EvidenceExport, *, out: Path, result: evidence.BundleResult, digest: str, in_export_dir: bool
+) -> None:
     export.progress = 100
     export.step = ""
     export.finished_at = timezone.now()
@@ -231,56 +242,12 @@ def _export_done(export_id: int, *, out: Path, result: evidence.BundleResult, di
             "file": out.name if in_export_dir else str(out),
         },
     )
-    return export
-
-
-@transaction.atomic(durable=True)
-def _export_failed(export_id: int, exc: Exception) -> None:
-    export = EvidenceExport.objects.select_for_update().get(pk=export_id)
-    export.status = EvidenceExport.Status.FAILED
-    export.error = f"{type(exc).__name__}: {exc}"[:4000]
-    export.finished_at = timezone.now()
-    export.save(update_fields=["status", "error", "finished_at"])
-    audit.record(
-        actor=export.requested_by,
-        actor_label=export.requested_by_label,
-        action="evidence.export_failed",
-        target=export,
-        data={"error": export.error, "attempt": export.attempts},
-    )
 
 
 def evidence_exports_sweep(*, now=None) -> int:
     """Send again what the queue lost: queued exports nobody picked up, and running ones whose worker
     stopped reporting progress (after EXPORT_MAX_ATTEMPTS they are marked failed)."""
-    from audit import jobs as audit_jobs
-
-    now = now or timezone.now()
-    stale = EvidenceExport.objects.filter(
-        status=EvidenceExport.Status.RUNNING, heartbeat_at__lt=now - EXPORT_STALE_AFTER
-    )
-    for export_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            export = EvidenceExport.objects.select_for_update().get(pk=export_id)
-            if export.status != EvidenceExport.Status.RUNNING or export.heartbeat_at >= now - EXPORT_STALE_AFTER:
-                continue
-            if export.attempts >= EXPORT_MAX_ATTEMPTS:
-                export.status = EvidenceExport.Status.FAILED
-                export.error = f"the build stopped reporting progress {export.attempts} times; gave up"
-                export.finished_at = now
-                export.save(update_fields=["status", "error", "finished_at"])
-                audit.record(
-                    action="evidence.export_failed", actor_label="system", target=export, data={"error": export.error}
-                )
-            else:
-                export.status = EvidenceExport.Status.QUEUED
-                export.save(update_fields=["status"])
-    sent = 0
-    lost = EvidenceExport.objects.filter(status=EvidenceExport.Status.QUEUED, created_at__lt=now - EXPORT_QUEUE_GRACE)
-    for export_id in lost.values_list("pk", flat=True):
-        jobs.enqueue(audit_jobs.build_evidence_export, export_id)
-        sent += 1
-    return sent
+    return EXPORTS.sweep(now=now)
 
 
 @transaction.atomic(durable=True)
@@ -347,65 +314,3 @@ def evidence_sample_draw(
         },
     )
     return sample
-
-
-# --- ledger retention ----------------------------------------------------------------------------------
-
-
-def ledger_retention_months() -> int:
-    months = int(getattr(settings, "LEDGER_RETENTION_MONTHS", 25))
-    if months < 1:
-        raise ImproperlyConfigured("LEDGER_RETENTION_MONTHS must be 1 or more (months of raw ledger rows to keep).")
-    return months
-
-
-def raw_ledger_cutoff(now: datetime | None = None) -> datetime:
-    """Raw ledger rows older than this are pruned: N calendar months back, then back to that week's
-    Monday (midnight UTC), so a few more days are kept, never fewer.
-
-    Whole ISO weeks, because the adoption rollups are per week and `rebuild_adoption_rollups` recomputes
-    whole weeks from the raw ledger: a week the prune had cut in half would lose the days before the
-    cutoff on a rebuild. With the cutoff on a Monday, every week that still has raw rows has all of them.
-    """
-    today = (now or timezone.now()).astimezone(UTC).date()
-    months = ledger_retention_months()
-    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
-    day = date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
-    monday = day - timedelta(days=day.weekday())
-    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
-
-
-@transaction.atomic(durable=True)
-def _prune_batch(cutoff: datetime, batch: int) -> int:
-    ids = list(SpendRecord.objects.filter(time__lt=cutoff).order_by("time").values_list("pk", flat=True)[:batch])
-    if not ids:
-        return 0
-    span = SpendRecord.objects.filter(pk__in=ids).aggregate(oldest=Min("time"), newest=Max("time"))
-    deleted, _ = SpendRecord.objects.filter(pk__in=ids).delete()
-    audit.record(
-        action="ledger.pruned",
-        actor_label="system",
-        target_type="budgets.spendrecord",
-        data={
-            "rows": deleted,
-            "cutoff": iso(cutoff),
-            "retention_months": ledger_retention_months(),
-            "oldest": iso(span["oldest"]),
-            "newest": iso(span["newest"]),
-            "kept": "daily rollups are never pruned",
-        },
-    )
-    return deleted
-
-
-def ledger_prune(*, now: datetime | None = None, batch: int = 20000) -> int:
-    """Delete raw ledger rows (budgets.SpendRecord) past the retention; their daily rollups stay, so
-    every total the site shows is unchanged. Audit events are never deleted. One transaction and one
-    audit event per batch, so a crash leaves nothing half-done."""
-    cutoff = raw_ledger_cutoff(now)
-    total = 0
-    while deleted := _prune_batch(cutoff, batch):
-        total += deleted
-    if total:
-        log.info("pruned %d raw ledger rows older than %s", total, cutoff.isoformat())
-    return total

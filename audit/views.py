@@ -21,6 +21,7 @@ from audit.forms import (
 from audit.models import AccessReview, AuditEvent, EvidenceSample
 from audit.period import Period
 from govsite.accounts import permissions
+from govsite.errors import InvalidTransition
 from govsite.web import paginate, role_required, run_service
 
 
@@ -257,7 +258,7 @@ def access_review_sign_off(request, pk):
         messages.success(request, f"{review.name} is signed off.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    except services.InvalidTransition as exc:
+    except InvalidTransition as exc:
         messages.error(request, str(exc))
     return redirect("access_review_detail", pk=pk)
 

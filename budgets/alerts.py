@@ -2,8 +2,8 @@
 
 A threshold alerts once per budget per period: `BudgetAlert` is unique on (budget, period_start,
 threshold) and evaluation holds the budget's row lock. Deliveries are rows too: each email or
-Slack message is sent by a job after commit, and a failed one is retried by a sweeper and shown
-on the budget's page — a failing Slack webhook never stops the email.
+Slack message is an outbox row (govsite.outbox) sent by a job after commit, and a failed one is retried
+by a sweeper and shown on the budget's page — a failing Slack webhook never stops the email.
 """
 
 from __future__ import annotations
@@ -23,14 +23,30 @@ from django.utils import timezone
 import audit
 from budgets import selectors
 from budgets.models import AlertDelivery, AnomalyAlert, Budget, BudgetAlert, BudgetBlock, Notice
-from govsite import jobs
-from govsite.accounts.models import OrgRole, Team, TeamRole, User
+from govsite.accounts import permissions
+from govsite.accounts.models import Team, User
+from govsite.outbox import Outbox
+from keys.models import GatewayCommand, VirtualKey
+from keys.services import gateway_command_issue
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = getattr(settings, "ALERT_DELIVERY_MAX_ATTEMPTS", 10)
 DELIVERY_LEASE = timedelta(minutes=5)
 SLACK_TIMEOUT_SECONDS = 10
+
+DELIVERIES = Outbox(
+    model=AlertDelivery,
+    job="budgets.jobs.deliver_alert",
+    waiting=(AlertDelivery.Status.PENDING, AlertDelivery.Status.FAILED),
+    retry=AlertDelivery.Status.FAILED,
+    running=AlertDelivery.Status.SENDING,
+    done=AlertDelivery.Status.SENT,
+    gave_up=AlertDelivery.Status.GAVE_UP,
+    max_attempts=MAX_DELIVERY_ATTEMPTS,
+    lease=DELIVERY_LEASE,
+    backoff_base=timedelta(seconds=30),
+)
 
 
 def site_url(name: str, *args) -> str:
@@ -41,19 +57,15 @@ def site_url(name: str, *args) -> str:
 
 
 def team_approvers(team_id: int) -> list[User]:
-    return list(
-        User.objects.filter(is_active=True, memberships__team_id=team_id, memberships__role=TeamRole.APPROVER).order_by(
-            "email"
-        )
-    )
+    return list(permissions.deciders_of(team_id))
 
 
 def admins() -> list[User]:
-    return list(User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).order_by("email"))
+    return list(permissions.admins())
 
 
 def finance() -> list[User]:
-    return list(User.objects.filter(is_active=True, org_role_grants__role=OrgRole.FINANCE).order_by("email"))
+    return list(permissions.finance_people())
 
 
 def budget_recipients(budget: Budget) -> list[User]:
@@ -125,10 +137,8 @@ def notify(
             )
         )
     AlertDelivery.objects.bulk_create(deliveries)
-    from budgets import jobs as budget_jobs
-
     for delivery in deliveries:
-        jobs.enqueue(budget_jobs.deliver_alert, delivery.pk)
+        DELIVERIES.enqueue(delivery.pk)
     return deliveries
 
 
@@ -236,8 +246,6 @@ def budget_evaluate(*, budget_id: int, now: datetime | None = None) -> int:
 
 
 def _budget_keys(budget: Budget):
-    from keys.models import VirtualKey
-
     keys = VirtualKey.objects.filter(team_id=budget.team_id, status__in=VirtualKey.LIVE_STATUSES)
     if budget.key_id:
         keys = keys.filter(pk=budget.key_id)
@@ -248,21 +256,17 @@ def _budget_keys(budget: Budget):
 
 def block_keys(*, budget: Budget, period_start: date, spend) -> BudgetBlock | None:
     """Inside the caller's transaction: key.block commands for the budget's live keys, once a period."""
-    from keys.models import GatewayCommand
-    from keys.services import gateway_command_enqueue
-
     if BudgetBlock.objects.filter(budget=budget, period_start=period_start).exists():
         return None
     keys = list(_budget_keys(budget))
     block = BudgetBlock.objects.create(budget=budget, period_start=period_start, key_ids=[key.pk for key in keys])
     for key in keys:
-        command = GatewayCommand.objects.create(
-            kind=GatewayCommand.Kind.KEY_BLOCK,
+        gateway_command_issue(
+            GatewayCommand.Kind.KEY_BLOCK,
             key=key,
             team=budget.team,
             payload={"reason": "budget_reached_100", "budget_id": budget.pk},
         )
-        gateway_command_enqueue(command)
     audit.record(
         action="budget.keys_blocked",
         actor_label="system",
@@ -275,21 +279,17 @@ def block_keys(*, budget: Budget, period_start: date, spend) -> BudgetBlock | No
 
 def lift_block(*, budget: Budget, reason: str, actor: User | None = None) -> BudgetBlock | None:
     """Inside the caller's transaction: unblock the keys a budget blocked (those still live)."""
-    from keys.models import GatewayCommand, VirtualKey
-    from keys.services import gateway_command_enqueue
-
     block = BudgetBlock.objects.select_for_update().filter(budget=budget, lifted_at__isnull=True).first()
     if block is None:
         return None
     keys = list(VirtualKey.objects.filter(pk__in=block.key_ids, status__in=VirtualKey.LIVE_STATUSES).order_by("pk"))
     for key in keys:
-        command = GatewayCommand.objects.create(
-            kind=GatewayCommand.Kind.KEY_UNBLOCK,
+        gateway_command_issue(
+            GatewayCommand.Kind.KEY_UNBLOCK,
             key=key,
             team=budget.team,
             payload={"reason": reason, "budget_id": budget.pk},
         )
-        gateway_command_enqueue(command)
     block.lifted_at = timezone.now()
     block.lift_reason = reason[:200]
     block.save(update_fields=["lifted_at", "lift_reason"])
@@ -337,28 +337,6 @@ def evaluate_all(*, now: datetime | None = None) -> int:
 # --- delivering ----------------------------------------------------------------------------------------------
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
-
-
-def _claim(delivery_id: int, now: datetime) -> AlertDelivery | None:
-    with transaction.atomic():
-        delivery = (
-            AlertDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=delivery_id, status__in=[AlertDelivery.Status.PENDING, AlertDelivery.Status.FAILED])
-            .filter(Q(attempts=0) | Q(next_attempt_at__lte=now))
-            .select_related("team")
-            .first()
-        )
-        if delivery is None:
-            return None
-        # The lease: a sweeper that runs while this one sends does not send it a second time.
-        delivery.attempts += 1
-        delivery.next_attempt_at = now + DELIVERY_LEASE
-        delivery.save(update_fields=["attempts", "next_attempt_at", "updated_at"])
-        return delivery
-
-
 def _send(delivery: AlertDelivery) -> None:
     if delivery.channel == AlertDelivery.Channel.EMAIL:
         send_mail(delivery.subject, delivery.body, settings.DEFAULT_FROM_EMAIL, list(delivery.recipients))
@@ -372,45 +350,25 @@ def _send(delivery: AlertDelivery) -> None:
 
 
 def alert_delivery_send(*, delivery_id: int) -> str:
-    """Send one email or Slack message; on failure record why and when it is tried again."""
-    now = timezone.now()
-    delivery = _claim(delivery_id, now)
+    """Send one email or Slack message (the job); on failure record why and when it is tried again."""
+    delivery = DELIVERIES.claim(delivery_id)
     if delivery is None:
         return "skipped"
     try:
         _send(delivery)
     except (OSError, httpx.HTTPError, RuntimeError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        with transaction.atomic():
-            delivery = AlertDelivery.objects.select_for_update().get(pk=delivery.pk)
-            delivery.last_error = error
-            if delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
-                delivery.status = AlertDelivery.Status.GAVE_UP
-            else:
-                delivery.status = AlertDelivery.Status.FAILED
-                delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
-            delivery.save(update_fields=["status", "last_error", "next_attempt_at", "updated_at"])
-        log.warning("alert delivery %s (%s) failed: %s", delivery.pk, delivery.channel, error)
+        delivery = DELIVERIES.fail(delivery.pk, exc)
+        log.warning("alert delivery %s (%s) failed: %s", delivery.pk, delivery.channel, delivery.last_error)
         return delivery.status
-    AlertDelivery.objects.filter(pk=delivery.pk).update(
-        status=AlertDelivery.Status.SENT, sent_at=timezone.now(), last_error="", updated_at=timezone.now()
-    )
-    return AlertDelivery.Status.SENT
+    return DELIVERIES.complete(delivery.pk, apply=_sent).status
+
+
+def _sent(delivery: AlertDelivery) -> None:
+    delivery.sent_at = timezone.now()
+    delivery.save(update_fields=["sent_at"])
 
 
 def alert_deliveries_sweep(*, now: datetime | None = None) -> int:
-    """Enqueue every delivery that is due: failed ones whose back-off is over, and pending ones the
-    queue lost. Runs from cron every minute."""
-    from budgets import jobs as budget_jobs
-
-    now = now or timezone.now()
-    due = list(
-        AlertDelivery.objects.filter(
-            status__in=[AlertDelivery.Status.PENDING, AlertDelivery.Status.FAILED], next_attempt_at__lte=now
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:500]
-    )
-    for delivery_id in due:
-        jobs.enqueue(budget_jobs.deliver_alert, delivery_id)
-    return len(due)
+    """Enqueue every delivery that is due: failed ones whose back-off is over, pending ones the queue lost,
+    and those whose sender died mid-send. Runs from cron every minute."""
+    return DELIVERIES.sweep(now=now)

@@ -20,6 +20,7 @@ from django.utils import timezone
 import audit
 from budgets import alerts
 from budgets.models import AnomalyAlert, DailyRollup, Notice, SpendRecord
+from keys.models import VirtualKey
 
 TRAILING_DAYS = 14
 ZERO = Decimal("0")
@@ -43,8 +44,6 @@ class Finding:
 
 def find_anomalies(*, now: datetime | None = None) -> list[Finding]:
     """Keys above N× their trailing rate and above the floor, not yet alerted today (no writes)."""
-    from keys.models import VirtualKey
-
     now = now or timezone.now()
     today = now.date()
     recent = {
@@ -82,8 +81,6 @@ def find_anomalies(*, now: datetime | None = None) -> list[Finding]:
 
 def anomaly_alert_create(*, finding: Finding, now: datetime | None = None) -> AnomalyAlert | None:
     """Record and send one anomaly; None if this key already alerted today (a concurrent scan)."""
-    from keys.models import VirtualKey
-
     now = now or timezone.now()
     try:
         with transaction.atomic(durable=True):

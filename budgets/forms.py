@@ -5,6 +5,8 @@ from django import forms
 
 from budgets.models import Budget
 from govsite.accounts.models import Team, User
+from govsite.periods import form_period_validate
+from keys.models import VirtualKey
 
 
 class ThresholdsField(forms.CharField):
@@ -59,8 +61,6 @@ class BudgetForm(forms.Form):
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 
     def __init__(self, *args, budget: Budget | None = None, **kwargs):
-        from keys.models import VirtualKey
-
         super().__init__(*args, **kwargs)
         self.fields["key"].queryset = VirtualKey.objects.filter(status__in=VirtualKey.LIVE_STATUSES).order_by("alias")
         if budget is not None:
@@ -129,3 +129,8 @@ class PeriodForm(forms.Form):
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     by = forms.ChoiceField(choices=[("key", "Per key"), ("team", "Per team")], required=False)
+
+    def clean(self):
+        data = super().clean()
+        form_period_validate(self, "start", "end")
+        return data

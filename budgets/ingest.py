@@ -2,9 +2,10 @@
 
 A batch is normalised (budgets.normalize), priced (budgets.pricing), then written in one
 transaction: the ledger rows with INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING, and
-the daily rollups (and the dashboards' own, adoption.rollups) of exactly the rows that were new
-with INSERT ... ON CONFLICT DO UPDATE. A request seen twice (overlapping pulls, pull and push) is
-therefore booked and counted once.
+the daily rollups of exactly the rows that were new with INSERT ... ON CONFLICT DO UPDATE. A
+request seen twice (overlapping pulls, pull and push) is therefore booked and counted once.
+Other apps keep their own rollups of the new rows in the same transaction by registering them
+(register_rollup; adoption does so in its AppConfig.ready): budgets knows none of them.
 Budgets touched by new rows are evaluated once the batch has committed.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
@@ -22,10 +23,10 @@ from django.db import DatabaseError, DataError, OperationalError, connection, tr
 from django.db.models import F
 from django.utils import timezone
 
-from adoption import rollups as adoption_rollups
-from budgets import disagreements, pricing, quarantine
+from budgets import alerts, disagreements, pricing, quarantine
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
+from keys.models import ModelPolicy, VirtualKey
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,10 @@ def price(row: NormalizedRow, flat_rate_models: frozenset[str]) -> Priced:
 
 
 def _flat_rate_models() -> frozenset[str]:
-    from keys.models import ModelPolicy
-
     return frozenset(ModelPolicy.objects.filter(flat_rate=True).values_list("name", flat=True))
 
 
 def _keys_by_hash(hashes: Iterable[str]) -> dict[str, tuple[int, int, int]]:
-    from keys.models import VirtualKey
-
     hashes = [h for h in set(hashes) if h]
     if not hashes:
         return {}
@@ -194,6 +191,43 @@ ROLLUP_SELECT = f"""SELECT (time AT TIME ZONE 'UTC')::date, team_id, user_id, ke
            count(*) FILTER (WHERE cost_source = '{CostSource.FLAT_RATE}')
     FROM {{source}}
     GROUP BY 1, 2, 3, 4, 5, 6, 7"""  # noqa: S608 - constants of this module
+
+
+# --- rollups other apps keep of the new rows ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupRegistration:
+    """Rollups an app keeps of the ledger rows each batch inserted, written in the batch's transaction.
+
+    `ctes`: on PostgreSQL, data-modifying CTEs (`name AS (INSERT ...), ...`) spliced into the ingest's
+    statement after its own; they read the `new` CTE, whose RETURNING then includes `columns`. No
+    parameter and no percent sign. `roll_up`: the portable path (SQLite), given the SpendRecord objects
+    just inserted. Both must add exactly the rows given, so a request is counted once.
+    """
+
+    name: str
+    ctes: str
+    columns: tuple[str, ...]
+    roll_up: Callable[[list[SpendRecord]], None]
+
+
+_ROLLUPS: dict[str, RollupRegistration] = {}
+
+
+def register_rollup(*, name: str, ctes: str, columns: Iterable[str], roll_up: Callable[[list[SpendRecord]], None]):
+    """Have every batch from now on keep the rollups of `name` (registering a name again replaces it)."""
+    columns = tuple(columns)
+    unknown = set(columns) - set(_LEDGER_COLUMNS)
+    if unknown:
+        raise ValueError(f"rollup {name!r} reads columns the ledger does not have: {sorted(unknown)}")
+    _ROLLUPS[name] = RollupRegistration(name=name, ctes=ctes.strip(), columns=columns, roll_up=roll_up)
+
+
+def registered_rollups() -> tuple[RollupRegistration, ...]:
+    return tuple(_ROLLUPS.values())
+
+
 # A batch is COPYed into a temporary table (one per connection, emptied at commit), then moved
 # into the ledger in one statement that also rolls up exactly the rows that were new.
 _STAGE = "budgets_ledger_stage"
@@ -202,23 +236,50 @@ _STAGE_CREATE = (
 )
 _STAGE_COPY = f"COPY {_STAGE} ({', '.join(_LEDGER_COLUMNS)}) FROM STDIN"
 _COLS = ", ".join(_LEDGER_COLUMNS)
-_MOVE_AND_ROLL_UP = f"""
+# The ledger columns ROLLUP_SELECT and the final SELECT read from `new`.
+_RETURNING = (
+    "time",
+    "team_id",
+    "user_id",
+    "key_id",
+    "token_hash",
+    "model",
+    "model_group",
+    "client_tool",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_creation_tokens",
+    "cost",
+    "gateway_spend",
+    "status",
+    "error_type",
+    "cost_source",
+)
+
+
+def _move_and_roll_up(rollups: tuple[RollupRegistration, ...]) -> str:
+    """The statement that moves the stage into the ledger and rolls up exactly the rows that were new,
+    ours and the registered apps' alike."""
+    returning = list(_RETURNING)
+    for rollup in rollups:
+        returning += [column for column in rollup.columns if column not in returning]
+    registered = "".join(f", {rollup.ctes}" for rollup in rollups)
+    return f"""
 WITH new AS (
     INSERT INTO {_LEDGER} ({_COLS})
     SELECT {_COLS} FROM {_STAGE} ORDER BY request_id
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING time, team_id, user_id, key_id, token_hash, model, model_group, client_tool, prompt_tokens,
-              completion_tokens, cached_tokens, cache_creation_tokens, cost, gateway_spend, status, error_type,
-              cost_source, request_tags, latency_ms
+    RETURNING {", ".join(returning)}
 ), rolled AS (
     INSERT INTO {_ROLLUP} ({", ".join(_ROLLUP_DIMS + _ROLLUP_SUMS)})
     {ROLLUP_SELECT.format(source="new")}
     ORDER BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT ({", ".join(_ROLLUP_DIMS)}) DO UPDATE SET
     {", ".join(f"{name} = {_ROLLUP}.{name} + EXCLUDED.{name}" for name in _ROLLUP_SUMS)}
-), {adoption_rollups.NEW_ROWS_CTES}
+){registered}
 SELECT team_id, user_id, key_id, cost_source, count(*) FROM new GROUP BY 1, 2, 3, 4
-"""  # noqa: S608 - every name above is a constant of this module
+"""  # noqa: S608 - our constants and the registered apps' constant CTEs
 
 
 def _json_text(value) -> str | None:
@@ -280,7 +341,7 @@ def _write_postgresql(booked: list[_Booked], source: str) -> Touched:
                         now,
                     )
                 )
-        cursor.execute(_MOVE_AND_ROLL_UP)
+        cursor.execute(_move_and_roll_up(registered_rollups()))
         return [tuple(r) for r in cursor.fetchall()]
 
 
@@ -334,7 +395,7 @@ def _write_portable(booked: list[_Booked], source: str) -> Touched:
             SpendRecord.objects.filter(request_id__in=ids[start : start + 500]).values_list("request_id", flat=True)
         )
     new = [item for item in booked if item.row.request_id not in existing]
-    SpendRecord.objects.bulk_create(
+    records = SpendRecord.objects.bulk_create(
         [
             SpendRecord(
                 request_id=item.row.request_id,
@@ -374,7 +435,8 @@ def _write_portable(booked: list[_Booked], source: str) -> Touched:
         increments = dict(zip(_ROLLUP_SUMS, sums, strict=True))
         if not DailyRollup.objects.filter(**lookup).update(**{k: F(k) + v for k, v in increments.items()}):
             DailyRollup.objects.create(**lookup, **increments)
-    adoption_rollups.roll_up_booked(new)
+    for rollup in registered_rollups():
+        rollup.roll_up(records)
     touched: dict[tuple, int] = {}
     for item in new:
         scope = (item.team_id, item.user_id, item.key_id, item.cost_source)
@@ -485,7 +547,5 @@ def ingest_spend_rows(
             result.keys.add(key_id)
     result.duplicates = len(booked) - result.inserted
     if evaluate_budgets and (result.teams or result.keys):
-        from budgets import alerts
-
         result.alerts_created = alerts.evaluate_touched(teams=result.teams, users=result.users, keys=result.keys)
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from budgets import alerts, anomalies, completeness, pull, services
+from budgets import alerts, anomalies, completeness, pull, retention, services
 
 
 def pull_spend_logs() -> dict:
@@ -43,3 +43,8 @@ def revert_temporary_increases() -> int:
 def scan_anomalies() -> int:
     """Every fifteen minutes: keys spending far above their trailing rate."""
     return anomalies.anomaly_scan()
+
+
+def prune_ledger() -> int:
+    """Daily: raw ledger rows past LEDGER_RETENTION_MONTHS go; the daily rollups stay."""
+    return retention.ledger_prune()

@@ -528,6 +528,7 @@ class AlertDelivery(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed — will retry"
         GAVE_UP = "gave_up", "Failed — gave up"
@@ -546,7 +547,9 @@ class AlertDelivery(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(
+        default=timezone.now, help_text="When it is due; while sending, when its worker's lease ends."
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

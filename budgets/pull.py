@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from budgets.ingest import ingest_spend_rows
 from budgets.models import PullState
+from budgets.normalize import SpendRowInvalid, parse_time
+from govsite.gateway.client import GatewayError, get_client
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +57,6 @@ def initial_lookback() -> timedelta:
 
 
 def gateway_client(timeout: float | None = None):
-    from govsite.gateway.client import get_client
-
     return get_client(timeout=timeout)
 
 
@@ -115,8 +115,6 @@ def read_window(
 
 
 def _last_start_time(rows: list[dict]) -> datetime | None:
-    from budgets.normalize import SpendRowInvalid, parse_time
-
     for row in reversed(rows):
         with contextlib.suppress(SpendRowInvalid):
             return parse_time(row.get("startTime"), "startTime")
@@ -136,8 +134,6 @@ def _record_failure(exc: Exception, now: datetime) -> None:
 def spend_pull_run(*, now: datetime | None = None, client=None) -> PullResult:
     """One pull: from the watermark (less the overlap) to now. Gateway errors are recorded on the
     pull's state for admins to see and the next run starts again from the last committed page."""
-    from govsite.gateway.client import GatewayError
-
     # The gateway filters at second resolution: end the window at the next whole second so a row
     # that started in the current second is read now, not only by the next run's overlap.
     now = (now or timezone.now()).astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum, Value
+from django.db.models import Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from budgets.models import (
     PullState,
 )
 from govsite.accounts import permissions
+from keys.models import VirtualKey
 
 ZERO = Decimal("0")
 MONEY = Decimal("0.01")
@@ -73,6 +74,21 @@ class BudgetStatus:
     def running(self) -> bool:
         return self.period_start is not None
 
+    @property
+    def used(self) -> Decimal | None:
+        """The share of the budget spent (1 = all of it); None when the period is not running or no amount."""
+        if not self.running or not self.amount:
+            return None
+        return self.spend / self.amount
+
+    def projected_spend(self, today: date) -> Decimal | None:
+        """Spend at the period's end if the rest of it goes at the average daily rate so far."""
+        if not self.running:
+            return None
+        total = (self.period_end - self.period_start).days + 1
+        elapsed = min((today - self.period_start).days + 1, total)
+        return self.spend / elapsed * total if elapsed > 0 else None
+
     def projected_date(self, now: datetime | None = None) -> date | None:
         """When the spend reaches 100% at the period's average daily rate so far (None: no spend yet)."""
         if self.period_start is None:
@@ -100,17 +116,69 @@ def budget_status(budget: Budget, now: datetime | None = None) -> BudgetStatus:
 # --- budget pages --------------------------------------------------------------------------------
 
 
-def budget_list(*, user) -> QuerySet[Budget]:
-    return (
-        permissions.budgets_visible_to(user)
-        .select_related("team", "user", "key")
-        .order_by("team__name", "user__email", "key__alias")
-    )
+BUDGET_SCOPES = {
+    "team": Q(user__isnull=True, key__isnull=True),
+    "person": Q(user__isnull=False),
+    "key": Q(key__isnull=False),
+}
+
+
+def budget_list(*, user, team_slug: str = "", scope: str = "") -> QuerySet[Budget]:
+    """The budgets the user may see; optionally one team's, or one kind (team, person or key budgets)."""
+    budgets = Budget.objects.filter(permissions.budget_scope(user))
+    if team_slug:
+        budgets = budgets.filter(team__slug=team_slug)
+    if scope:
+        budgets = budgets.filter(BUDGET_SCOPES[scope])
+    return budgets.select_related("team", "user", "key").order_by("team__name", "user__email", "key__alias")
 
 
 def budget_statuses(budgets, now: datetime | None = None) -> list[BudgetStatus]:
-    """Status of each budget on a page: one rollup query per budget (a page holds at most 50)."""
-    return [budget_status(budget, now) for budget in budgets]
+    """The status of each budget (the list pages, the API's list): at most three rollup queries, one per
+    kind of budget on the page (team, person, key), whatever the number of budgets. The same spend as
+    `budget_status` reads budget by budget."""
+    now = now or timezone.now()
+    budgets = list(budgets)
+    periods = {budget.pk: budget_period(budget, now.date()) for budget in budgets}
+    running = [budget for budget in budgets if periods[budget.pk] is not None]
+    daily: dict[tuple, Decimal] = {}
+    if running:
+        first = min(periods[budget.pk][0] for budget in running)
+        last = max(periods[budget.pk][1] for budget in running)
+        days = DailyRollup.objects.filter(day__gte=first, day__lte=last)
+        key_ids = {b.key_id for b in running if b.key_id}
+        user_ids = {b.user_id for b in running if b.user_id and not b.key_id}
+        team_ids = {b.team_id for b in running if not (b.key_id or b.user_id)}
+        queries = [
+            ("key", ("key_id",), Q(key_id__in=key_ids), key_ids),
+            ("person", ("team_id", "user_id"), Q(user_id__in=user_ids), user_ids),
+            ("team", ("team_id",), Q(team_id__in=team_ids), team_ids),
+        ]
+        for kind, dims, scope, ids in queries:
+            if not ids:
+                continue  # no budget of this kind on the page: no query
+            rows = days.filter(scope).values(*dims, "day").annotate(total=Sum("cost")).order_by()
+            for row in rows:
+                daily[(kind, *(row[dim] for dim in dims), row["day"])] = row["total"] or ZERO
+
+    def spend(budget: Budget, start: date, end: date) -> Decimal:
+        if budget.key_id:
+            owner = ("key", budget.key_id)
+        elif budget.user_id:
+            owner = ("person", budget.team_id, budget.user_id)
+        else:
+            owner = ("team", budget.team_id)
+        dates = (start + timedelta(days=n) for n in range((end - start).days + 1))
+        return sum((daily.get((*owner, day), ZERO) for day in dates), ZERO)
+
+    statuses = []
+    for budget in budgets:
+        period = periods[budget.pk]
+        if period is None:
+            statuses.append(BudgetStatus(budget, None, None, ZERO, budget.amount))
+        else:
+            statuses.append(BudgetStatus(budget, period[0], period[1], spend(budget, *period), budget.amount))
+    return statuses
 
 
 def budget_spend_by_person(budget: Budget, start: date, end: date) -> list[dict]:
@@ -137,16 +205,26 @@ def budget_open_block(budget: Budget) -> BudgetBlock | None:
 
 def increase_queue(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return (
-        permissions.budget_increases_decidable_by(user)
+        BudgetIncreaseRequest.objects.filter(permissions.budget_increase_queue_scope(user))
         .select_related("budget__team", "budget__user", "budget__key", "requested_by")
         .order_by("created_at")
     )
 
 
 def increases_visible(*, user) -> QuerySet[BudgetIncreaseRequest]:
-    return permissions.budget_increases_visible_to(user).select_related(
+    return BudgetIncreaseRequest.objects.filter(permissions.budget_increase_scope(user)).select_related(
         "budget__team", "budget__user", "budget__key__owner", "requested_by", "decided_by"
     )
+
+
+def increase_list(*, user, status: str = "", team_slug: str = "") -> QuerySet[BudgetIncreaseRequest]:
+    """The increase requests the user may see, newest first; optionally by status or team."""
+    increases = increases_visible(user=user)
+    if status:
+        increases = increases.filter(status=status)
+    if team_slug:
+        increases = increases.filter(budget__team__slug=team_slug)
+    return increases.order_by("-created_at", "-pk")
 
 
 def budget_increases(budget: Budget) -> QuerySet[BudgetIncreaseRequest]:
@@ -225,3 +303,30 @@ def deliveries_failing(*, limit: int = 20) -> QuerySet[AlertDelivery]:
         .select_related("team")
         .order_by("-updated_at")[:limit]
     )
+
+
+def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
+    """Per team: live keys and the monthly budget granted to them, this month's ledger spend and the
+    team budget (three queries, whatever the number of teams)."""
+    result = {tid: {"live_keys": 0, "allocated": 0, "spend": 0, "budget": None} for tid in team_ids}
+    rows = (
+        VirtualKey.objects.filter(team_id__in=team_ids, status__in=VirtualKey.LIVE_STATUSES)
+        .values("team_id")
+        .annotate(live_keys=Count("pk"), allocated=Sum("max_budget"))
+    )
+    for row in rows:
+        result[row["team_id"]].update(live_keys=row["live_keys"], allocated=row["allocated"])
+    month_start = timezone.now().date().replace(day=1)
+    spend = (
+        DailyRollup.objects.filter(team_id__in=team_ids, day__gte=month_start)
+        .values("team_id")
+        .annotate(total=Sum("cost"))
+    )
+    for row in spend:
+        result[row["team_id"]]["spend"] = row["total"] or 0
+    team_budgets = Budget.objects.filter(
+        team_id__in=team_ids, user__isnull=True, key__isnull=True, is_active=True, period=Budget.Period.MONTHLY
+    ).values_list("team_id", "amount")
+    for team_id, amount in team_budgets:
+        result[team_id]["budget"] = amount
+    return result

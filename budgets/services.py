@@ -18,18 +18,15 @@ import audit
 from budgets import alerts
 from budgets.ingest import BatchInvalid, ingest_spend_rows
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
+from govsite import jobs
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
+from govsite.errors import InvalidTransition
+from govsite.periods import period_validate
+from keys.models import GatewayCommand
+from keys.services import gateway_command_issue
 
 MAX_BUDGET = Decimal("10000000")
-
-
-class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (e.g. deciding a decided request)."""
-
-    def __init__(self, status: str, action: str, detail: str = ""):
-        self.status, self.action = status, action
-        super().__init__(detail or f"Cannot {action}: it is already {status}.")
 
 
 # --- budgets -------------------------------------------------------------------------------------------
@@ -77,8 +74,7 @@ def _validate_budget(budget: Budget) -> None:
     if budget.period == Budget.Period.CUSTOM:
         if not budget.period_start or not budget.period_end:
             raise ValidationError({"period_start": "A custom period needs a start and an end date."})
-        if budget.period_end < budget.period_start:
-            raise ValidationError({"period_end": "The period ends on or after its start."})
+        period_validate(budget.period_start, budget.period_end)
     else:
         budget.period_start = budget.period_end = None
     budget.full_clean(exclude=["thresholds", "created_by"])
@@ -94,9 +90,6 @@ def budget_duration(budget: Budget) -> str:
 def _sync_team_budget(budget: Budget) -> None:
     """Inside the caller's transaction: tell the gateway the team's budget (a best-effort limit;
     the ledger stays the truth). Only team-level budgets exist as such in LiteLLM."""
-    from keys.models import GatewayCommand
-    from keys.services import gateway_command_enqueue
-
     if budget.user_id or budget.key_id:
         return
     payload = (
@@ -104,15 +97,11 @@ def _sync_team_budget(budget: Budget) -> None:
         if budget.is_active
         else {"max_budget": None}
     )
-    command = GatewayCommand.objects.create(kind=GatewayCommand.Kind.TEAM_SYNC, team=budget.team, payload=payload)
-    gateway_command_enqueue(command)
+    gateway_command_issue(GatewayCommand.Kind.TEAM_SYNC, team=budget.team, payload=payload)
 
 
 def _schedule_evaluation(budget: Budget) -> None:
-    from budgets import jobs as budget_jobs
-    from govsite import jobs
-
-    jobs.enqueue(budget_jobs.evaluate_budget, budget.pk)
+    jobs.enqueue("budgets.jobs.evaluate_budget", budget.pk)
 
 
 @transaction.atomic(durable=True)
@@ -242,7 +231,8 @@ def _locked_pending(increase: BudgetIncreaseRequest, action: str) -> BudgetIncre
         BudgetIncreaseRequest.objects.select_for_update(of=("self",)).select_related("budget").get(pk=increase.pk)
     )
     if increase.status != BudgetIncreaseRequest.Status.PENDING:
-        raise InvalidTransition(increase.get_status_display().lower(), action)
+        status = increase.get_status_display().lower()
+        raise InvalidTransition(status, action, f"Cannot {action}: it is already {status}.")
     return increase
 
 
@@ -419,7 +409,7 @@ def ingest_token_revoke(*, actor: User, token: IngestToken) -> IngestToken:
     permissions.require(permissions.can_manage_ingest(actor), "Only admins can revoke ingest tokens.")
     token = IngestToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
-        raise InvalidTransition("revoked", "revoke")
+        raise InvalidTransition("revoked", "revoke", "Cannot revoke: it is already revoked.")
     token.revoked_at, token.revoked_by = timezone.now(), actor
     token.save(update_fields=["revoked_at", "revoked_by"])
     audit.record(actor=actor, action="ingest_token.revoked", target=token, data={"name": token.name})

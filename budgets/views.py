@@ -204,8 +204,6 @@ def reconciliation(request):
         start = form.cleaned_data["start"] or start
         end = form.cleaned_data["end"] or end
         by = form.cleaned_data["by"] or by
-    if end < start:
-        start, end = end, start
     rows = selectors.reconciliation(start=start, end=end, by=by)
     return render(
         request,
@@ -223,6 +221,7 @@ def reconciliation(request):
             "spools": IngestToken.objects.filter(revoked_at__isnull=True).order_by("name"),
             "query": f"start={start:%Y-%m-%d}&end={end:%Y-%m-%d}&by={by}",
         },
+        status=400 if form.errors else 200,
     )
 
 

@@ -1,19 +1,17 @@
 from django.conf import settings
 
+from budgets.models import Notice
 from govsite.accounts import permissions
+from keys.selectors import pending_approvals_count
 
 
 def site(request):
     user = getattr(request, "user", None)
     pending = None
     if permissions.teams_user_decides_for(user).exists():
-        from keys.selectors import pending_approvals_count
-
         pending = pending_approvals_count(user=user)
     unread = 0
     if permissions._active(user):
-        from budgets.models import Notice
-
         unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
     return {
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,

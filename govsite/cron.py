@@ -17,18 +17,19 @@ SCHEDULES: list[dict] = [
     {"func": key_jobs.expire_keys, "interval": 15 * 60},
     {"func": key_jobs.finish_rotations, "interval": 5 * 60},
     {"func": key_jobs.reconcile_gateway, "interval": 60 * 60},
-    # The ledger: pull spend, deliver alerts again, thresholds and period resets, temporary increases, anomalies.
+    # The ledger: pull spend, deliver alerts again, thresholds and period resets, temporary increases, anomalies,
+    # raw ledger retention.
     {"func": budget_jobs.pull_spend_logs, "interval": 60},
     {"func": budget_jobs.check_spend_completeness, "interval": settings.LEDGER_COMPLETENESS_INTERVAL_MINUTES * 60},
     {"func": budget_jobs.retry_alert_deliveries, "interval": 60},
     {"func": budget_jobs.evaluate_budgets, "interval": 5 * 60},
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
     {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},
-    # The auditor workspace: exports the queue lost, review reminders and due dates, raw ledger retention.
+    {"func": budget_jobs.prune_ledger, "interval": 24 * 60 * 60},
+    # The auditor workspace: exports the queue lost, review reminders and due dates.
     {"func": audit_jobs.sweep_evidence_exports, "interval": 5 * 60},
     {"func": audit_jobs.send_access_review_reminders, "interval": 60 * 60},
     {"func": audit_jobs.handle_access_review_deadlines, "interval": 15 * 60},
-    {"func": audit_jobs.prune_ledger, "interval": 24 * 60 * 60},
 ]
 
 for entry in SCHEDULES:

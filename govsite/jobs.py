@@ -11,12 +11,18 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
 
 
-def enqueue(func: Callable, *args, queue: str = "default", **kwargs) -> None:
-    """Run `func(*args, **kwargs)` as a job once the surrounding transaction has committed."""
+def enqueue(func: Callable | str, *args, queue: str = "default", **kwargs) -> None:
+    """Run `func(*args, **kwargs)` as a job once the surrounding transaction has committed.
+
+    `func` may be a dotted path ("budgets.jobs.evaluate_budget"): a service names its own app's job that
+    way, since the jobs module imports the services (jobs are thin: load a row, call a service)."""
+    if isinstance(func, str):
+        func = import_string(func)
 
     def send():
         if settings.REDIS_URL:

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "budgets",
     "adoption",
     "govsite.api",
+    "govsite.devtools",  # dev tooling: the sandbox, benchmarks and demo commands; production never calls it
 ]
 
 MIDDLEWARE = [
@@ -142,7 +143,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- The gateway. Unset LITELLM_URL: the sandbox gateway (govsite/gateway/sandbox.py) on SANDBOX_PORT.
+# --- The gateway. Unset LITELLM_URL: the sandbox gateway (govsite/devtools/sandbox/) on SANDBOX_PORT.
 SANDBOX_PORT = env_int("SANDBOX_PORT", 4000)
 LITELLM_URL = env("LITELLM_URL").rstrip("/")
 LITELLM_MASTER_KEY = env("LITELLM_MASTER_KEY")

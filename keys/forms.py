@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from govsite.accounts import permissions
-from govsite.accounts.models import User
+from govsite.accounts.models import Team, User
 from keys import selectors, services
 from keys.models import DataClassification, KeyKind, ModelPolicy, TeamKeyPolicy
 
@@ -113,7 +113,5 @@ class AdoptForm(forms.Form):
     service_name = forms.CharField(max_length=120, required=False)
 
     def __init__(self, *args, **kwargs):
-        from govsite.accounts.models import Team
-
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = Team.objects.order_by("name")

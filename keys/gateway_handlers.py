@@ -1,8 +1,10 @@
-"""What each gateway command does at LiteLLM, and what its success changes in govsite.
+"""What each gateway command does at LiteLLM, and what its success or give-up changes in govsite.
 
 Handlers talk to the gateway only (no database writes) and are safe to run twice: a key is
 looked up by its deterministic alias before it is created, and a delete of a missing key is
-success. `apply_outcome` runs in the transaction that marks the command done.
+success. `apply_outcome` runs in the transaction that marks the command done, `apply_give_up` in
+the one that gives it up, `apply_retry` in an admin's retry; each change of a key's status writes
+an audit event targeting the key there.
 """
 
 from __future__ import annotations
@@ -13,9 +15,17 @@ from django.utils import timezone
 
 import audit
 from govsite.gateway.client import AliasConflict, Conflict, GatewayClient, NotFound, get_client
-from keys import notifications
-from keys.models import GatewayCommand, VirtualKey
-from keys.services import gateway_team_id, gateway_user_id
+from keys import crypto, notifications
+from keys.models import GatewayCommand, UnmanagedKey, VirtualKey
+
+
+def gateway_team_id(team_id: int) -> str:
+    """Stable id of a team in LiteLLM (slugs may be renamed; ids never are)."""
+    return f"govsite-team-{team_id}"
+
+
+def gateway_user_id(user_id: int) -> str:
+    return f"govsite-user-{user_id}"
 
 
 def _ensure_team(client: GatewayClient, team) -> None:
@@ -44,8 +54,6 @@ def key_generate(command: GatewayCommand) -> dict:
 
 
 def _key_generate(client: GatewayClient, key: VirtualKey) -> dict:
-    from keys import crypto
-
     _ensure_team(client, key.team)
     _ensure_user(client, key.owner)
     existing = _find_by_alias(client, key.alias)
@@ -103,6 +111,15 @@ def key_delete(command: GatewayCommand) -> dict:
     return {"deleted": True}
 
 
+def unmanaged_delete(command: GatewayCommand) -> dict:
+    try:
+        with get_client() as client:
+            client.key_delete(keys=[command.payload["token_hash"]])
+    except NotFound:
+        return {"already_gone": True}
+    return {"deleted": True}
+
+
 def key_block(command: GatewayCommand) -> dict:
     key = VirtualKey.objects.get(pk=command.key_id)
     with get_client() as client:
@@ -143,6 +160,7 @@ HANDLERS = {
     GatewayCommand.Kind.KEY_UNBLOCK: key_unblock,
     GatewayCommand.Kind.KEY_UPDATE: key_update,
     GatewayCommand.Kind.TEAM_SYNC: team_sync,
+    GatewayCommand.Kind.UNMANAGED_DELETE: unmanaged_delete,
 }
 
 
@@ -175,6 +193,17 @@ def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
             team=key.team,
             data={"alias": key.alias, **outcome},
         )
+    elif command.kind == GatewayCommand.Kind.UNMANAGED_DELETE:
+        unmanaged = UnmanagedKey.objects.select_for_update().get(pk=command.payload["unmanaged_key"])
+        if unmanaged.status == UnmanagedKey.Status.DELETING:
+            unmanaged.status = UnmanagedKey.Status.DELETED
+            unmanaged.save(update_fields=["status"])
+            audit.record(
+                action="key.unmanaged_deleted",
+                actor_label="system",
+                target=unmanaged,
+                data={"alias": unmanaged.alias, "requested_by": unmanaged.decided_by.email, **outcome},
+            )
     elif command.kind in (
         GatewayCommand.Kind.KEY_BLOCK,
         GatewayCommand.Kind.KEY_UNBLOCK,
@@ -184,3 +213,35 @@ def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
         audit.record(
             action=f"gateway.{command.kind}", actor_label="system", target=command, team=command.team, data=outcome
         )
+
+
+def apply_give_up(command: GatewayCommand) -> None:
+    """A command given up (inside that transaction): a key that could not be made is failed."""
+    if command.kind == GatewayCommand.Kind.KEY_GENERATE and command.key_id:
+        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        if key.status == VirtualKey.Status.PROVISIONING:
+            key.status = VirtualKey.Status.FAILED
+            key.save(update_fields=["status"])
+            audit.record(
+                action="key.provisioning_failed",
+                actor_label="system",
+                target=key,
+                team=key.team,
+                data={"alias": key.alias, "command": command.pk, "error": command.last_error},
+            )
+
+
+def apply_retry(command: GatewayCommand, *, actor) -> None:
+    """An admin retries a given-up command (inside that transaction): its failed key is provisioning again."""
+    if command.kind == GatewayCommand.Kind.KEY_GENERATE and command.key_id:
+        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        if key.status == VirtualKey.Status.FAILED:
+            key.status = VirtualKey.Status.PROVISIONING
+            key.save(update_fields=["status"])
+            audit.record(
+                actor=actor,
+                action="key.provisioning_retried",
+                target=key,
+                team=key.team,
+                data={"alias": key.alias, "command": command.pk},
+            )

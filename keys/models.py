@@ -197,6 +197,11 @@ class VirtualKey(models.Model):
     )
     expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
     owner_needs_reassignment = models.BooleanField(default=False)
+    missing_in_gateway_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Active here but not in the gateway since then (reconciliation); cleared when seen again.",
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -234,6 +239,7 @@ class GatewayCommand(models.Model):
         KEY_BLOCK = "key.block", "Block key"
         KEY_UNBLOCK = "key.unblock", "Unblock key"
         TEAM_SYNC = "team.sync", "Create or update team"
+        UNMANAGED_DELETE = "unmanaged.delete", "Delete unmanaged key"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -248,7 +254,9 @@ class GatewayCommand(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(
+        default=timezone.now, help_text="When it is due; while running, when its worker's lease ends."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     done_at = models.DateTimeField(null=True, blank=True)
@@ -267,6 +275,7 @@ class UnmanagedKey(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Needs a decision"
         ADOPTED = "adopted", "Adopted"
+        DELETING = "deleting", "Deleting from the gateway"
         DELETED = "deleted", "Deleted from the gateway"
 
     token_hash = models.CharField(max_length=64, unique=True)

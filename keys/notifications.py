@@ -9,7 +9,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
-from govsite.accounts.models import Membership, OrgRole, TeamRole, User
+from govsite.accounts import permissions
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +33,14 @@ def _url(name: str, *args) -> str:
     return settings.SITE_URL + reverse(name, args=args)
 
 
-def admin_emails() -> list[str]:
-    return list(
-        User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).values_list("email", flat=True)
-    )
-
-
-def team_deciders(team_id: int) -> list[str]:
-    return list(
-        Membership.objects.filter(team_id=team_id, role=TeamRole.APPROVER, user__is_active=True).values_list(
-            "user__email", flat=True
-        )
-    )
+def _emails(people) -> list[str]:
+    return list(people.values_list("email", flat=True))
 
 
 def request_waiting(key_request, *, admins_only: bool = False) -> None:
     """Tell the people who can decide; a restricted model's second approval is the admins'."""
     who = key_request.requested_by
-    recipients = admin_emails() if admins_only else team_deciders(key_request.team_id)
+    recipients = _emails(permissions.admins() if admins_only else permissions.deciders_of(key_request.team_id))
     recipients = [r for r in recipients if r not in (who.email, key_request.owner.email)]
     _send(
         f"[govsite] Key request #{key_request.pk} from {who.display_name} waits for you",
@@ -98,5 +88,5 @@ def service_key_needs_owner(key) -> None:
         f"[govsite] Service key {key.alias} has lost its owner",
         f"{key.owner.email}, owner of the service key {key.alias} ({key.service_name}), has left.\n"
         f"Reassign an owner or revoke it: {_url('key_detail', key.pk)}\n",
-        team_deciders(key.team_id),
+        _emails(permissions.deciders_of(key.team_id)),
     )

@@ -1,16 +1,18 @@
 """Reads for key pages and the API, always scoped through permissions."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from govsite.accounts import permissions
 from govsite.accounts.models import User
 from keys.models import Approval, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
 
 
-def key_request_queue(*, user: User) -> QuerySet[KeyRequest]:
+def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest]:
+    queue = KeyRequest.objects.filter(permissions.key_request_queue_scope(user))
+    if team_slug:
+        queue = queue.filter(team__slug=team_slug)
     return (
-        permissions.key_requests_decidable_by(user)
-        .select_related("team", "requested_by", "owner", "data_classification")
+        queue.select_related("team", "requested_by", "owner", "data_classification")
         .prefetch_related(
             "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
         )
@@ -20,7 +22,7 @@ def key_request_queue(*, user: User) -> QuerySet[KeyRequest]:
 
 def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
     return (
-        permissions.key_requests_visible_to(user)
+        KeyRequest.objects.filter(permissions.key_request_scope(user))
         .select_related("team", "requested_by", "owner", "data_classification")
         .prefetch_related(
             "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
@@ -28,12 +30,17 @@ def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
     )
 
 
-def my_key_requests(*, user: User) -> QuerySet[KeyRequest]:
-    return key_requests_visible(user=user).filter(Q(requested_by=user) | Q(owner=user)).order_by("-created_at")
+def my_key_requests(*, user: User, status: str = "") -> QuerySet[KeyRequest]:
+    requests = key_requests_visible(user=user).filter(Q(requested_by=user) | Q(owner=user))
+    if status:
+        requests = requests.filter(status=status)
+    return requests.order_by("-created_at")
 
 
 def keys_visible(*, user: User) -> QuerySet[VirtualKey]:
-    return permissions.keys_visible_to(user).select_related("team", "owner", "request")
+    return VirtualKey.objects.filter(permissions.key_scope(user)).select_related(
+        "team", "owner", "request", "rotated_to"
+    )
 
 
 def my_keys(*, user: User) -> QuerySet[VirtualKey]:
@@ -48,6 +55,19 @@ def team_keys_for_approver(*, user: User) -> QuerySet[VirtualKey]:
         .exclude(owner=user)
         .order_by("team__name", "-created_at")
     )
+
+
+KEY_LIST_SCOPES = {"mine": my_keys, "team": team_keys_for_approver, "all": keys_visible}
+
+
+def key_list(*, user: User, scope: str = "mine", status: str = "", team_slug: str = "") -> QuerySet[VirtualKey]:
+    """The API's key list: my keys, my teams' keys or every key I may see, newest first."""
+    keys = KEY_LIST_SCOPES[scope](user=user)
+    if status:
+        keys = keys.filter(status=status)
+    if team_slug:
+        keys = keys.filter(team__slug=team_slug)
+    return keys.order_by("-created_at", "-pk")
 
 
 def existing_keys_by_owner(*, owner_ids: list[int]) -> dict[int, list[VirtualKey]]:
@@ -90,35 +110,4 @@ def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[Un
 
 
 def pending_approvals_count(*, user: User) -> int:
-    return permissions.key_requests_decidable_by(user).count()
-
-
-def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
-    """Per team: live keys and the monthly budget granted to them, this month's ledger spend and the
-    team budget (three queries, whatever the number of teams)."""
-    from django.utils import timezone
-
-    from budgets.models import Budget, DailyRollup
-
-    result = {tid: {"live_keys": 0, "allocated": 0, "spend": 0, "budget": None} for tid in team_ids}
-    rows = (
-        VirtualKey.objects.filter(team_id__in=team_ids, status__in=VirtualKey.LIVE_STATUSES)
-        .values("team_id")
-        .annotate(live_keys=Count("pk"), allocated=Sum("max_budget"))
-    )
-    for row in rows:
-        result[row["team_id"]].update(live_keys=row["live_keys"], allocated=row["allocated"])
-    month_start = timezone.now().date().replace(day=1)
-    spend = (
-        DailyRollup.objects.filter(team_id__in=team_ids, day__gte=month_start)
-        .values("team_id")
-        .annotate(total=Sum("cost"))
-    )
-    for row in spend:
-        result[row["team_id"]]["spend"] = row["total"] or 0
-    team_budgets = Budget.objects.filter(
-        team_id__in=team_ids, user__isnull=True, key__isnull=True, is_active=True, period=Budget.Period.MONTHLY
-    ).values_list("team_id", "amount")
-    for team_id, amount in team_budgets:
-        result[team_id]["budget"] = amount
-    return result
+    return KeyRequest.objects.filter(permissions.key_request_queue_scope(user)).count()

@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
 from govsite.accounts.models import Team
 from govsite.web import login_required, paginate, role_required, run_service
@@ -20,7 +21,7 @@ from keys.forms import (
     ReassignForm,
     TeamKeyPolicyForm,
 )
-from keys.models import DataClassification, GatewayCommand, KeyRequest, UnmanagedKey
+from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey
 
 # --- requests -------------------------------------------------------------------------------------------
 
@@ -70,10 +71,7 @@ def key_request_detail(request, pk):
         {
             "kr": key_request,
             "keys": key_request.keys.all(),
-            "can_cancel": key_request.requested_by_id == request.user.pk
-            and key_request.status == KeyRequest.Status.PENDING,
-            "can_decide": key_request.status == KeyRequest.Status.PENDING
-            and permissions.can_decide_key_request(request.user, key_request),
+            "actions": permissions.key_request_actions_for(request.user, key_request),
             "decision_form": DecisionForm(),
         },
     )
@@ -98,7 +96,7 @@ def key_request_cancel(request, pk):
 def approval_queue(request):
     page = paginate(request, selectors.key_request_queue(user=request.user), per_page=25)
     existing = selectors.existing_keys_by_owner(owner_ids=list({kr.owner_id for kr in page}))
-    allocation = selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
+    allocation = budget_selectors.team_key_allocation(team_ids=list({kr.team_id for kr in page}))
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
         kr.team_allocation = allocation[kr.team_id]
@@ -142,15 +140,7 @@ def key_detail(request, pk):
         "keys/key_detail.html",
         {
             "key": key,
-            "can_reveal": permissions.can_reveal_key(request.user, key) and key.can_reveal and key.status == "active",
-            "can_revoke": permissions.can_revoke_key(request.user, key) and key.is_live,
-            "can_rotate": permissions.can_rotate_key(request.user, key)
-            and key.status == "active"
-            and key.request_id is not None
-            and not hasattr(key, "rotated_to"),
-            "can_reassign": permissions.can_reassign_key_owner(request.user, key)
-            and key.kind == "service"
-            and key.is_live,
+            "actions": permissions.key_actions_for(request.user, key),
             "reassign_form": ReassignForm(),
             "rotated_to": getattr(key, "rotated_to", None),
         },
@@ -261,8 +251,6 @@ def model_policy_list(request):
 
 @role_required(permissions.can_manage_model_policy, "Only admins manage model policy.")
 def model_policy_edit(request, pk=None):
-    from keys.models import ModelPolicy
-
     policy = get_object_or_404(ModelPolicy, pk=pk) if pk else None
     form = ModelPolicyForm(request.POST or None, instance=policy)
     if request.method == "POST" and form.is_valid():
@@ -356,13 +344,11 @@ def unmanaged_keys(request):
 @require_POST
 @role_required(permissions.can_manage_gateway, "Only admins adopt or delete unmanaged keys.")
 def unmanaged_key_decide(request, pk):
-    from govsite.gateway.client import GatewayError
-
     unmanaged = get_object_or_404(UnmanagedKey, pk=pk)
     try:
         if request.POST.get("action") == "delete":
             services.unmanaged_key_delete(unmanaged=unmanaged, actor=request.user)
-            messages.success(request, "Deleted from the gateway.")
+            messages.success(request, "Deleting it from the gateway.")
         else:
             form = AdoptForm(request.POST)
             if not form.is_valid():
@@ -370,6 +356,6 @@ def unmanaged_key_decide(request, pk):
                 return redirect("unmanaged_keys")
             services.unmanaged_key_adopt(unmanaged=unmanaged, actor=request.user, **form.cleaned_data)
             messages.success(request, "Adopted: its spend is now attributed.")
-    except (ValidationError, services.InvalidTransition, GatewayError) as exc:
+    except (ValidationError, services.InvalidTransition) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     return redirect("unmanaged_keys")

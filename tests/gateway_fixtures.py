@@ -2,7 +2,7 @@
 
 Registered from tests/conftest.py (`pytest_plugins = ["tests.gateway_fixtures"]`).
 
-- `sandbox_gateway` (session): `python -m govsite.gateway.sandbox` on a free port with its own SQLite
+- `sandbox_gateway` (session): `python -m govsite.devtools.sandbox` on a free port with its own SQLite
   file and master key. Offers `.url`, `.master_key`, `.db_path`, `.client()`, `.faults(...)`,
   `.chat(...)` and `.insert_spend_rows(rows)`.
 - `sandbox` (function): the same process with its faults cleared before and after the test.
@@ -17,7 +17,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
+from govsite.devtools.processes import free_port
 from govsite.gateway.client import GatewayClient, GatewayError, NotFound
-from govsite.processes import free_port
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_MASTER_KEY = "sk-sandbox-test-master-key"
@@ -106,7 +106,7 @@ class GatewayTarget:
 
     def insert_spend_rows(self, rows: list[dict]) -> int:
         self.require_sandbox("writes rows straight into the sandbox's database")
-        from govsite.gateway.sandbox import insert_spend_rows
+        from govsite.devtools.sandbox import insert_spend_rows
 
         return insert_spend_rows(self.db_path, rows)
 
@@ -131,15 +131,15 @@ class GatewayTarget:
 
 
 def _wait_for_liveliness(target: GatewayTarget, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if target.process is not None and target.process.poll() is not None:
-            raise RuntimeError(f"sandbox gateway exited with {target.process.returncode}:\n{log_path.read_text()}")
+    def answers() -> bool:
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{target.url}/health/liveliness", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"sandbox gateway did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text()}")
+            return httpx.get(f"{target.url}/health/liveliness", timeout=1).status_code == 200
+        return False
+
+    try:
+        wait_until(answers, timeout=STARTUP_TIMEOUT, what="the sandbox gateway to answer", process=target.process)
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}:\n{log_path.read_text()}") from exc
 
 
 def start_sandbox(workdir: Path, *, master_key: str = SANDBOX_MASTER_KEY) -> GatewayTarget:
@@ -153,7 +153,7 @@ def start_sandbox(workdir: Path, *, master_key: str = SANDBOX_MASTER_KEY) -> Gat
             [
                 sys.executable,
                 "-m",
-                "govsite.gateway.sandbox",
+                "govsite.devtools.sandbox",
                 "--port",
                 str(port),
                 "--db",

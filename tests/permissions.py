@@ -5,7 +5,9 @@ Each URL gets one or more `UrlCase` rows. For every row the suite checks:
 * anonymous            → redirected to the login page;
 * a role not allowed   → 403 (and, for a write, nothing audited);
 * another team's object→ 404 (rows marked `scoped`, or with an `unreachable` object);
-* an allowed role      → 200 (or 302 for a POST action, which writes an audit event).
+* an allowed role      → 200 (or 302 for a POST action, which writes an audit event), and a row that
+  changes state names its `effect`: what the call made true in the database (false before it), e.g.
+  the request is approved, the key revoked, the budget raised.
 
 Rows live in `tests/url_cases.py` (the project's own URLs) and in `tests/<app>/url_cases.py`
 for each app: such a module calls `register(UrlCase(...), ...)` and is found automatically.
@@ -66,6 +68,25 @@ KwargsFactory = Callable[[World, Team], dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class Call:
+    """One allowed call as it was made: by whom, for which team, with which URL kwargs and body."""
+
+    world: World
+    team: Team
+    user: User
+    kwargs: dict[str, Any]
+    data: dict[str, Any]
+
+    @property
+    def pk(self) -> Any:
+        return self.kwargs["pk"]
+
+
+# What an allowed call makes true, read back from the database.
+Effect = Callable[[Call], bool]
+
+
+@dataclass(frozen=True)
 class UrlCase:
     """One permission row: a URL name, how to call it, and who may."""
 
@@ -88,6 +109,11 @@ class UrlCase:
     # The caller's own credential (a personal API token): every active person may make and revoke
     # theirs, auditors included (a read token is how an auditor scripts evidence exports).
     personal: bool = False
+    # What a role not allowed gets: 403, or 404 where the object is looked up in the caller's own scope
+    # (a personal token: someone else's is not found, like any object outside one's scope).
+    refused_status: int = 403
+    # What an allowed call makes true (false before it); every row that writes names one.
+    effect: Effect | None = None
 
     @property
     def id(self) -> str:
@@ -166,7 +192,8 @@ def check_wrong_roles_are_forbidden(case: UrlCase, world: World) -> None:
     for role in case.denied:
         before = _events()
         response = case.call(world.client(role), world, world.home_team(role))
-        assert response.status_code == 403, f"{role} on {case.id}: {response.status_code}, expected 403"
+        expected = case.refused_status
+        assert response.status_code == expected, f"{role} on {case.id}: {response.status_code}, expected {expected}"
         assert _events() == before, f"{role} was refused {case.id} but audit events were written"
 
 
@@ -190,8 +217,16 @@ def check_other_teams_object_is_not_found(case: UrlCase, world: World) -> None:
 def check_allowed_roles_succeed(case: UrlCase, world: World) -> None:
     login = reverse("account_login")
     for role in case.allowed:
+        team = world.home_team(role)
+        kwargs = case.kwargs(world, team) if case.kwargs else {}
+        data = case.data(world, team) if case.data else {}
+        done = Call(world, team, world.users[role], kwargs, data)
+        if case.effect is not None:
+            assert not case.effect(done), f"{role} on {case.id}: its effect already holds before the call"
         before = _events()
-        response = case.call(world.client(role), world, world.home_team(role))
+        url = reverse(case.name, kwargs=kwargs or None)
+        client = world.client(role)
+        response = client.post(url, data) if case.method == "post" else getattr(client, case.method)(url)
         assert response.status_code == case.expected_ok, (
             f"{role} on {case.id}: {response.status_code}, expected {case.expected_ok}"
             + (
@@ -204,6 +239,8 @@ def check_allowed_roles_succeed(case: UrlCase, world: World) -> None:
             assert not response.url.startswith(login), f"{role} on {case.id} was sent to the login page"
         if case.is_write:
             assert _events() > before, f"{role} changed state through {case.id} but no audit event was written"
+        if case.effect is not None:
+            assert case.effect(done), f"{role} on {case.id}: answered {response.status_code} but changed nothing"
 
 
 def check_url_case(case: UrlCase, world: World) -> None:

@@ -48,6 +48,11 @@ def test_every_permission_row_names_a_url_that_exists():
     assert not stale, f"permission rows for URLs that do not exist (renamed or removed?): {stale}"
 
 
+def test_every_row_that_changes_state_says_what_it_changes():
+    vague = sorted(case.id for case in CASES if case.is_write and case.effect is None)
+    assert not vague, f"rows that write but name no `effect` (what the allowed call changes): {vague}"
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_anonymous_visitor_is_sent_to_login(case, world):

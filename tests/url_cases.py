@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 
-from govsite.accounts.models import OrgRole, TeamRole
+from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, SsoGroupMapping, Team, TeamRole, User
 from tests.factories import MembershipFactory, SsoGroupMappingFactory, make_user
 from tests.permissions import ADMIN, ALL_ROLES, AUDITOR, UrlCase, register
 
@@ -83,7 +83,13 @@ register(
     # teams
     UrlCase("team_list"),
     UrlCase("team_create", allowed=ADMIN_ONLY),
-    UrlCase("team_create", method="post", allowed=ADMIN_ONLY, data=_team_form),
+    UrlCase(
+        "team_create",
+        method="post",
+        allowed=ADMIN_ONLY,
+        data=_team_form,
+        effect=lambda c: Team.objects.filter(slug=c.data["slug"]).exists(),
+    ),
     UrlCase("team_detail", kwargs=_team, scoped=True, allowed=ALL_ROLES),
     UrlCase("team_edit", kwargs=_team, allowed=ADMIN_ONLY, unreachable=lambda w: {"slug": "no-such-team"}),
     UrlCase(
@@ -92,6 +98,7 @@ register(
         kwargs=_team,
         data=_team_edit_form,
         allowed=ADMIN_ONLY,
+        effect=lambda c: Team.objects.get(slug=c.kwargs["slug"]).description == "Edited",
         unreachable=lambda w: {"slug": "no-such-team"},
     ),
     UrlCase("membership_add", kwargs=_team, allowed=ADMIN_ONLY, unreachable=lambda w: {"slug": "no-such-team"}),
@@ -101,6 +108,7 @@ register(
         kwargs=_team,
         data=_new_member_form,
         allowed=ADMIN_ONLY,
+        effect=lambda c: Membership.objects.filter(team__slug=c.kwargs["slug"], user_id=c.data["user"]).exists(),
         unreachable=lambda w: {"slug": "no-such-team"},
     ),
     UrlCase(
@@ -109,6 +117,7 @@ register(
         kwargs=_membership,
         data=lambda w, t: {"role": TeamRole.APPROVER},
         allowed=ADMIN_ONLY,
+        effect=lambda c: Membership.objects.get(pk=c.pk).role == TeamRole.APPROVER,
         unreachable=_membership_of_other_team,
     ),
     UrlCase("membership_remove", kwargs=_membership, allowed=ADMIN_ONLY, unreachable=_membership_of_other_team),
@@ -117,12 +126,19 @@ register(
         method="post",
         kwargs=_membership,
         allowed=ADMIN_ONLY,
+        effect=lambda c: not Membership.objects.filter(pk=c.pk).exists(),
         unreachable=_membership_of_other_team,
     ),
     # people
     UrlCase("people_list"),
     UrlCase("person_create", allowed=ADMIN_ONLY),
-    UrlCase("person_create", method="post", data=_person_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "person_create",
+        method="post",
+        data=_person_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: User.objects.filter(email=c.data["email"]).exists(),
+    ),
     UrlCase("person_detail", kwargs=_person, scoped=True, allowed=ALL_ROLES),
     UrlCase(
         "person_roles",
@@ -130,6 +146,7 @@ register(
         kwargs=_person,
         data=lambda w, t: {"org_roles": [OrgRole.FINANCE]},
         allowed=ADMIN_ONLY,
+        effect=lambda c: OrgRoleGrant.objects.filter(user_id=c.pk, role=OrgRole.FINANCE).exists(),
         unreachable=_missing_person,
     ),
     UrlCase("person_deactivate", kwargs=_person, allowed=ADMIN_ONLY, unreachable=_missing_person),
@@ -139,19 +156,32 @@ register(
         kwargs=_person,
         data=lambda w, t: {"reason": "left the company", "confirm": "on"},
         allowed=ADMIN_ONLY,
+        effect=lambda c: not User.objects.get(pk=c.pk).is_active,
         unreachable=_missing_person,
     ),
     UrlCase(
-        "person_reactivate", method="post", kwargs=_deactivated_person, allowed=ADMIN_ONLY, unreachable=_missing_person
+        "person_reactivate",
+        method="post",
+        kwargs=_deactivated_person,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing_person,
+        effect=lambda c: User.objects.get(pk=c.pk).is_active,
     ),
     # SSO mapping
     UrlCase("sso_mappings", allowed=ADMIN_ONLY),
-    UrlCase("sso_mappings", method="post", data=_sso_mapping_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "sso_mappings",
+        method="post",
+        data=_sso_mapping_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: SsoGroupMapping.objects.filter(group=c.data["group"]).exists(),
+    ),
     UrlCase(
         "sso_mapping_delete",
         method="post",
         kwargs=_sso_mapping,
         allowed=ADMIN_ONLY,
+        effect=lambda c: not SsoGroupMapping.objects.filter(pk=c.pk).exists(),
         unreachable=lambda w: {"pk": MISSING_PK},
     ),
     # audit

@@ -7,4 +7,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "People and teams"
 
     def ready(self):
+        # Connects the receivers. Imported here, not at the top: signals imports models, which the app
+        # registry loads only after this module (the pattern Django documents for AppConfig.ready).
         from govsite.accounts import signals  # noqa: F401

@@ -1,21 +1,29 @@
 """Who may see or decide what: the one place (ARCHITECTURE.md, Roles).
 
 Views, the API and selectors ask this module; nothing else encodes a role rule. Functions named
-`can_*` answer a question, `require_*` raise PermissionDenied, and `*_queryset`/`teams_*`
-return querysets already restricted to what the user may reach (404 outside scope).
+`can_*` answer a question, `require_*` raise PermissionDenied, `*_visible_to` return querysets of
+this app's models already restricted to what the user may reach (404 outside scope), and `*_scope`
+return the condition (a `Q`) that rows of another app's model must meet to be reached: the rule stays
+here, and the owning app's selectors apply it (`VirtualKey.objects.filter(permissions.key_scope(user))`),
+so this foundation module imports no app above it. `*_queue_scope` is what a person may decide.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from govsite.accounts.models import Membership, OrgRole, Team, TeamRole, User
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
+
+# The two ends of a scope: no row (answered without a query) and every row.
+NOTHING = Q(pk__in=[])
+EVERYTHING = Q()
 
 
 def _active(user: User | AnonymousUser | None) -> bool:
@@ -94,6 +102,50 @@ def people_visible_to(user) -> QuerySet[User]:
     return User.objects.filter(memberships__team_id__in=list(team_roles(user))).distinct()
 
 
+# --- who gets told -------------------------------------------------------------------------------
+# The people a notification goes to are the people who may act on it: stated here, next to the rules that
+# let them act, and read by every notification module (keys, budgets, access reviews).
+
+
+def admins() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.ADMIN).distinct().order_by("email")
+
+
+def finance_people() -> QuerySet[User]:
+    return User.objects.filter(is_active=True, org_role_grants__role=OrgRole.FINANCE).distinct().order_by("email")
+
+
+def deciders_of(team: Team | int) -> QuerySet[User]:
+    """The team's approvers: they decide its key requests and hear about its budgets (admins stand in
+    where a team has none; each notification says when)."""
+    team_id = team if isinstance(team, int) else team.pk
+    return User.objects.filter(
+        is_active=True, memberships__team_id=team_id, memberships__role=TeamRole.APPROVER
+    ).order_by("email")
+
+
+def reviewers_of(review) -> dict[str, int]:
+    """{email: undecided keys they may decide} in an access review: the team's approvers (never on a key
+    they own or asked for) while the campaign is not escalated, and the admins for keys no approver may
+    decide or once it is (the same rule as `can_decide_access_review_item`)."""
+    undecided = list(review.items.filter(decision__isnull=True).values_list("team_id", "owner_id", "requested_by_id"))
+    if not undecided:
+        return {}
+    approvers: dict[int, list[tuple[int, str]]] = {}
+    if review.escalated_at is None:
+        for team_id, user_id, email in Membership.objects.filter(
+            team_id__in={row[0] for row in undecided}, role=TeamRole.APPROVER, user__is_active=True
+        ).values_list("team_id", "user_id", "user__email"):
+            approvers.setdefault(team_id, []).append((user_id, email))
+    admin_emails = list(admins().values_list("email", flat=True))
+    counts: dict[str, int] = {}
+    for team_id, owner_id, requested_by_id in undecided:
+        eligible = [e for user_id, e in approvers.get(team_id, []) if user_id not in (owner_id, requested_by_id)]
+        for email in eligible or admin_emails:
+            counts[email] = counts.get(email, 0) + 1
+    return counts
+
+
 # --- questions ---------------------------------------------------------------------------------
 
 
@@ -170,55 +222,150 @@ def require_can_decide_key_request(user, key_request) -> None:
     require(can_decide_key_request(user, key_request), "Only the team's approvers or an admin can decide this.")
 
 
-def key_requests_visible_to(user):
-    from keys.models import KeyRequest
-
+def key_request_scope(user) -> Q:
+    """Which key requests a person sees: org roles all; others their own and their approver teams'."""
     if not _active(user):
-        return KeyRequest.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return KeyRequest.objects.all()
-    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
-    return KeyRequest.objects.filter(Q(requested_by=user) | Q(owner=user) | Q(team_id__in=approver_teams)).distinct()
+        return EVERYTHING
+    return Q(requested_by=user) | Q(owner=user) | Q(team_id__in=_approver_team_ids(user))
 
 
-def key_requests_decidable_by(user):
-    """The approval queue's scope: pending requests of teams the user decides for, never their own."""
-    from keys.models import KeyRequest
-
+def key_request_queue_scope(user) -> Q:
+    """The approval queue: pending requests of teams the user decides for, never their own."""
     if not may_change_state(user):
-        return KeyRequest.objects.none()
-    return (
-        KeyRequest.objects.filter(team__in=teams_user_decides_for(user), status=KeyRequest.Status.PENDING)
-        .exclude(requested_by=user)
-        .exclude(owner=user)
-    )
+        return NOTHING
+    return Q(team__in=teams_user_decides_for(user), status="pending") & ~Q(requested_by=user) & ~Q(owner=user)
 
 
-def keys_visible_to(user):
-    from keys.models import VirtualKey
-
+def key_scope(user) -> Q:
+    """Which keys a person sees: org roles all; others their own and their approver teams'."""
     if not _active(user):
-        return VirtualKey.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return VirtualKey.objects.all()
-    approver_teams = [tid for tid, role in team_roles(user).items() if role == TeamRole.APPROVER]
-    return VirtualKey.objects.filter(Q(owner=user) | Q(team_id__in=approver_teams))
+        return EVERYTHING
+    return Q(owner=user) | Q(team_id__in=_approver_team_ids(user))
+
+
+# What a person may do with a key or a request. Each action is stated here once, in two halves: who may
+# (`can_<action>`: the role) and whether the object's state allows it now (`<action>_refusal`: the reason
+# it does not, or None). Pages, templates and the API read both at once through `key_actions_for` and
+# `key_request_actions_for`; the services check the role first (`require_can_<action>`), then the state
+# on the locked row (raising InvalidTransition with the refusal).
 
 
 def can_reveal_key(user, key) -> bool:
     return _active(user) and key.owner_id == user.pk
 
 
+def require_can_reveal_key(user, key) -> None:
+    require(can_reveal_key(user, key), "Only the key's owner can reveal it.")
+
+
+def key_reveal_refusal(key) -> str | None:
+    if key.status != "active":
+        return "The key can be revealed once it is active."
+    if not key.can_reveal:
+        return "This key was already revealed; it is shown only once."
+    return None
+
+
 def can_revoke_key(user, key) -> bool:
     return may_change_state(user) and (key.owner_id == user.pk or is_admin(user) or is_approver_of(user, key.team_id))
+
+
+def require_can_revoke_key(user, key) -> None:
+    require(can_revoke_key(user, key), "Only the owner, the team's approvers or an admin can revoke it.")
+
+
+# A failed key (the gateway never made it) is revoked too, so that nothing is left to retry.
+REVOCABLE_KEY_STATUSES = ("active", "provisioning", "failed")
+
+
+def key_revoke_refusal(key) -> str | None:
+    if key.status not in REVOCABLE_KEY_STATUSES:
+        return f"Cannot revoke: it is {key.status}."
+    return None
 
 
 def can_rotate_key(user, key) -> bool:
     return can_revoke_key(user, key)
 
 
+def require_can_rotate_key(user, key) -> None:
+    require(can_rotate_key(user, key), "Only the owner, an approver or an admin can rotate.")
+
+
+def key_rotate_refusal(key) -> str | None:
+    """A key adopted from the gateway (no request) has no grants to copy; a key is rotated once."""
+    if key.status != "active" or key.request_id is None:
+        return f"Cannot rotate: it is {key.status}."
+    if hasattr(key, "rotated_to"):
+        return "This key was already rotated."
+    return None
+
+
 def can_reassign_key_owner(user, key) -> bool:
     return may_change_state(user) and (is_admin(user) or is_approver_of(user, key.team_id))
+
+
+def require_can_reassign_key_owner(user, key) -> None:
+    require(can_reassign_key_owner(user, key), "Only approvers or admins can reassign.")
+
+
+def key_reassign_refusal(key) -> str | None:
+    if key.kind != "service" or not key.is_live:
+        return "Only live service keys change owner."
+    return None
+
+
+@dataclass(frozen=True)
+class KeyActions:
+    """What one person may do with one key now: the buttons a page shows and the API's `actions`."""
+
+    reveal: bool
+    rotate: bool
+    revoke: bool
+    reassign: bool
+
+
+def key_actions_for(user, key) -> KeyActions:
+    return KeyActions(
+        reveal=can_reveal_key(user, key) and key_reveal_refusal(key) is None,
+        rotate=can_rotate_key(user, key) and key_rotate_refusal(key) is None,
+        revoke=can_revoke_key(user, key) and key_revoke_refusal(key) is None,
+        reassign=can_reassign_key_owner(user, key) and key_reassign_refusal(key) is None,
+    )
+
+
+def can_cancel_key_request(user, key_request) -> bool:
+    """Only the person who asked withdraws a request (not the owner it was asked for)."""
+    return _active(user) and key_request.requested_by_id == user.pk
+
+
+def require_can_cancel_key_request(user, key_request) -> None:
+    require(can_cancel_key_request(user, key_request), "Only the requester can cancel a request.")
+
+
+def key_request_cancel_refusal(key_request) -> str | None:
+    return None if key_request.status == "pending" else f"Cannot cancel: it is {key_request.status}."
+
+
+def key_request_decide_refusal(key_request) -> str | None:
+    return None if key_request.status == "pending" else f"Cannot decide: it is {key_request.status}."
+
+
+@dataclass(frozen=True)
+class KeyRequestActions:
+    cancel: bool
+    decide: bool
+
+
+def key_request_actions_for(user, key_request) -> KeyRequestActions:
+    return KeyRequestActions(
+        cancel=can_cancel_key_request(user, key_request) and key_request_cancel_refusal(key_request) is None,
+        decide=can_decide_key_request(user, key_request) and key_request_decide_refusal(key_request) is None,
+    )
 
 
 def can_manage_model_policy(user) -> bool:
@@ -250,17 +397,15 @@ def can_view_team_costs(user, team: Team | int) -> bool:
     return sees_whole_org(user) or is_approver_of(user, team)
 
 
-def budgets_visible_to(user):
+def budget_scope(user) -> Q:
     """Org roles see every budget; approvers their teams' budgets; members their teams' team budgets
     and their own personal and key budgets."""
-    from budgets.models import Budget
-
     if not _active(user):
-        return Budget.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return Budget.objects.all()
+        return EVERYTHING
     member_of = list(team_roles(user))
-    return Budget.objects.filter(
+    return (
         Q(team_id__in=_approver_team_ids(user))
         | Q(team_id__in=member_of, user__isnull=True, key__isnull=True)
         | Q(team_id__in=member_of, user=user)
@@ -309,31 +454,23 @@ def require_can_decide_budget_increase(user, increase) -> None:
     require(can_decide_budget_increase(user, increase), "Only the team's approvers, finance or an admin decide this.")
 
 
-def budget_increases_visible_to(user):
+def budget_increase_scope(user) -> Q:
     """Org roles see every increase request; team members see their teams' requests."""
-    from budgets.models import BudgetIncreaseRequest
-
     if not _active(user):
-        return BudgetIncreaseRequest.objects.none()
+        return NOTHING
     if sees_whole_org(user):
-        return BudgetIncreaseRequest.objects.all()
-    return BudgetIncreaseRequest.objects.filter(budget__team_id__in=list(team_roles(user)))
+        return EVERYTHING
+    return Q(budget__team_id__in=list(team_roles(user)))
 
 
-def budget_increases_decidable_by(user):
+def budget_increase_queue_scope(user) -> Q:
     """The increase queue: pending requests the user may decide, never their own."""
-    from django.db.models import F
-
-    from budgets.models import BudgetIncreaseRequest
-
     if not may_change_state(user):
-        return BudgetIncreaseRequest.objects.none()
-    pending = BudgetIncreaseRequest.objects.filter(status=BudgetIncreaseRequest.Status.PENDING).exclude(
-        requested_by=user
-    )
+        return NOTHING
+    pending = Q(status="pending") & ~Q(requested_by=user)
     if is_admin(user) or is_finance(user):
         return pending
-    return pending.filter(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))
+    return pending & Q(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))
 
 
 def can_view_reconciliation(user) -> bool:
@@ -402,18 +539,14 @@ def require_can_decide_access_review_item(user, item) -> None:
     require(can_decide_access_review_item(user, item), "Only the team's approvers or an admin can review this key.")
 
 
-def access_review_items_reviewable_by(user):
-    """The review queue's scope: undecided snapshot rows of open campaigns the user may decide."""
-    from audit.models import AccessReview, AccessReviewItem
-
+def access_review_item_queue_scope(user) -> Q:
+    """The review queue: undecided snapshot rows of open campaigns the user may decide, never their own key."""
     if not can_review_access(user):
-        return AccessReviewItem.objects.none()
-    items = AccessReviewItem.objects.filter(review__status=AccessReview.Status.OPEN, decision__isnull=True).exclude(
-        Q(owner=user) | Q(requested_by=user)
-    )
+        return NOTHING
+    items = Q(review__status="open", decision__isnull=True) & ~(Q(owner=user) | Q(requested_by=user))
     if is_admin(user):
         return items
-    return items.filter(team_id__in=_approver_team_ids(user), review__escalated_at__isnull=True)
+    return items & Q(team_id__in=_approver_team_ids(user), review__escalated_at__isnull=True)
 
 
 # --- API tokens ----------------------------------------------------------------------------------
@@ -430,15 +563,13 @@ def can_revoke_api_token(user, token) -> bool:
     return _active(user) and (token.user_id == user.pk or is_admin(user))
 
 
-def api_tokens_visible_to(user):
+def api_token_scope(user) -> Q:
     """A person's own tokens; admins see everyone's, so they can revoke a leaked one."""
-    from govsite.api.models import ApiToken
-
     if not _active(user):
-        return ApiToken.objects.none()
+        return NOTHING
     if is_admin(user):
-        return ApiToken.objects.all()
-    return ApiToken.objects.filter(user=user)
+        return EVERYTHING
+    return Q(user=user)
 
 
 def api_token_permits(token, *, write: bool) -> bool:

@@ -2,7 +2,7 @@
 
 Included from govsite/urls.py with `path("", include("govsite.accounts.scim_urls"))`. The API's URL names
 start with "scim_api_": they are token-authenticated, so the page permission table leaves them out
-(tests/scim/test_scim.py checks their authentication).
+(tests/scim/test_scim_access.py checks their authentication).
 """
 
 from django.urls import path, re_path

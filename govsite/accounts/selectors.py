@@ -46,3 +46,12 @@ def sso_mapping_list() -> QuerySet[SsoGroupMapping]:
 
 def my_teams(*, user: User) -> QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
+
+
+def team_id_by_slug(*, slug: str) -> int | None:
+    """For filters that name a team by slug (the audit log's): its id, or None when no team has it."""
+    return Team.objects.filter(slug=slug).values_list("pk", flat=True).first()
+
+
+def team_slugs(*, team_ids) -> dict[int, str]:
+    return dict(Team.objects.filter(pk__in=set(team_ids)).values_list("pk", "slug"))

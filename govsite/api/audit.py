@@ -6,8 +6,9 @@ from rest_framework import serializers
 from audit import selectors
 from audit.models import AuditEvent
 from govsite.accounts import permissions
-from govsite.accounts.models import Team
+from govsite.accounts import selectors as account_selectors
 from govsite.api.common import PAGE_PARAMETERS, READ_ERRORS, ApiView, errors, paginated, paginated_response, validated
+from govsite.periods import period_validate
 
 
 class AuditEventOutput(serializers.ModelSerializer):
@@ -52,20 +53,18 @@ class AuditEventFilter(serializers.Serializer):
     date_to = serializers.DateField(required=False, help_text="To this day (UTC), inclusive.")
 
     def validate_team(self, slug):
-        team_id = Team.objects.filter(slug=slug).values_list("pk", flat=True).first()
+        team_id = account_selectors.team_id_by_slug(slug=slug)
         if team_id is None:
             raise serializers.ValidationError("No team has this slug.")
         return team_id
 
     def validate(self, data):
-        if data.get("date_from") and data.get("date_to") and data["date_to"] < data["date_from"]:
-            raise serializers.ValidationError({"date_to": "The end date is before the start date."})
+        period_validate(data.get("date_from"), data.get("date_to"), end_field="date_to")
         return data
 
 
 def _team_slugs(events) -> dict:
-    team_ids = {event.team_id for event in events if event.team_id}
-    return {"team_slugs": dict(Team.objects.filter(pk__in=team_ids).values_list("pk", "slug"))}
+    return {"team_slugs": account_selectors.team_slugs(team_ids=[event.team_id for event in events if event.team_id])}
 
 
 class AuditEventListApi(ApiView):

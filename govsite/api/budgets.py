@@ -88,6 +88,11 @@ class BudgetOutput(serializers.ModelSerializer):
         ).data
 
 
+def _statuses(budgets) -> dict:
+    """Serializer context: the page's budget statuses, read together (a fixed number of queries)."""
+    return {"statuses": {status.budget.pk: status for status in selectors.budget_statuses(budgets)}}
+
+
 class BudgetIncreaseOutput(serializers.ModelSerializer):
     budget = serializers.PrimaryKeyRelatedField(read_only=True)
     team = serializers.SlugRelatedField(source="budget.team", slug_field="slug", read_only=True)
@@ -165,17 +170,10 @@ class BudgetListCreateApi(ApiView):
     )
     def get(self, request):
         filters = validated(BudgetFilter, request.query_params)
-        budgets = selectors.budget_list(user=request.user)
-        if filters.get("team"):
-            budgets = budgets.filter(team__slug=filters["team"])
-        scope = filters.get("scope")
-        if scope == "team":
-            budgets = budgets.filter(user__isnull=True, key__isnull=True)
-        elif scope == "person":
-            budgets = budgets.filter(user__isnull=False)
-        elif scope == "key":
-            budgets = budgets.filter(key__isnull=False)
-        return paginated_response(self, budgets, BudgetOutput)
+        budgets = selectors.budget_list(
+            user=request.user, team_slug=filters.get("team", ""), scope=filters.get("scope", "")
+        )
+        return paginated_response(self, budgets, BudgetOutput, context=_statuses)
 
     @extend_schema(
         operation_id="budgets_create",
@@ -279,12 +277,10 @@ class BudgetIncreaseListApi(ApiView):
     )
     def get(self, request):
         filters = validated(BudgetIncreaseFilter, request.query_params)
-        increases = selectors.increases_visible(user=request.user)
-        if filters.get("status"):
-            increases = increases.filter(status=filters["status"])
-        if filters.get("team"):
-            increases = increases.filter(budget__team__slug=filters["team"])
-        return paginated_response(self, increases.order_by("-created_at", "-pk"), BudgetIncreaseOutput)
+        increases = selectors.increase_list(
+            user=request.user, status=filters.get("status", ""), team_slug=filters.get("team", "")
+        )
+        return paginated_response(self, increases, BudgetIncreaseOutput)
 
 
 class BudgetIncreaseQueueApi(ApiView):

@@ -2,8 +2,8 @@
 
     {"error": {"code": "validation_error", "message": "...", "fields": {"monthly_budget": ["..."]}}}
 
-The services speak Django (ValidationError with an error_dict, PermissionDenied) and their own
-InvalidTransition; this handler turns each into the same JSON, so views never catch anything.
+The services speak Django (ValidationError with an error_dict, PermissionDenied) and
+govsite.errors.InvalidTransition; this handler turns each into the same JSON, so views never catch anything.
 """
 
 from __future__ import annotations
@@ -15,17 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from audit.services import InvalidTransition as AuditInvalidTransition
-from budgets.services import InvalidTransition as BudgetInvalidTransition
-from govsite.api.services import InvalidTransition as TokenInvalidTransition
-from keys.services import InvalidTransition as KeyInvalidTransition
-
-CONFLICTS: tuple[type[Exception], ...] = (
-    KeyInvalidTransition,
-    BudgetInvalidTransition,
-    AuditInvalidTransition,
-    TokenInvalidTransition,
-)
+from govsite.errors import InvalidTransition
 
 CODES = {
     400: "validation_error",
@@ -86,7 +76,7 @@ def _invalid(fields: dict[str, list[str]]) -> Response:
 def exception_handler(exc, context):
     if isinstance(exc, ValidationError):
         return _invalid(flatten(exc.message_dict if hasattr(exc, "error_dict") else exc.messages))
-    if isinstance(exc, CONFLICTS):
+    if isinstance(exc, InvalidTransition):
         return Response(body(409, str(exc)), status=409)
     if isinstance(exc, PermissionDenied):
         return Response(body(403, str(exc) or "You do not have permission to do that."), status=403)

@@ -23,6 +23,7 @@ from govsite.api.common import (
     paginated_response,
     validated,
 )
+from govsite.errors import InvalidTransition
 
 TAG = ["evidence"]
 EXPORTERS = "Only admins and auditors export evidence."
@@ -138,7 +139,8 @@ class EvidenceExportDownloadApi(ApiView):
         path = services.export_file(export)
         if path is None:
             if export.status != EvidenceExport.Status.DONE:
-                raise services.InvalidTransition(f"Export #{export.pk} is {export.get_status_display().lower()}.")
+                status = export.get_status_display().lower()
+                raise InvalidTransition(status, "download", f"Export #{export.pk} is {status}.")
             raise Http404("This export has no file to download.")
         services.evidence_export_downloaded(actor=request.user, export=export)
         return FileResponse(

@@ -3,7 +3,7 @@ permissions as the pages (keys/views.py)."""
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -27,12 +27,36 @@ from keys.models import DataClassification, KeyKind, KeyRequest, ModelPolicy, Vi
 TAG = ["keys"]
 
 
+def _for(request) -> dict:
+    """Serializer context: whose `actions` to answer (permissions.py answers them)."""
+    return {"user": request.user}
+
+
+class KeyActionsOutput(serializers.Serializer):
+    class Meta:
+        ref_name = "KeyActions"
+
+    reveal = serializers.BooleanField()
+    rotate = serializers.BooleanField()
+    revoke = serializers.BooleanField()
+    reassign = serializers.BooleanField()
+
+
+class KeyRequestActionsOutput(serializers.Serializer):
+    class Meta:
+        ref_name = "KeyRequestActions"
+
+    cancel = serializers.BooleanField()
+    decide = serializers.BooleanField()
+
+
 class KeyRequestOutput(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = serializers.EmailField(source="requested_by.email", read_only=True)
     owner = serializers.EmailField(source="owner.email", read_only=True)
     data_classification = serializers.SlugRelatedField(slug_field="key", read_only=True)
     models = serializers.SlugRelatedField(source="requested_models", slug_field="name", many=True, read_only=True)
+    actions = serializers.SerializerMethodField(help_text="What the caller may do with this request now.")
 
     class Meta:
         ref_name = "KeyRequest"
@@ -57,8 +81,16 @@ class KeyRequestOutput(serializers.ModelSerializer):
             "decided_at",
             "decision_note",
             "created_at",
+            "actions",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(KeyRequestActionsOutput(allow_null=True))
+    def get_actions(self, key_request) -> dict | None:
+        user = self.context.get("user")
+        if user is None:
+            return None
+        return KeyRequestActionsOutput(permissions.key_request_actions_for(user, key_request)).data
 
 
 class KeyDecisionOutput(KeyRequestOutput):
@@ -85,6 +117,7 @@ class VirtualKeyOutput(serializers.ModelSerializer):
     )
     request = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     rotated_from = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    actions = serializers.SerializerMethodField(help_text="What the caller may do with this key now.")
 
     class Meta:
         ref_name = "Key"
@@ -115,8 +148,16 @@ class VirtualKeyOutput(serializers.ModelSerializer):
             "revoke_reason",
             "owner_needs_reassignment",
             "created_at",
+            "actions",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(KeyActionsOutput(allow_null=True))
+    def get_actions(self, key) -> dict | None:
+        user = self.context.get("user")
+        if user is None:
+            return None
+        return KeyActionsOutput(permissions.key_actions_for(user, key)).data
 
 
 class KeySecretOutput(serializers.Serializer):
@@ -169,10 +210,8 @@ class KeyRequestListCreateApi(ApiView):
     )
     def get(self, request):
         filters = validated(KeyRequestFilter, request.query_params)
-        requests = selectors.my_key_requests(user=request.user)
-        if filters.get("status"):
-            requests = requests.filter(status=filters["status"])
-        return paginated_response(self, requests, KeyRequestOutput)
+        requests = selectors.my_key_requests(user=request.user, status=filters.get("status", ""))
+        return paginated_response(self, requests, KeyRequestOutput, context=_for(request))
 
     @extend_schema(
         operation_id="key_requests_create",
@@ -214,7 +253,7 @@ class KeyRequestDetailApi(ApiView):
     )
     def get(self, request, pk):
         key_request = get_object_or_404(selectors.key_requests_visible(user=request.user), pk=pk)
-        return Response(KeyRequestOutput(key_request).data)
+        return Response(KeyRequestOutput(key_request, context=_for(request)).data)
 
 
 class KeyRequestCancelApi(ApiView):
@@ -251,10 +290,8 @@ class ApprovalQueueApi(ApiView):
             permissions.has_key_approval_queue(request.user), "Only team approvers and admins have a queue."
         )
         filters = validated(ApprovalFilter, request.query_params)
-        queue = selectors.key_request_queue(user=request.user)
-        if filters.get("team"):
-            queue = queue.filter(team__slug=filters["team"])
-        return paginated_response(self, queue, KeyRequestOutput)
+        queue = selectors.key_request_queue(user=request.user, team_slug=filters.get("team", ""))
+        return paginated_response(self, queue, KeyRequestOutput, context=_for(request))
 
 
 class ApprovalDecideApi(ApiView):
@@ -316,16 +353,13 @@ class KeyListApi(ApiView):
     )
     def get(self, request):
         filters = validated(KeyFilter, request.query_params)
-        keys = {
-            "mine": selectors.my_keys,
-            "team": selectors.team_keys_for_approver,
-            "all": selectors.keys_visible,
-        }[filters["scope"]](user=request.user)
-        if filters.get("status"):
-            keys = keys.filter(status=filters["status"])
-        if filters.get("team"):
-            keys = keys.filter(team__slug=filters["team"])
-        return paginated_response(self, keys.order_by("-created_at", "-pk"), VirtualKeyOutput)
+        keys = selectors.key_list(
+            user=request.user,
+            scope=filters["scope"],
+            status=filters.get("status", ""),
+            team_slug=filters.get("team", ""),
+        )
+        return paginated_response(self, keys, VirtualKeyOutput, context=_for(request))
 
 
 class KeyDetailApi(ApiView):
@@ -333,7 +367,8 @@ class KeyDetailApi(ApiView):
         operation_id="keys_retrieve", summary="One key", tags=TAG, responses={200: VirtualKeyOutput, **errors(404)}
     )
     def get(self, request, pk):
-        return Response(VirtualKeyOutput(get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)).data)
+        key = get_object_or_404(selectors.keys_visible(user=request.user), pk=pk)
+        return Response(VirtualKeyOutput(key, context=_for(request)).data)
 
 
 class KeyRevealApi(ApiView):

@@ -15,6 +15,7 @@ import audit
 from govsite.accounts import permissions
 from govsite.accounts.models import User
 from govsite.api.models import ApiToken
+from govsite.errors import InvalidTransition
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +24,6 @@ MAX_LIFETIME = timedelta(days=365)
 MAX_ACTIVE_TOKENS = 20
 # last_used_at is a hint for the owner, not a log: written at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class InvalidTransition(Exception):
-    """The token is not in a state that allows this action (e.g. revoking a revoked token)."""
-
-    def __init__(self, status: str, action: str, detail: str = ""):
-        self.status, self.action = status, action
-        super().__init__(detail or f"Cannot {action}: the token is {status}.")
 
 
 class ApiTokenRefused(Exception):
@@ -92,7 +85,7 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
     )
     token = ApiToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is not None:
-        raise InvalidTransition("revoked", "revoke")
+        raise InvalidTransition("revoked", "revoke", "Cannot revoke: the token is revoked.")
     token.revoked_at, token.revoked_by = timezone.now(), actor
     token.save(update_fields=["revoked_at", "revoked_by"])
     data = _snapshot(token)

@@ -14,11 +14,9 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 
-from govsite.accounts import permissions
 from govsite.api import selectors, services
 from govsite.api.auth import ApiTokenAuthentication
 from govsite.api.forms import ApiTokenForm
-from govsite.api.models import ApiToken
 from govsite.web import login_required, run_service
 
 
@@ -84,10 +82,7 @@ def token_list(request):
 
 @login_required
 def token_revoke(request, pk):
-    token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk)
-    permissions.require(
-        permissions.can_revoke_api_token(request.user, token), "Only the token's owner or an admin can revoke it."
-    )
+    token = get_object_or_404(selectors.api_tokens_visible(user=request.user), pk=pk)  # 404 outside scope
     if request.method == "POST":  # the confirmation page's button; there is nothing to fill in
         try:
             services.api_token_revoke(token=token, actor=request.user)

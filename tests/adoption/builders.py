@@ -7,11 +7,9 @@ import itertools
 from datetime import UTC, date, datetime, time, timedelta
 
 from adoption import rollups
-from budgets.demo_traffic import ERRORS, USER_AGENTS
 from budgets.ingest import ingest_spend_rows
-from govsite.gateway.sandbox import make_spend_row
-from keys.models import KeyKind
-from tests.budgets.conftest import make_key
+from govsite.devtools.demo_traffic import ERRORS, USER_AGENTS
+from tests.factories import SpendLogRowFactory
 
 _ids = itertools.count(1)
 
@@ -20,16 +18,8 @@ def at(day: date, hour: int = 12, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=UTC)
 
 
-def key_for(team, owner, *, kind=KeyKind.PERSONAL, provisioned: date | None = None, **fields):
-    """A live key of `owner` in `team` (written directly), provisioned on the given day."""
-    key = make_key(team, owner, **fields)
-    updates = {"provisioned_at": at(provisioned or date(2026, 1, 5), 9)}
-    if kind != KeyKind.PERSONAL:
-        updates.update(kind=kind, service_name="ci-bot")
-    for name, value in updates.items():
-        setattr(key, name, value)
-    key.save(update_fields=list(updates))
-    return key
+# When the keys of the ledger tests were provisioned: before any day their spend is booked on.
+PROVISIONED = at(date(2026, 1, 5), 9)
 
 
 def spend(
@@ -47,7 +37,7 @@ def spend(
 ) -> dict:
     """One request in LiteLLM's spend-log shape, through `key` (None: a key govsite does not manage)."""
     failed = error is not None
-    return make_spend_row(
+    return SpendLogRowFactory(
         request_id=f"req-{next(_ids):08d}",
         start_time=when,
         end_time=when + timedelta(milliseconds=latency_ms),

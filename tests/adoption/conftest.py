@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from govsite.accounts.models import Membership, Team, TeamRole, User
 from keys.models import KeyKind, ModelPolicy
-from tests.adoption.builders import at, book, key_for, spend
-from tests.factories import TeamFactory, make_user
+from tests.adoption.builders import PROVISIONED, at, book, spend
+from tests.factories import TeamFactory, VirtualKeyFactory, make_user
 from tests.keys.conftest import classification
 from tests.permissions import APPROVER_A, MEMBER_A, MEMBER_B
 
@@ -53,11 +53,18 @@ def adoption_world(db) -> AdoptionWorld:
     _since_january(four)
 
     provisioned = D(2026, 10, 1)
-    keys = {name: key_for(five, people[name], provisioned=provisioned) for name in ("p1", "p2", "p3", "p4", "p5", "p6")}
-    keys["p6_old"] = key_for(five, people["p6"], provisioned=D(2026, 9, 1))  # used once, on the next day
-    keys["p5_four"] = key_for(four, people["p5"], provisioned=provisioned)
-    keys["q1"] = key_for(four, people["q1"], provisioned=provisioned)
-    keys["p2_bot"] = key_for(five, people["p2"], kind=KeyKind.SERVICE, provisioned=provisioned)
+    keys = {
+        name: VirtualKeyFactory(team=five, owner=people[name], provisioned_at=at(provisioned, 9))
+        for name in ("p1", "p2", "p3", "p4", "p5", "p6")
+    }
+    keys["p6_old"] = VirtualKeyFactory(
+        team=five, owner=people["p6"], provisioned_at=at(D(2026, 9, 1), 9)
+    )  # used once, on the next day
+    keys["p5_four"] = VirtualKeyFactory(team=four, owner=people["p5"], provisioned_at=at(provisioned, 9))
+    keys["q1"] = VirtualKeyFactory(team=four, owner=people["q1"], provisioned_at=at(provisioned, 9))
+    keys["p2_bot"] = VirtualKeyFactory(
+        team=five, owner=people["p2"], kind=KeyKind.SERVICE, provisioned_at=at(provisioned, 9)
+    )
 
     def on(name, day, tool="claude-code", hour=12, minute=0):
         return spend(keys[name], at(day, hour, minute), tool=tool)
@@ -145,9 +152,9 @@ def cost_world(world, flat_rate_kimi) -> CostWorld:
     key. Three days inside the period, one day before it and one after it."""
     today = timezone.now().date()
     keys = {
-        "a": key_for(world.team_a, world.users[MEMBER_A]),
-        "b": key_for(world.team_a, world.users[APPROVER_A]),
-        "c": key_for(world.team_b, world.users[MEMBER_B]),
+        "a": VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], provisioned_at=PROVISIONED),
+        "b": VirtualKeyFactory(team=world.team_a, owner=world.users[APPROVER_A], provisioned_at=PROVISIONED),
+        "c": VirtualKeyFactory(team=world.team_b, owner=world.users[MEMBER_B], provisioned_at=PROVISIONED),
     }
     start, end = today - timedelta(days=20), today - timedelta(days=10)
     rows = []

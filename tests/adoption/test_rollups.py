@@ -18,8 +18,9 @@ from adoption import rollups
 from adoption.models import KeyUse, LatencyRollup, PersonWeek, TagRollup, TeamModelDay, TeamToolDay
 from budgets.ingest import ingest_spend_rows
 from budgets.models import SpendRecord
-from tests.adoption.builders import at, spend
+from tests.adoption.builders import PROVISIONED, at, spend
 from tests.adoption.conftest import cost_rows
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +90,12 @@ def test_the_hook_statement_adds_exactly_the_rows_a_data_modifying_cte_returns(c
 
 
 def test_the_ingest_hook_books_each_request_once(world, flat_rate_kimi):
-    from tests.adoption.builders import key_for
     from tests.permissions import APPROVER_A, MEMBER_A, MEMBER_B
 
     keys = {
-        "a": key_for(world.team_a, world.users[MEMBER_A]),
-        "b": key_for(world.team_a, world.users[APPROVER_A]),
-        "c": key_for(world.team_b, world.users[MEMBER_B]),
+        "a": VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], provisioned_at=PROVISIONED),
+        "b": VirtualKeyFactory(team=world.team_a, owner=world.users[APPROVER_A], provisioned_at=PROVISIONED),
+        "c": VirtualKeyFactory(team=world.team_b, owner=world.users[MEMBER_B], provisioned_at=PROVISIONED),
     }
     rows = cost_rows(keys, date(2026, 11, 4)) + cost_rows(keys, date(2026, 11, 9))
     ingest_spend_rows(rows[:20], "push", evaluate_budgets=False)
@@ -108,10 +108,10 @@ def test_the_ingest_hook_books_each_request_once(world, flat_rate_kimi):
 
 
 def test_key_use_keeps_the_first_and_the_last_day(world):
-    from tests.adoption.builders import book, key_for
+    from tests.adoption.builders import book
     from tests.permissions import MEMBER_A
 
-    key = key_for(world.team_a, world.users[MEMBER_A])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users[MEMBER_A], provisioned_at=PROVISIONED)
     book([spend(key, at(date(2026, 10, 7))), spend(key, at(date(2026, 11, 18)))])
     rollups.rebuild(date(2026, 10, 5), date(2026, 10, 11))  # a rebuild of one week keeps the rest
     use = KeyUse.objects.get(key=key)
@@ -145,7 +145,7 @@ def test_migrations_and_the_portable_path_on_sqlite(tmp_path):
         from adoption.models import KeyUse, PersonWeek, TagRollup, TeamModelDay
         from budgets.ingest import ingest_spend_rows
         from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Team, User
-        from govsite.gateway.sandbox import make_spend_row
+        from govsite.devtools.sandbox import make_spend_row
         from keys.models import VirtualKey
         import hashlib
         team = Team.objects.create(name="T", slug="t")
@@ -161,6 +161,7 @@ def test_migrations_and_the_portable_path_on_sqlite(tmp_path):
                 for n in range(3)]
         result = ingest_spend_rows(rows, "push", evaluate_budgets=False)
         assert result.inserted == 3, result
+        assert sum(w.requests for w in PersonWeek.objects.all()) == 3  # the ingest's own (registered) roll-up
         days = [now.date() - timedelta(days=n) for n in range(3)]
         rollups.rebuild(min(days), max(days))
         assert sum(r.requests for r in TagRollup.objects.filter(tag_key="project", tag_value="demo")) == 3

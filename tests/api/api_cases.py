@@ -6,7 +6,7 @@ one). For every row, called with a personal API token of each role:
 * anonymous              → 401 `not_authenticated`;
 * a role not allowed     → 403 `permission_denied`, nothing audited;
 * another team's object  → 404 `not_found` (rows marked `scoped`, and `unreachable` objects), nothing audited;
-* an allowed role        → `ok` (and a write writes an audit event).
+* an allowed role        → `ok` (and a write writes an audit event and makes its `effect` true).
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import EvidenceExport
+from budgets.models import Budget, BudgetIncreaseRequest
 from govsite.accounts.models import Team
+from keys.models import KeyRequest, VirtualKey
 from tests.audit.url_cases import _export
 from tests.budgets.url_cases import _budget, _increase_kwargs
 from tests.factories import TeamFactory
@@ -37,6 +40,7 @@ from tests.permissions import (
     MEMBER_B,
     ROLES,
     TEAM_OF_ROLE,
+    Effect,
     World,
 )
 
@@ -69,6 +73,8 @@ class ApiCase:
     unreachable: Callable[[World], dict[str, Any]] | None = None
     ok: int = 200
     content_type: str = "application/json"
+    # What an allowed call makes true (false before it); every row that writes names one.
+    effect: Effect | None = None
 
     # Tells apart two rows of one operation (e.g. with and without a filter).
     id_suffix: str = ""
@@ -136,9 +142,26 @@ CASES: tuple[ApiCase, ...] = (
     ApiCase("api_me"),
     # key requests
     ApiCase("api_key_requests"),
-    ApiCase("api_key_requests", "post", body=_key_request_body, allowed=MEMBERS, ok=201),
+    ApiCase(
+        "api_key_requests",
+        "post",
+        body=_key_request_body,
+        allowed=MEMBERS,
+        ok=201,
+        effect=lambda c: KeyRequest.objects.filter(
+            requested_by=c.user, team=c.team, purpose=c.data["purpose"]
+        ).exists(),
+    ),
     ApiCase("api_key_request_detail", kwargs=_pk(_request), scoped=True, unreachable=_missing),
-    ApiCase("api_key_request_cancel", "post", kwargs=_pk(_request), allowed=OWNERS, scoped=True, unreachable=_missing),
+    ApiCase(
+        "api_key_request_cancel",
+        "post",
+        kwargs=_pk(_request),
+        allowed=OWNERS,
+        scoped=True,
+        unreachable=_missing,
+        effect=lambda c: KeyRequest.objects.get(pk=c.pk).status == KeyRequest.Status.CANCELLED,
+    ),
     # approval queue
     ApiCase("api_approval_queue", allowed=KEY_DECIDERS),
     ApiCase(
@@ -149,13 +172,29 @@ CASES: tuple[ApiCase, ...] = (
         allowed=KEY_DECIDERS,
         scoped=True,
         unreachable=_missing,
+        effect=lambda c: KeyRequest.objects.get(pk=c.pk).status == KeyRequest.Status.APPROVED,
     ),
     # keys
     ApiCase("api_keys"),
     ApiCase("api_key_detail", kwargs=_pk(_key), scoped=True, unreachable=_missing),
-    ApiCase("api_key_reveal", "post", kwargs=_pk(_key), allowed=OWNERS, scoped=True, unreachable=_missing),
     ApiCase(
-        "api_key_rotate", "post", kwargs=_pk(_key), allowed=KEY_MANAGERS, scoped=True, unreachable=_missing, ok=201
+        "api_key_reveal",
+        "post",
+        kwargs=_pk(_key),
+        allowed=OWNERS,
+        scoped=True,
+        unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.get(pk=c.pk).revealed_at is not None,
+    ),
+    ApiCase(
+        "api_key_rotate",
+        "post",
+        kwargs=_pk(_key),
+        allowed=KEY_MANAGERS,
+        scoped=True,
+        unreachable=_missing,
+        ok=201,
+        effect=lambda c: VirtualKey.objects.filter(rotated_from_id=c.pk).exists(),
     ),
     ApiCase(
         "api_key_revoke",
@@ -165,10 +204,18 @@ CASES: tuple[ApiCase, ...] = (
         allowed=KEY_MANAGERS,
         scoped=True,
         unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.get(pk=c.pk).status == VirtualKey.Status.REVOKING,
     ),
     # budgets
     ApiCase("api_budgets"),
-    ApiCase("api_budgets", "post", body=_budget_body, allowed=ADMIN_ONLY, ok=201),
+    ApiCase(
+        "api_budgets",
+        "post",
+        body=_budget_body,
+        allowed=ADMIN_ONLY,
+        ok=201,
+        effect=lambda c: Budget.objects.filter(team__slug=c.data["team"]).exists(),
+    ),
     ApiCase("api_budget_detail", kwargs=_budget_kwargs, scoped=True, unreachable=_missing),
     ApiCase(
         "api_budget_detail",
@@ -177,6 +224,7 @@ CASES: tuple[ApiCase, ...] = (
         body=lambda w, t: {"amount": str(Decimal(150 + next(_n)))},
         allowed=ADMIN_ONLY,
         unreachable=_missing,
+        effect=lambda c: Budget.objects.get(pk=c.pk).amount == Decimal(c.data["amount"]),
     ),
     ApiCase(
         "api_budget_increase_create",
@@ -187,6 +235,7 @@ CASES: tuple[ApiCase, ...] = (
         scoped=True,
         unreachable=_missing,
         ok=201,
+        effect=lambda c: BudgetIncreaseRequest.objects.filter(budget_id=c.pk, requested_by=c.user).exists(),
     ),
     ApiCase("api_budget_increases"),
     ApiCase("api_budget_increase_queue", allowed=BUDGET_DECIDERS),
@@ -199,6 +248,7 @@ CASES: tuple[ApiCase, ...] = (
         allowed=BUDGET_DECIDERS,
         scoped=True,
         unreachable=_missing,
+        effect=lambda c: BudgetIncreaseRequest.objects.get(pk=c.pk).status == BudgetIncreaseRequest.Status.APPROVED,
     ),
     # spend and adoption (the dashboards)
     ApiCase("api_spend_summary", allowed=DASHBOARD_READERS),
@@ -208,7 +258,14 @@ CASES: tuple[ApiCase, ...] = (
     # audit log and evidence
     ApiCase("api_audit_events", allowed=AUDIT_READERS),
     ApiCase("api_evidence_exports", allowed=AUDIT_READERS),
-    ApiCase("api_evidence_exports", "post", body=_export_body, allowed=AUDIT_READERS, ok=202),
+    ApiCase(
+        "api_evidence_exports",
+        "post",
+        body=_export_body,
+        allowed=AUDIT_READERS,
+        ok=202,
+        effect=lambda c: EvidenceExport.objects.filter(requested_by=c.user).exists(),
+    ),
     ApiCase("api_evidence_export_detail", kwargs=_export, allowed=AUDIT_READERS, unreachable=_missing),
     ApiCase(
         "api_evidence_export_download",

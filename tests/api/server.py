@@ -15,8 +15,8 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 
-from govsite import processes
-from govsite.processes import free_port
+from govsite.devtools import processes
+from govsite.devtools.processes import free_port
 from tests.gateway_fixtures import GatewayTarget
 from tests.keys.conftest import _database_url
 

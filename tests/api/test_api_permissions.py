@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from tests.api.api_cases import CASES, ApiCase
 from tests.api.helpers import api_operations, call, token_client
-from tests.permissions import World
+from tests.permissions import Call, World
 
 
 def test_every_api_operation_has_a_permission_row():
@@ -19,6 +22,11 @@ def test_every_api_operation_has_a_permission_row():
 def test_every_row_names_an_operation_that_exists():
     stale = sorted({(case.name, case.method) for case in CASES} - api_operations())
     assert not stale, f"permission rows for API operations that do not exist: {stale}"
+
+
+def test_every_row_that_writes_says_what_it_changes():
+    vague = sorted(case.id for case in CASES if case.writes and case.effect is None)
+    assert not vague, f"rows that write but name no `effect` (what the allowed call changes): {vague}"
 
 
 def test_no_operation_has_two_rows():
@@ -64,8 +72,6 @@ def test_role_without_permission_gets_403_and_nothing_is_written(case, world):
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", [c for c in CASES if c.checks_other_team], ids=lambda c: c.id)
 def test_another_teams_object_is_not_found(case, world):
-    from django.urls import reverse
-
     for role in case.allowed:
         client = token_client(world.users[role])
         if case.unreachable is not None:
@@ -89,12 +95,25 @@ def test_another_teams_object_is_not_found(case, world):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_allowed_role_succeeds(case, auth, world):
     for role in case.allowed:
+        team = world.home_team(role)
+        kwargs = case.kwargs(world, team) if case.kwargs else {}
+        body = case.body(world, team) if case.body else None
+        done = Call(world, team, world.users[role], kwargs, body or {})
+        if case.effect is not None:
+            assert not case.effect(done), f"{role} on {case.id}: its effect already holds before the call"
+        url = reverse(case.name, kwargs=kwargs or None)
+        if case.query:
+            url = f"{url}?{urlencode(case.query(world, team))}"
         before = _events()
         client = token_client(world.users[role]) if auth == "token" else world.client(role)
-        response = _call(case, client, world, world.home_team(role))
+        response = call(client, case.method, url, body)
         assert response.status_code == case.ok, (
             f"{role} on {case.id} ({auth}): {response.status_code}, expected {case.ok}: {response.content[:500]}"
         )
         assert response["Content-Type"].startswith(case.content_type)
         if case.writes:
             assert _events() > before, f"{role} changed state through {case.id} but no audit event was written"
+        if case.effect is not None:
+            assert case.effect(done), (
+                f"{role} on {case.id} ({auth}): answered {response.status_code} but changed nothing"
+            )

@@ -9,9 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from budgets.models import SpendRecord
-from tests.adoption.builders import at, book, key_for
+from tests.adoption.builders import PROVISIONED, at, book
 from tests.adoption.builders import spend as spend_row
 from tests.api.helpers import token_client
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,10 @@ def _ledger_cost(**filters) -> Decimal:
 def spend(world):
     """Requests booked through the real ingest: member A and approver A in team A, member B in team B."""
     today = timezone.now().date()
-    keys = {role: key_for(world.home_team(role), world.users[role]) for role in ("member_a", "approver_a", "member_b")}
+    keys = {
+        role: VirtualKeyFactory(team=world.home_team(role), owner=world.users[role], provisioned_at=PROVISIONED)
+        for role in ("member_a", "approver_a", "member_b")
+    }
     rows = (
         [spend_row(keys["member_a"], at(today, 9), model="gpt-4o", tool="claude-code") for _ in range(10)]
         + [

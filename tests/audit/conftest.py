@@ -8,8 +8,6 @@ import io
 import itertools
 import json
 import zipfile
-from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,9 +15,8 @@ from django.utils import timezone
 
 from audit import services as audit_services
 from audit.models import EvidenceExport
-from keys import crypto
 from keys import services as key_services
-from keys.models import Approval, KeyKind, KeyRequest, VirtualKey
+from keys.models import VirtualKey
 from tests.adoption.conftest import flat_rate_kimi  # noqa: F401  (the dashboards' fixture, shared)
 from tests.keys.conftest import (  # noqa: F401  (the key lifecycle's fixtures, shared)
     cheap_model,
@@ -53,47 +50,6 @@ def provisioned(key: VirtualKey, when=None) -> VirtualKey:
     VirtualKey.objects.filter(pk=key.pk).update(status=VirtualKey.Status.ACTIVE, provisioned_at=when or timezone.now())
     key.refresh_from_db()
     return key
-
-
-def direct_key(team, owner, *, approver=None, created_at=None, status=VirtualKey.Status.ACTIVE, **fields):
-    """A request, its approval and its key written directly (no audit events), at a chosen time."""
-    created_at = created_at or timezone.now()
-    request = KeyRequest.objects.create(
-        requested_by=owner,
-        owner=owner,
-        team=team,
-        purpose="written directly by a test",
-        data_classification=classification("internal"),
-        monthly_budget=Decimal("20"),
-        status=KeyRequest.Status.APPROVED,
-        decided_at=created_at - timedelta(seconds=1),
-        created_at=created_at - timedelta(minutes=5),
-    )
-    if approver is not None:
-        Approval.objects.create(
-            request=request,
-            approver=approver,
-            decision=Approval.Decision.APPROVE,
-            created_at=created_at - timedelta(seconds=2),
-        )
-    secret = crypto.new_secret()
-    values = {
-        "request": request,
-        "owner": owner,
-        "team": team,
-        "kind": KeyKind.PERSONAL,
-        "alias": f"audit-test-{next(_n)}",
-        "allowed_models": ["gpt-4o", "gpt-4o-mini"],
-        "max_budget": Decimal("20"),
-        "expires_at": created_at + timedelta(days=90),
-        "status": status,
-        "token_hash": crypto.token_hash(secret),
-        "last4": secret[-4:],
-        "created_at": created_at,
-        "provisioned_at": created_at if status != VirtualKey.Status.PROVISIONING else None,
-    }
-    values.update(fields)
-    return VirtualKey.objects.create(**values)
 
 
 def build_export(actor, **kwargs) -> EvidenceExport:

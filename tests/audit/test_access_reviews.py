@@ -18,12 +18,13 @@ import audit
 from audit import jobs as audit_jobs
 from audit import reviews
 from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem, AuditEvent
-from audit.services import InvalidTransition
 from budgets.models import DailyRollup
 from govsite.accounts import services as account_services
+from govsite.errors import InvalidTransition
 from keys import services as key_services
 from keys.models import GatewayCommand, KeyKind, VirtualKey
-from tests.audit.conftest import build_export, direct_key, export_path
+from tests.audit.conftest import build_export, export_path
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="the triggers exist on PostgreSQL only")
@@ -34,11 +35,15 @@ def keys(world):
     """Live keys: two of member A's (one a service key), approver A's own, member B's; one revoked key."""
     admin, approver, member = world.users["admin"], world.users["approver_a"], world.users["member_a"]
     return {
-        "a1": direct_key(world.team_a, member, approver=approver),
-        "a2": direct_key(world.team_a, member, approver=approver, kind=KeyKind.SERVICE, service_name="deploy-bot"),
-        "own": direct_key(world.team_a, approver, approver=admin),
-        "b1": direct_key(world.team_b, world.users["member_b"], approver=admin),
-        "gone": direct_key(world.team_a, member, status=VirtualKey.Status.REVOKED, revoked_at=timezone.now()),
+        "a1": VirtualKeyFactory(team=world.team_a, owner=member, approved_by=approver),
+        "a2": VirtualKeyFactory(
+            team=world.team_a, owner=member, approved_by=approver, kind=KeyKind.SERVICE, service_name="deploy-bot"
+        ),
+        "own": VirtualKeyFactory(team=world.team_a, owner=approver, approved_by=admin),
+        "b1": VirtualKeyFactory(team=world.team_b, owner=world.users["member_b"], approved_by=admin),
+        "gone": VirtualKeyFactory(
+            team=world.team_a, owner=member, status=VirtualKey.Status.REVOKED, revoked_at=timezone.now()
+        ),
     }
 
 
@@ -104,7 +109,9 @@ def test_the_snapshot_never_changes_after_opening(world, keys, admin_user, membe
     VirtualKey.objects.filter(pk=key.pk).update(allowed_models=["gpt-5"], max_budget=Decimal("999"))
     key_services.key_revoke(key=VirtualKey.objects.get(pk=key.pk), actor=member_a_user, reason="done with it")
     account_services.user_deactivate(actor=admin_user, user=world.users["member_b"], reason="left")
-    direct_key(world.team_a, member_a_user, approver=world.users["approver_a"])  # a new key after opening
+    VirtualKeyFactory(
+        team=world.team_a, owner=member_a_user, approved_by=world.users["approver_a"]
+    )  # a new key after opening
 
     assert list(review.items.order_by("pk").values()) == before
     assert review.items.count() == 4
@@ -140,7 +147,7 @@ def test_a_campaign_with_no_keys_is_refused_and_nothing_is_written(world, admin_
     assert refused.value.message_dict == {
         "teams": ["There is no live key in any team: a campaign needs at least one key to review."]
     }
-    direct_key(world.team_a, world.users["member_a"])
+    VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"])
     with pytest.raises(ValidationError, match="no live key in Team B"):
         open_review(admin_user, teams=[world.team_b])
     response = admin_client.post(
@@ -209,7 +216,7 @@ def test_nobody_reviews_their_own_key_it_goes_to_another_approver_or_an_admin(
 
 
 def test_an_admin_never_reviews_their_own_key_either(world, admin_user):
-    key = direct_key(world.team_a, admin_user, approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=admin_user, approved_by=world.users["approver_a"])
     review = open_review(admin_user)
     with pytest.raises(PermissionDenied, match="Nobody reviews their own key"):
         decide(admin_user, item_of(review, key))
@@ -453,10 +460,10 @@ def test_campaign_pages_for_admins_and_auditors(
 def test_the_inventory_of_an_earlier_period_shows_a_keys_grants_before_a_later_reduction(
     world, admin_user, approver_a_user, auditor_user, open_bundle
 ):
-    key = direct_key(
-        world.team_a,
-        world.users["member_a"],
-        approver=approver_a_user,
+    key = VirtualKeyFactory(
+        team=world.team_a,
+        owner=world.users["member_a"],
+        approved_by=approver_a_user,
         created_at=timezone.now() - timedelta(days=5),
         max_budget=Decimal("20.00"),
     )

@@ -30,8 +30,9 @@ from govsite.accounts import services as account_services
 from govsite.accounts.models import Membership, OrgRoleGrant
 from keys import services as key_services
 from keys.models import Approval, KeyRequest, VirtualKey
-from tests.audit.conftest import approved_key, build_export, direct_key, export_path, provisioned
+from tests.audit.conftest import approved_key, build_export, export_path, provisioned
 from tests.audit.helpers import append_only_bypassed, write_events
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +76,7 @@ def seeded(world, open_model, second_approver_a):
         world.users["admin"],
     )
     yesterday = timezone.now() - timedelta(days=1)
-    older = direct_key(team, member, approver=approver, created_at=yesterday)
+    older = VirtualKeyFactory(team=team, owner=member, approved_by=approver, created_at=yesterday)
     first = provisioned(approved_key(member, approver, team, [open_model]))
     second = provisioned(
         approved_key(member, second_approver_a, team, [open_model], purpose="Codex for the billing service")
@@ -243,7 +244,7 @@ def test_a_self_approved_key_is_a_failed_check_at_the_top_of_the_summary(world, 
 
 
 def test_a_key_created_before_its_approval_fails_the_order_check(world, auditor_user, open_bundle):
-    key = direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     KeyRequest.objects.filter(pk=key.request_id).update(decided_at=key.created_at + timedelta(minutes=1))
     Approval.objects.filter(request_id=key.request_id).update(created_at=key.created_at + timedelta(minutes=1))
     bundle = open_bundle(export_path(build_export(auditor_user)))
@@ -302,7 +303,9 @@ def test_export_evidence_command_writes_a_bundle_that_verify_evidence_accepts(wo
 
 
 def test_a_file_edited_and_its_hash_rewritten_in_the_manifest_is_caught_against_the_audit_log(world, tmp_path):
-    direct_key(world.team_a, world.users["member_a"], approver=world.users["member_a"])  # a failed check to hide
+    VirtualKeyFactory(
+        team=world.team_a, owner=world.users["member_a"], approved_by=world.users["member_a"]
+    )  # a failed check to hide
     today = timezone.now().date().isoformat()
     out = tmp_path / "evidence.zip"
     run("export_evidence", "--from", today, "--to", today, "--out", str(out))
@@ -513,13 +516,13 @@ def test_a_build_whose_worker_died_is_retried_then_given_up(auditor_user, django
     today = timezone.now().date()
     export = audit_services.evidence_export_start(actor=auditor_user, period_start=today, period_end=today)
     stale = timezone.now() - timedelta(hours=1)
-    EvidenceExport.objects.filter(pk=export.pk).update(status="running", heartbeat_at=stale, attempts=1)
+    EvidenceExport.objects.filter(pk=export.pk).update(status="running", next_attempt_at=stale, attempts=1)
     with django_capture_on_commit_callbacks(execute=True):
         audit_services.evidence_exports_sweep(now=timezone.now() + timedelta(minutes=3))
     export.refresh_from_db()
     assert export.status == EvidenceExport.Status.DONE and export.attempts == 2
     other = audit_services.evidence_export_start(actor=auditor_user, period_start=today, period_end=today)
-    EvidenceExport.objects.filter(pk=other.pk).update(status="running", heartbeat_at=stale, attempts=3)
+    EvidenceExport.objects.filter(pk=other.pk).update(status="running", next_attempt_at=stale, attempts=3)
     audit_services.evidence_exports_sweep()
     other.refresh_from_db()
     assert other.status == EvidenceExport.Status.FAILED and "gave up" in other.error
@@ -543,8 +546,8 @@ def test_evidence_for_a_period_older_than_the_raw_ledger_says_it_comes_from_roll
 
 
 def test_a_team_filter_narrows_the_key_reports_not_the_audit_log(world, auditor_user, open_bundle):
-    direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
-    direct_key(world.team_b, world.users["member_b"], approver=world.users["admin"])
+    VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
+    VirtualKeyFactory(team=world.team_b, owner=world.users["member_b"], approved_by=world.users["admin"])
     write_events(2)
     export = build_export(auditor_user, teams=[world.team_b])
     bundle = open_bundle(export_path(export))
@@ -555,7 +558,7 @@ def test_a_team_filter_narrows_the_key_reports_not_the_audit_log(world, auditor_
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised_and_json_keeps_them(world, auditor_user, open_bundle):
-    key = direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     KeyRequest.objects.filter(pk=key.request_id).update(purpose='=HYPERLINK("http://evil")')
     bundle = open_bundle(export_path(build_export(auditor_user)))
     assert bundle.csv("key_lifecycle")[0]["justification"] == '\'=HYPERLINK("http://evil")'

@@ -14,8 +14,8 @@ from audit.period import Period
 from govsite.accounts import services as account_services
 from keys import services as key_services
 from keys.models import KeyKind, VirtualKey
-from tests.audit.conftest import build_export, direct_key, export_path
-from tests.factories import make_user
+from tests.audit.conftest import build_export, export_path
+from tests.factories import VirtualKeyFactory, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +41,10 @@ def confirm_revocation(key, at):
 
 def test_a_leavers_key_revoked_by_the_next_job_run_passes_with_its_delay(world, admin_user):
     member = world.users["member_a"]
-    key = direct_key(world.team_a, member, approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=member, approved_by=world.users["approver_a"])
     three_days_ago = timezone.now() - timedelta(days=3)
-    earlier = direct_key(
-        world.team_a, member, status="revoked", revoke_requested_at=three_days_ago, revoked_at=three_days_ago
+    earlier = VirtualKeyFactory(
+        team=world.team_a, owner=member, status="revoked", revoke_requested_at=three_days_ago, revoked_at=three_days_ago
     )
     leave(admin_user, member)
     assert key_services.leaver_keys_sweep() == 1
@@ -62,9 +62,9 @@ def test_a_leavers_key_revoked_by_the_next_job_run_passes_with_its_delay(world, 
 def test_a_key_revoked_late_or_still_live_past_the_limit_fails(world, admin_user, settings):
     settings.LEAVER_REVOCATION_SLA_HOURS = 24
     member = world.users["member_a"]
-    late = direct_key(world.team_a, member)
-    live = direct_key(world.team_a, member)
-    service = direct_key(world.team_a, member, kind=KeyKind.SERVICE, service_name="deploy-bot")
+    late = VirtualKeyFactory(team=world.team_a, owner=member)
+    live = VirtualKeyFactory(team=world.team_a, owner=member)
+    service = VirtualKeyFactory(team=world.team_a, owner=member, kind=KeyKind.SERVICE, service_name="deploy-bot")
     leave(admin_user, member)
     confirm_revocation(late, member.deactivated_at + timedelta(hours=72))
 
@@ -88,7 +88,7 @@ def test_a_leaver_without_keys_is_listed_and_a_deactivation_without_an_event_is_
     rows = list(reports.leaver_rows(today()))
     assert [(row["person"], row["key_alias"]) for row in rows] == [(gone.email, None), (quiet.email, None)]
     assert rows[1]["audit_event_seq"] is None
-    key = direct_key(world.team_a, quiet, created_at=timezone.now() - timedelta(days=10))
+    key = VirtualKeyFactory(team=world.team_a, owner=quiet, created_at=timezone.now() - timedelta(days=10))
     rows = rows_by_key(now=timezone.now() + timedelta(days=2))
     assert rows[key.alias]["check_detail"].endswith("deactivation has no audit event")
 
@@ -97,7 +97,7 @@ def test_the_leaver_page_and_the_bundle_show_the_same_rows(
     world, admin_user, auditor_client, auditor_user, open_bundle
 ):
     member = world.users["member_a"]
-    key = direct_key(world.team_a, member)
+    key = VirtualKeyFactory(team=world.team_a, owner=member)
     leave(admin_user, member)
     key_services.leaver_keys_sweep()
     confirm_revocation(key, member.deactivated_at + timedelta(minutes=30))

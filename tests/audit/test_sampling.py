@@ -13,7 +13,8 @@ from django.utils import timezone
 from audit import services as audit_services
 from audit.models import AuditEvent, EvidenceSample
 from keys.models import VirtualKey
-from tests.audit.conftest import approved_key, build_export, direct_key, export_path, provisioned
+from tests.audit.conftest import approved_key, build_export, export_path, provisioned
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,9 @@ def population(world, open_model):
         provisioned(approved_key(member, approver, world.team_a, [open_model], purpose=f"Task {n}")) for n in range(12)
     ]
     for _ in range(2):
-        direct_key(world.team_a, member, approver=approver, created_at=timezone.now() - timedelta(days=7))
+        VirtualKeyFactory(
+            team=world.team_a, owner=member, approved_by=approver, created_at=timezone.now() - timedelta(days=7)
+        )
     return keys
 
 

@@ -105,8 +105,8 @@ def test_filter_by_date_range_shows_only_events_inside_it(admin_client, events):
 def test_end_date_before_start_date_is_a_field_error_not_a_silent_empty_list(admin_client, events):
     response = admin_client.get(URL, {"date_from": "2024-02-01", "date_to": "2024-01-01"})
     assert response.status_code == 200
-    assert response.context["form"].errors == {"date_to": ["The end date is before the start date."]}
-    assert b"The end date is before the start date." in response.content
+    assert response.context["form"].errors == {"date_to": ["The period ends before it starts."]}
+    assert b"The period ends before it starts." in response.content
     assert shown(response) == []
 
 

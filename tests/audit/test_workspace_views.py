@@ -17,8 +17,9 @@ from audit import reviews
 from audit.models import AccessReviewDecision, AuditEvent, EvidenceExport, EvidenceSample
 from budgets.models import DailyRollup
 from govsite.accounts import services as account_services
-from tests.audit.conftest import build_export, direct_key
+from tests.audit.conftest import build_export
 from tests.audit.url_cases import EXPORTERS
+from tests.factories import VirtualKeyFactory
 from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, all_cases
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +92,9 @@ def test_members_cannot_reach_any_evidence(world):
 def test_the_export_list_shows_each_export_with_its_status_and_failed_checks(
     world, auditor_user, auditor_client, django_assert_max_num_queries
 ):
-    direct_key(world.team_a, world.users["member_a"], approver=world.users["member_a"])  # self-approved
+    VirtualKeyFactory(
+        team=world.team_a, owner=world.users["member_a"], approved_by=world.users["member_a"]
+    )  # self-approved
     done = build_export(auditor_user)
     assert done.failed_checks == 2
     with django_assert_max_num_queries(10):
@@ -103,7 +106,7 @@ def test_the_export_list_shows_each_export_with_its_status_and_failed_checks(
 
 
 def test_the_sample_page_offers_a_bundle_with_the_same_seed(world, auditor_client):
-    direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     today = timezone.now().date().isoformat()
     response = auditor_client.post(
         reverse("sample_draw"), {"period_start": today, "period_end": today, "size": 1, "seed": "reuse-me"}
@@ -129,7 +132,7 @@ def test_every_workspace_list_says_so_when_it_is_empty(admin_client, auditor_cli
 def test_the_review_queue_and_the_campaign_page_come_in_pages(world, admin_user, approver_a_client, auditor_client):
     member, approver = world.users["member_a"], world.users["approver_a"]
     for _ in range(110):
-        direct_key(world.team_a, member, approver=approver)
+        VirtualKeyFactory(team=world.team_a, owner=member, approved_by=approver)
     review = reviews.access_review_open(
         actor=admin_user, name="Paged", due_on=timezone.now().date() + timedelta(days=7), on_due="escalate"
     )
@@ -148,7 +151,7 @@ def test_the_review_queue_and_the_campaign_page_come_in_pages(world, admin_user,
 def test_the_leaver_report_comes_in_pages_that_keep_the_period(world, admin_user, auditor_client):
     member = world.users["member_a"]
     for _ in range(105):
-        direct_key(world.team_a, member, created_at=timezone.now() - timedelta(days=3))
+        VirtualKeyFactory(team=world.team_a, owner=member, created_at=timezone.now() - timedelta(days=3))
     account_services.user_deactivate(actor=admin_user, user=member, reason="left")
     day = timezone.now().date()
     period = {"period_start": (day - timedelta(days=10)).isoformat(), "period_end": day.isoformat()}
@@ -162,7 +165,7 @@ def test_the_leaver_report_comes_in_pages_that_keep_the_period(world, admin_user
 
 
 def test_the_review_queue_shows_each_keys_owner_last_use_90_day_spend_and_models(world, admin_user, approver_a_client):
-    key = direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    key = VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     yesterday = timezone.now().date() - timedelta(days=1)
     DailyRollup.objects.create(
         day=yesterday, team=world.team_a, key=key, model="gpt-4o", requests=3, cost=Decimal("12.34")
@@ -176,7 +179,7 @@ def test_the_review_queue_shows_each_keys_owner_last_use_90_day_spend_and_models
 
 
 def test_a_sample_larger_than_the_population_is_refused_on_the_page_and_nothing_is_written(world, auditor_client):
-    direct_key(world.team_a, world.users["member_a"], approver=world.users["approver_a"])
+    VirtualKeyFactory(team=world.team_a, owner=world.users["member_a"], approved_by=world.users["approver_a"])
     today = timezone.now().date().isoformat()
     before = AuditEvent.objects.count()
     response = auditor_client.post(reverse("sample_draw"), {"period_start": today, "period_end": today, "size": 2})

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit import evidence
 from audit.models import AccessReview, AccessReviewDecision, AccessReviewItem, EvidenceExport, EvidenceSample
-from tests.audit.conftest import direct_key
+from tests.factories import VirtualKeyFactory
 from tests.permissions import ADMIN, APPROVER_A, AUDITOR, MEMBER_A, MEMBER_B, UrlCase, register
 
 EXPORTERS = frozenset({ADMIN, AUDITOR})
@@ -61,7 +61,7 @@ def _export_form(world, team):
 
 
 def _sample(world, team):
-    key = direct_key(team, _member_of(world, team))
+    key = VirtualKeyFactory(team=team, owner=_member_of(world, team))
     sample = EvidenceSample.objects.create(
         drawn_by=world.users[AUDITOR],
         drawn_by_label="auditor@example.com",
@@ -76,7 +76,7 @@ def _sample(world, team):
 
 
 def _sample_form(world, team):
-    direct_key(team, _member_of(world, team))
+    VirtualKeyFactory(team=team, owner=_member_of(world, team))
     return {"period_start": _today(), "period_end": _today(), "size": 1, "seed": "url-case"}
 
 
@@ -84,7 +84,7 @@ def _review(world, *, decided: bool = False, team=None) -> tuple[AccessReview, A
     """A campaign with one snapshot row of the team's member's key, written directly."""
     team = team or world.team_a
     owner = _member_of(world, team)
-    key = direct_key(team, owner)
+    key = VirtualKeyFactory(team=team, owner=owner)
     now = timezone.now()
     review = AccessReview.objects.create(
         name=f"URL case review {next(_n)}",
@@ -136,7 +136,7 @@ def _item_pk(world, team):
 
 
 def _open_form(world, team):
-    direct_key(team, _member_of(world, team))
+    VirtualKeyFactory(team=team, owner=_member_of(world, team))
     return {
         "name": f"URL case {next(_n)}",
         "due_on": (timezone.now().date() + timedelta(days=14)).isoformat(),
@@ -164,7 +164,13 @@ register(
     # access reviews
     UrlCase("access_review_list", allowed=EXPORTERS),
     UrlCase("access_review_open", allowed=ADMIN_ONLY),
-    UrlCase("access_review_open", method="post", data=_open_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "access_review_open",
+        method="post",
+        data=_open_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: AccessReview.objects.filter(name=c.data["name"]).exists(),
+    ),
     UrlCase("access_review_detail", kwargs=_review_pk, allowed=EXPORTERS, unreachable=lambda w: {"pk": MISSING}),
     UrlCase(
         "access_review_sign_off",
@@ -172,6 +178,7 @@ register(
         kwargs=_decided_review_pk,
         data=lambda w, t: {"note": "All keys reviewed."},
         allowed=ADMIN_ONLY,
+        effect=lambda c: AccessReview.objects.get(pk=c.pk).signed_off_at is not None,
         unreachable=lambda w: {"pk": MISSING},
     ),
     UrlCase("access_review_queue", allowed=REVIEWERS),
@@ -183,6 +190,7 @@ register(
         data=_decision_form,
         scoped=True,
         allowed=REVIEWERS,
+        effect=lambda c: AccessReviewDecision.objects.filter(item_id=c.pk, decided_by=c.user).exists(),
     ),
     # leavers
     UrlCase("leaver_report", allowed=EXPORTERS),

@@ -4,21 +4,16 @@ LiteLLM's shapes (the real captured samples and the sandbox's `make_spend_row`),
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
-import secrets
 import threading
-from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
-from budgets.models import Budget
-from keys.models import KeyKind, KeyRequest, VirtualKey
+from tests.factories import BudgetFactory, SpendLogRowFactory
 from tests.keys.conftest import classification, live_gateway, open_model  # noqa: F401  (the key lifecycle's fixtures, shared)
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -31,47 +26,8 @@ def sample(name: str) -> dict:
 
 
 def spend_row(**fields) -> dict:
-    """A spend-log row in LiteLLM's exact shape (the sandbox's own row builder)."""
-    from govsite.gateway.sandbox import make_spend_row
-
-    return make_spend_row(**fields)
-
-
-def make_key(
-    team, owner, *, gateway=None, secret: str | None = None, status=VirtualKey.Status.ACTIVE, **gateway_fields
-):
-    """A live key govsite knows (written directly, as provisioning leaves it) and, when a gateway is
-    given, the same key in that gateway so its calls are logged under its hash."""
-    secret = secret or f"sk-test-{secrets.token_urlsafe(18)}"
-    alias = f"budgets-test-{next(_aliases)}-{secrets.token_hex(3)}"
-    request = KeyRequest.objects.create(
-        requested_by=owner,
-        team=team,
-        owner=owner,
-        kind=KeyKind.PERSONAL,
-        purpose="ledger tests",
-        data_classification=classification("internal"),
-        monthly_budget=Decimal("100"),
-        status=KeyRequest.Status.APPROVED,
-    )
-    key = VirtualKey.objects.create(
-        request=request,
-        owner=owner,
-        team=team,
-        kind=KeyKind.PERSONAL,
-        alias=alias,
-        allowed_models=[],
-        max_budget=Decimal("100"),
-        expires_at=timezone.now() + timedelta(days=30),
-        status=status,
-        token_hash=hashlib.sha256(secret.encode()).hexdigest(),
-        last4=secret[-4:],
-    )
-    key.secret = secret
-    if gateway is not None:
-        with gateway.client() as client:
-            client.key_generate(key=secret, key_alias=alias, **gateway_fields)
-    return key
+    """A spend-log row in LiteLLM's exact shape."""
+    return SpendLogRowFactory(**fields)
 
 
 @pytest.fixture
@@ -94,7 +50,7 @@ def inline_jobs(settings):
 @pytest.fixture
 def team_budget(team_a, admin_user):
     def _make(amount="100.00", **fields):
-        return Budget.objects.create(team=team_a, amount=Decimal(amount), created_by=admin_user, **fields)
+        return BudgetFactory(team=team_a, amount=Decimal(amount), created_by=admin_user, **fields)
 
     return _make
 

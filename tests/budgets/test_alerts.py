@@ -11,7 +11,8 @@ from audit.models import AuditEvent
 from budgets import alerts
 from budgets.ingest import ingest_spend_rows
 from budgets.models import AlertDelivery, BudgetAlert, Notice
-from tests.budgets.conftest import make_key, spend_row
+from tests.budgets.conftest import spend_row
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +46,7 @@ def test_crossing_50_80_100_in_one_batch_alerts_three_times_once_each(
     team_a.slack_webhook_url = webhook.url
     team_a.save()
     budget = team_budget("1.00")
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     result = _spend(key, "1.20", n=3)
     assert result.inserted == 3
     assert _cost_of(key) > Decimal("1.00")
@@ -72,7 +73,7 @@ def test_crossing_50_80_100_in_one_batch_alerts_three_times_once_each(
 
 def test_a_new_period_starts_over(inline_jobs, team_a, member_a_user, team_budget):
     budget = team_budget("1.00")
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     last_month = datetime.now(UTC).replace(day=1) - timedelta(days=3)
     _spend(key, "0.60", when=last_month)
     alerts.budget_evaluate(budget_id=budget.pk, now=last_month + timedelta(hours=1))
@@ -89,7 +90,7 @@ def test_a_slack_failure_is_retried_and_shown_and_the_email_still_goes(
     team_a.save()
     webhook.statuses = [500]
     budget = team_budget("1.00")
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     _spend(key, "0.55")
     slack = AlertDelivery.objects.get(channel=AlertDelivery.Channel.SLACK, budget_alert__budget=budget)
     assert slack.status == AlertDelivery.Status.FAILED and "500" in slack.last_error

@@ -9,7 +9,8 @@ from budgets import anomalies
 from budgets.ingest import ingest_spend_rows
 from budgets.models import AnomalyAlert, Notice
 from keys.models import VirtualKey
-from tests.budgets.conftest import make_key, spend_row
+from tests.budgets.conftest import spend_row
+from tests.factories import VirtualKeyFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
@@ -43,7 +44,7 @@ def _history(key, per_day: float, today: float, spread_hours: int = 0):
 
 
 def test_a_key_at_six_times_its_trailing_rate_alerts_once_that_day(inline_jobs, team_a, member_a_user, approver_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     _history(key, per_day=1.0, today=6.0)
     assert anomalies.anomaly_scan(now=NOW) == 1
     alert = AnomalyAlert.objects.get(key=key)
@@ -56,13 +57,13 @@ def test_a_key_at_six_times_its_trailing_rate_alerts_once_that_day(inline_jobs, 
 
 
 def test_a_key_under_the_dollar_floor_stays_quiet(inline_jobs, team_a, member_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     _history(key, per_day=0.1, today=0.6)
     assert anomalies.anomaly_scan(now=NOW) == 0
     assert not AnomalyAlert.objects.exists()
 
 
 def test_a_key_spending_at_its_usual_rate_stays_quiet(inline_jobs, team_a, member_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     _history(key, per_day=8.0, today=8.0, spread_hours=8)
     assert anomalies.anomaly_scan(now=NOW) == 0

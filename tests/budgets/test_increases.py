@@ -91,6 +91,7 @@ def test_two_deciders_at_once_give_one_outcome(team_a, admin_user, member_a_user
             for w in (approver_a_user, finance_user)
         ),
         expected=services.InvalidTransition,
+        held_after_reading=BudgetIncreaseRequest._meta.db_table,
     )
     budget.refresh_from_db()
     assert budget.amount == Decimal("130")

@@ -10,8 +10,9 @@ from budgets import selectors
 from budgets.ingest import ingest_spend_rows
 from budgets.models import ClientTool, CostDisagreement, CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.pull import spend_pull_run
-from keys.models import DataClassification, ModelPolicy
-from tests.budgets.conftest import make_key, sample, spend_row
+from keys.models import ModelPolicy
+from tests.budgets.conftest import sample, spend_row
+from tests.factories import VirtualKeyFactory, classification
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def assert_rollups_match_ledger():
 
 
 def test_streamed_calls_the_gateway_logs_at_zero_are_booked_at_litellms_price(ledger_gateway, team_a, member_a_user):
-    key = make_key(team_a, member_a_user, gateway=ledger_gateway)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
     streamed = ledger_gateway.chat(key.secret, "claude-sonnet-4-5", stream=True)
     plain = ledger_gateway.chat(key.secret, "gpt-4o")
     assert streamed.status_code == plain.status_code == 200
@@ -91,9 +92,9 @@ def test_a_flat_rate_model_costs_nothing_and_keeps_its_tokens(ledger_gateway, te
         name="claude-haiku-4-5",
         provider="anthropic",
         flat_rate=True,
-        max_classification=DataClassification.objects.order_by("-level").first(),
+        max_classification=classification("restricted"),  # re-seeded: a transactional test flushes it
     )
-    key = make_key(team_a, member_a_user, gateway=ledger_gateway)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
     assert ledger_gateway.chat(key.secret, "claude-haiku-4-5").status_code == 200
 
     pull_now()
@@ -108,7 +109,7 @@ def test_a_flat_rate_model_costs_nothing_and_keeps_its_tokens(ledger_gateway, te
 
 
 def test_a_model_missing_from_the_price_map_is_unpriced_never_zero(ledger_gateway, team_a, member_a_user):
-    key = make_key(team_a, member_a_user, gateway=ledger_gateway)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
     assert ledger_gateway.chat(key.secret, "acme-internal-llm").status_code == 200
 
     pull_now()
@@ -122,8 +123,10 @@ def test_a_model_missing_from_the_price_map_is_unpriced_never_zero(ledger_gatewa
 
 
 def test_rate_limit_and_budget_refusals_are_counted_per_key(ledger_gateway, team_a, member_a_user, approver_a_user):
-    throttled = make_key(team_a, member_a_user, gateway=ledger_gateway, rpm_limit=1)
-    capped = make_key(team_a, approver_a_user, gateway=ledger_gateway, max_budget=0.0000001)
+    throttled = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway, gateway__rpm_limit=1)
+    capped = VirtualKeyFactory(
+        team=team_a, owner=approver_a_user, gateway=ledger_gateway, gateway__max_budget=0.0000001
+    )
     assert ledger_gateway.chat(throttled.secret).status_code == 200
     assert ledger_gateway.chat(throttled.secret).status_code == 429
     assert ledger_gateway.chat(capped.secret).status_code == 200
@@ -153,7 +156,7 @@ def test_rows_of_keys_govsite_does_not_know_are_kept_as_unmanaged(db):
 
 
 def test_the_same_rows_twice_are_booked_and_rolled_up_once(team_a, member_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     rows = [spend_row(api_key=key.token_hash, spend=0.001, prompt_tokens=100, completion_tokens=10) for _ in range(5)]
     first = ingest_spend_rows(rows, "pull")
     second = ingest_spend_rows(rows + [rows[0]], "push")
@@ -193,7 +196,7 @@ def test_cached_tokens_are_priced_at_the_cache_rate(db):
 
 
 def test_rows_are_rolled_up_on_their_own_utc_day(team_a, member_a_user):
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     late = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
     rows = [
         spend_row(api_key=key.token_hash, start_time=late, spend=0.0035, prompt_tokens=1000, completion_tokens=100),

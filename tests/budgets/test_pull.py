@@ -58,7 +58,7 @@ def test_rows_the_gateway_writes_late_are_caught_by_the_overlap(ledger_gateway):
     assert _booked(token) == 6
 
 
-def test_gateway_errors_half_way_are_recorded_and_the_next_run_finishes_the_window(ledger_gateway):
+def test_gateway_errors_half_way_are_recorded_and_the_next_run_finishes_the_window(ledger_gateway, settings):
     token, rows = _rows(2500)
     ledger_gateway.insert_spend_rows(rows)
     ledger_gateway.faults(fail_next=1, status=500)
@@ -69,8 +69,6 @@ def test_gateway_errors_half_way_are_recorded_and_the_next_run_finishes_the_wind
     assert _booked(token) == 0
 
     ledger_gateway.faults(delay_next=1, seconds=4)  # longer than the client's timeout below
-    from django.conf import settings
-
     settings.GATEWAY_TIMEOUT_SECONDS = 1
     timed_out = spend_pull_run()
     assert timed_out.error and "timed out" in timed_out.error

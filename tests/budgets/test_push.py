@@ -17,7 +17,7 @@ from budgets.models import SpendRecord
 from budgets.pull import spend_pull_run
 from tests.budgets.conftest import spend_row
 from tests.gateway_fixtures import free_port
-from tests.keys.conftest import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CALLBACK_DIR = Path(__file__).resolve().parents[2] / "govsite" / "gateway"
@@ -70,7 +70,7 @@ def litellm_proxy(tmp_path, live_server, admin_user):
             return False
 
     try:
-        wait_until(alive, timeout=120, what="the LiteLLM proxy to start")
+        wait_until(alive, timeout=120, what="the LiteLLM proxy to start", process=proc)
         yield url
     finally:
         proc.terminate()

@@ -17,7 +17,7 @@ import pytest
 from budgets import services
 from budgets.models import IngestToken, SpendRecord
 from tests.gateway_fixtures import free_port
-from tests.keys.conftest import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CALLBACK_DIR = Path(__file__).resolve().parents[2] / "govsite" / "gateway"

@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from budgets.ingest import ingest_spend_rows
 from keys.models import ModelPolicy
-from tests.budgets.conftest import make_key, spend_row
+from tests.budgets.conftest import spend_row
+from tests.factories import VirtualKeyFactory
 from tests.keys.conftest import classification
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ def test_computed_flat_rate_and_unpriced_rows_are_counted_per_key(team_a, member
     ModelPolicy.objects.create(
         name="kimi-k2.5", provider="moonshot", flat_rate=True, max_classification=classification("internal")
     )
-    key = make_key(team_a, member_a_user)
+    key = VirtualKeyFactory(team=team_a, owner=member_a_user)
     now = datetime.now(UTC)
     rows = [
         spend_row(api_key=key.token_hash, model_group="gpt-4o", spend=0.0, start_time=now),  # gateway said $0

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
 from budgets.quarantine import hold
-from tests.factories import TeamFactory
+from tests.factories import BudgetIncreaseRequestFactory, TeamFactory
 from tests.permissions import ADMIN, ALL_ROLES, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B, UrlCase, register
 
 ADMIN_ONLY = frozenset({ADMIN})
@@ -38,13 +38,7 @@ def _budget_kwargs(world, team):
 
 
 def _increase_kwargs(world, team):
-    increase = BudgetIncreaseRequest.objects.create(
-        budget=_budget(world, team),
-        requested_by=_member_of(world, team),
-        amount=Decimal("20"),
-        justification="a release week",
-    )
-    return {"pk": increase.pk}
+    return {"pk": BudgetIncreaseRequestFactory(budget=_budget(world, team), requested_by=_member_of(world, team)).pk}
 
 
 def _missing(world):
@@ -94,11 +88,23 @@ def _notice_form(world, team):
 register(
     UrlCase("budget_list"),
     UrlCase("budget_create", allowed=ADMIN_ONLY),
-    UrlCase("budget_create", method="post", data=_budget_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "budget_create",
+        method="post",
+        data=_budget_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: Budget.objects.filter(team_id=c.data["team"]).exists(),
+    ),
     UrlCase("budget_detail", kwargs=_budget_kwargs, scoped=True, unreachable=_missing),
     UrlCase("budget_edit", kwargs=_budget_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
     UrlCase(
-        "budget_edit", method="post", kwargs=_budget_kwargs, data=_budget_form, allowed=ADMIN_ONLY, unreachable=_missing
+        "budget_edit",
+        method="post",
+        kwargs=_budget_kwargs,
+        data=_budget_form,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+        effect=lambda c: Budget.objects.get(pk=c.pk).amount == Decimal(c.data["amount"]),
     ),
     UrlCase("budget_increase_request", kwargs=_budget_kwargs, scoped=True, allowed=MEMBERS, unreachable=_missing),
     UrlCase(
@@ -109,6 +115,7 @@ register(
         allowed=MEMBERS,
         data=_increase_form,
         unreachable=_missing,
+        effect=lambda c: BudgetIncreaseRequest.objects.filter(budget_id=c.pk, requested_by=c.user).exists(),
     ),
     UrlCase("budget_increase_queue", allowed=DECIDERS),
     UrlCase("budget_increase_detail", kwargs=_increase_kwargs, scoped=True, unreachable=_missing),
@@ -120,6 +127,7 @@ register(
         allowed=DECIDERS,
         data=lambda w, t: {"decision": "approve", "note": "ok"},
         unreachable=_missing,
+        effect=lambda c: BudgetIncreaseRequest.objects.get(pk=c.pk).status == BudgetIncreaseRequest.Status.APPROVED,
     ),
     UrlCase("reconciliation", allowed=frozenset({ADMIN, FINANCE, AUDITOR})),
     UrlCase("ingest_settings", allowed=ADMIN_ONLY),
@@ -129,8 +137,16 @@ register(
         data=lambda w, t: {"name": f"gateway {next(_n)}"},
         allowed=ADMIN_ONLY,
         ok_status=200,
+        effect=lambda c: IngestToken.objects.filter(name=c.data["name"]).exists(),
     ),
-    UrlCase("ingest_token_revoke", method="post", kwargs=_token_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase(
+        "ingest_token_revoke",
+        method="post",
+        kwargs=_token_kwargs,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+        effect=lambda c: IngestToken.objects.get(pk=c.pk).revoked_at is not None,
+    ),
     UrlCase("quarantine_list", allowed=frozenset({ADMIN, FINANCE, AUDITOR})),
     UrlCase(
         "quarantine_detail",
@@ -145,6 +161,7 @@ register(
         data=_corrected,
         allowed=ADMIN_ONLY,
         unreachable=_missing,
+        effect=lambda c: QuarantinedRow.objects.get(pk=c.pk).status == QuarantinedRow.Status.BOOKED,
     ),
     UrlCase(
         "quarantine_discard",
@@ -153,6 +170,7 @@ register(
         data=lambda w, t: {"note": "a test row"},
         allowed=ADMIN_ONLY,
         unreachable=_missing,
+        effect=lambda c: QuarantinedRow.objects.get(pk=c.pk).status == QuarantinedRow.Status.DISCARDED,
     ),
     UrlCase("notice_list"),
     UrlCase("notices_read", method="post", data=_notice_form, writes=False),

@@ -19,7 +19,7 @@ import pytest
 from budgets.models import CostSource, IngestToken, SpendRecord
 from budgets.services import hash_ingest_token
 from tests.gateway_fixtures import free_port
-from tests.keys.conftest import wait_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CALLBACK = Path(__file__).resolve().parents[2] / "govsite" / "gateway" / "callback.py"

@@ -75,7 +75,7 @@ def test_end_before_start_is_a_form_error(admin_client):
     url = reverse("dashboard_org")
     response = admin_client.get(f"{url}?period=custom&start=2026-11-10&end=2026-11-01")
     assert response.status_code == 400
-    assert "The end is before the start." in response.content.decode()
+    assert "The period ends before it starts." in response.content.decode()
     assert (
         admin_client.get(f"{url}?period=custom&start=2026-11-10&end=2026-11-01&format=csv&table=models").status_code
         == 400

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from budgets.models import Budget
 from govsite.accounts.models import TeamRole
-from tests.adoption.builders import at, book, key_for
+from tests.adoption.builders import PROVISIONED, at, book
 from tests.adoption.conftest import cost_rows
-from tests.factories import TeamFactory, make_user
+from tests.factories import TeamFactory, VirtualKeyFactory, make_user
 from tests.permissions import ADMIN, APPROVER_A, MEMBER_A
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,11 @@ def _grow(cost_world, *, teams: int, people: int, days: int):
         Budget.objects.create(team=team, amount=Decimal("50"), created_by=admin)
         for m in range(people):
             person = make_user(teams={team: TeamRole.MEMBER, world.team_a: TeamRole.MEMBER})
-            keys = {"a": key_for(team, person), "b": key_for(world.team_a, person), "c": key_for(team, person)}
+            keys = {
+                "a": VirtualKeyFactory(team=team, owner=person, provisioned_at=PROVISIONED),
+                "b": VirtualKeyFactory(team=world.team_a, owner=person, provisioned_at=PROVISIONED),
+                "c": VirtualKeyFactory(team=team, owner=person, provisioned_at=PROVISIONED),
+            }
             Budget.objects.create(team=team, user=person, amount=Decimal("5"), created_by=admin)
             for day in range(days):
                 rows += cost_rows(keys, cost_world.start + timedelta(days=day))[: 4 + (n + m) % 5]
@@ -58,7 +62,7 @@ def _grow(cost_world, *, teams: int, people: int, days: int):
     Budget.objects.create(team=world.team_a, user=member, amount=Decimal("5"), created_by=admin)
     Budget.objects.create(team=world.team_a, amount=Decimal("500"), created_by=admin)
     for extra in range(3):
-        key = key_for(world.team_a, member)
+        key = VirtualKeyFactory(team=world.team_a, owner=member, provisioned_at=PROVISIONED)
         Budget.objects.create(team=world.team_a, key=key, amount=Decimal("5"), created_by=admin)
         rows += cost_rows({"a": key, "b": key, "c": key}, cost_world.start + timedelta(days=extra))
     rows.append(cost_rows(cost_world.keys, cost_world.end)[0] | {"startTime": at(cost_world.end, 1).isoformat()})

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from govsite import processes
-from govsite.accounts.management.commands.seed_demo import DEMO_PASSWORD, DOMAIN
-from govsite.processes import free_port
+from govsite.devtools import processes
+from govsite.devtools.management.commands.seed_demo import DEMO_PASSWORD, DOMAIN
+from govsite.devtools.processes import free_port
 from tests.gateway_fixtures import GatewayTarget, start_sandbox, stop_sandbox, unavailable
 
 try:

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,17 +13,8 @@ from django.db import connection
 
 from govsite.accounts.models import TeamRole
 from keys import services
-from keys.models import DataClassification, KeyKind, ModelPolicy
-from tests.factories import make_user
-
-DEFAULT_CLASSIFICATIONS = {"public": 1, "internal": 2, "confidential": 3, "restricted": 4}
-
-
-def classification(key: str) -> DataClassification:
-    """The seeded data class (a transactional test's flush removes migration-seeded rows, so re-create)."""
-    for name, level in DEFAULT_CLASSIFICATIONS.items():
-        DataClassification.objects.get_or_create(key=name, defaults={"level": level, "label": name.title()})
-    return DataClassification.objects.get(key=key)
+from keys.models import KeyKind, ModelPolicy
+from tests.factories import classification, make_user
 
 
 @pytest.fixture
@@ -81,18 +71,6 @@ def file_request():
 # --- a live gateway and a real RQ worker ---------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, *, timeout: float = 30.0, what: str = "condition"):
-    """Poll until `predicate()` is truthy; the wait ends as soon as the job it waits for is done."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def chat(gateway_url: str, secret: str, model: str = "gpt-4o", **extra) -> httpx.Response:

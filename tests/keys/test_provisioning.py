@@ -12,7 +12,8 @@ from audit.models import AuditEvent
 from govsite.accounts import services as account_services
 from keys import gateway_handlers, services
 from keys.models import GatewayCommand, KeyKind, KeyRequest, UnmanagedKey, VirtualKey
-from tests.keys.conftest import chat, classification, request_input, wait_until
+from tests.keys.conftest import chat, classification, request_input
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,7 +57,11 @@ def test_request_approve_provision_reveal_call_revoke_through_a_real_worker(
     approver_a_client.post(reverse("approval_decide", args=[kr.pk]), {"decision": "approve", "note": "ok"})
 
     key = VirtualKey.objects.get(request=kr)
-    wait_until(lambda: _refresh(key).status == VirtualKey.Status.ACTIVE, what="the worker to provision the key")
+    wait_until(
+        lambda: _refresh(key).status == VirtualKey.Status.ACTIVE,
+        what="the worker to provision the key",
+        process=rq_worker.process,
+    )
     assert GatewayCommand.objects.get(key=key).status == GatewayCommand.Status.DONE
 
     page = member_a_client.post(reverse("key_reveal", args=[key.pk]))
@@ -72,7 +77,11 @@ def test_request_approve_provision_reveal_call_revoke_through_a_real_worker(
     assert chat(live_gateway.url, secret).status_code == 200
 
     member_a_client.post(reverse("key_revoke", args=[key.pk]), {"reason": "done with it"})
-    wait_until(lambda: _refresh(key).status == VirtualKey.Status.REVOKED, what="the worker to delete the key")
+    wait_until(
+        lambda: _refresh(key).status == VirtualKey.Status.REVOKED,
+        what="the worker to delete the key",
+        process=rq_worker.process,
+    )
     assert key.revoked_at is not None
     assert chat(live_gateway.url, secret).status_code == 401
 
@@ -107,7 +116,11 @@ def test_redis_flushed_after_approval_is_recovered_by_the_sweeper(
     rq_worker.restart()
     assert _refresh(key).status == VirtualKey.Status.PROVISIONING
     assert services.gateway_commands_sweep() == 1
-    wait_until(lambda: _refresh(key).status == VirtualKey.Status.ACTIVE, what="the re-enqueued command")
+    wait_until(
+        lambda: _refresh(key).status == VirtualKey.Status.ACTIVE,
+        what="the re-enqueued command",
+        process=rq_worker.process,
+    )
 
 
 def test_a_command_rerun_after_the_worker_died_mid_command_makes_one_key_not_two(
@@ -118,12 +131,12 @@ def test_a_command_rerun_after_the_worker_died_mid_command_makes_one_key_not_two
     settings.LITELLM_URL = live_gateway.url
     command = GatewayCommand.objects.get(key=key)
     # A worker takes the command, the gateway creates the key, and the worker dies before recording it.
-    command = services._claim(command.pk, timezone.now() + timedelta(hours=1))
+    command = services.COMMANDS.claim(command.pk, now=timezone.now() + timedelta(hours=1))
     gateway_handlers.key_generate(command)
     assert _refresh(command).status == GatewayCommand.Status.RUNNING
     assert len(_gateway_aliases(live_gateway, key.alias)) == 1
     # Time passes: the dead worker's lease runs out.
-    GatewayCommand.objects.filter(pk=command.pk).update(updated_at=timezone.now() - services.LEASE - timedelta(1))
+    GatewayCommand.objects.filter(pk=command.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
     assert services.gateway_commands_sweep() == 1
     assert _refresh(key).status == VirtualKey.Status.ACTIVE

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
-from decimal import Decimal
-
-from django.utils import timezone
 
 from govsite.accounts.models import TeamRole
-from keys import crypto
-from keys.models import GatewayCommand, KeyKind, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
-from tests.factories import make_user
+from keys.models import (
+    DataClassification,
+    GatewayCommand,
+    KeyKind,
+    KeyRequest,
+    ModelPolicy,
+    TeamKeyPolicy,
+    UnmanagedKey,
+    VirtualKey,
+)
+from tests.factories import KeyRequestFactory, VirtualKeyFactory, make_user
 from tests.keys.conftest import classification
 from tests.permissions import (
     ADMIN,
@@ -47,39 +51,11 @@ def _policy() -> ModelPolicy:
 
 
 def _request(world, team) -> KeyRequest:
-    member = _member_of(world, team)
-    kr = KeyRequest.objects.create(
-        requested_by=member,
-        owner=member,
-        team=team,
-        purpose="tests",
-        monthly_budget=Decimal("10"),
-        data_classification=classification("internal"),
-    )
-    kr.requested_models.set([_policy()])
-    return kr
+    return KeyRequestFactory(requested_by=_member_of(world, team), team=team, requested_models=[_policy()])
 
 
 def _key(world, team, *, kind=KeyKind.PERSONAL) -> VirtualKey:
-    kr = _request(world, team)
-    kr.status = KeyRequest.Status.APPROVED
-    kr.save()
-    secret = crypto.new_secret()
-    return VirtualKey.objects.create(
-        request=kr,
-        owner=kr.owner,
-        team=team,
-        kind=kind,
-        service_name="bot" if kind == KeyKind.SERVICE else "",
-        alias=f"govsite-test-{next(_n)}",
-        allowed_models=["gpt-4o"],
-        max_budget=Decimal("10"),
-        expires_at=timezone.now() + timedelta(days=30),
-        status=VirtualKey.Status.ACTIVE,
-        token_hash=crypto.token_hash(secret),
-        last4=secret[-4:],
-        secret_encrypted=crypto.encrypt(secret),
-    )
+    return VirtualKeyFactory(owner=_member_of(world, team), team=team, kind=kind, encrypted=True)
 
 
 def _request_kwargs(world, team):
@@ -163,10 +139,24 @@ def _adopt_form(world, team):
 register(
     UrlCase("key_list"),
     UrlCase("key_request_create", allowed=MEMBERS),
-    UrlCase("key_request_create", method="post", data=_new_request_form, allowed=MEMBERS),
+    UrlCase(
+        "key_request_create",
+        method="post",
+        data=_new_request_form,
+        allowed=MEMBERS,
+        effect=lambda c: KeyRequest.objects.filter(
+            requested_by=c.user, team=c.team, purpose=c.data["purpose"]
+        ).exists(),
+    ),
     UrlCase("key_request_detail", kwargs=_request_kwargs, scoped=True, unreachable=_missing),
     UrlCase(
-        "key_request_cancel", method="post", kwargs=_request_kwargs, scoped=True, allowed=OWNERS, unreachable=_missing
+        "key_request_cancel",
+        method="post",
+        kwargs=_request_kwargs,
+        scoped=True,
+        allowed=OWNERS,
+        unreachable=_missing,
+        effect=lambda c: KeyRequest.objects.get(pk=c.pk).status == KeyRequest.Status.CANCELLED,
     ),
     UrlCase("key_detail", kwargs=_key_kwargs, scoped=True, unreachable=_missing),
     UrlCase(
@@ -177,6 +167,7 @@ register(
         allowed=OWNERS,
         ok_status=200,
         unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.get(pk=c.pk).revealed_at is not None,
     ),
     UrlCase("key_revoke", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
     UrlCase(
@@ -187,9 +178,18 @@ register(
         allowed=KEY_MANAGERS,
         data=lambda w, t: {"reason": "no longer needed"},
         unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.get(pk=c.pk).status == VirtualKey.Status.REVOKING,
     ),
     UrlCase("key_rotate", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
-    UrlCase("key_rotate", method="post", kwargs=_key_kwargs, scoped=True, allowed=KEY_MANAGERS, unreachable=_missing),
+    UrlCase(
+        "key_rotate",
+        method="post",
+        kwargs=_key_kwargs,
+        scoped=True,
+        allowed=KEY_MANAGERS,
+        unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.filter(rotated_from_id=c.pk).exists(),
+    ),
     UrlCase(
         "key_reassign",
         method="post",
@@ -198,6 +198,7 @@ register(
         allowed=DECIDERS,
         data=_reassign_form,
         unreachable=_missing,
+        effect=lambda c: VirtualKey.objects.get(pk=c.pk).owner_id == c.data["owner"],
     ),
     UrlCase("approval_queue", allowed=DECIDERS),
     UrlCase(
@@ -208,10 +209,17 @@ register(
         allowed=DECIDERS,
         data=lambda w, t: {"decision": "approve", "note": "fine"},
         unreachable=_missing,
+        effect=lambda c: KeyRequest.objects.get(pk=c.pk).status == KeyRequest.Status.APPROVED,
     ),
     UrlCase("model_policy_list", allowed=ADMIN_ONLY),
     UrlCase("model_policy_create", allowed=ADMIN_ONLY),
-    UrlCase("model_policy_create", method="post", data=_policy_form, allowed=ADMIN_ONLY),
+    UrlCase(
+        "model_policy_create",
+        method="post",
+        data=_policy_form,
+        allowed=ADMIN_ONLY,
+        effect=lambda c: ModelPolicy.objects.filter(name=c.data["name"]).exists(),
+    ),
     UrlCase("model_policy_edit", kwargs=_policy_kwargs, allowed=ADMIN_ONLY, unreachable=_missing),
     UrlCase(
         "model_policy_edit",
@@ -220,6 +228,7 @@ register(
         data=_policy_form,
         allowed=ADMIN_ONLY,
         unreachable=_missing,
+        effect=lambda c: ModelPolicy.objects.get(pk=c.pk).name == c.data["name"],
     ),
     UrlCase(
         "classification_relabel",
@@ -228,6 +237,7 @@ register(
         allowed=ADMIN_ONLY,
         data=lambda w, t: {"label": f"Internal {next(_n)}"},
         unreachable=_missing,
+        effect=lambda c: DataClassification.objects.get(pk=c.pk).label == c.data["label"],
     ),
     UrlCase(
         "team_key_policy",
@@ -242,9 +252,17 @@ register(
         allowed=ADMIN_ONLY,
         data=lambda w, t: {"max_expiry_days": "60", "auto_approve_max_budget": "0"},
         unreachable=lambda w: {"slug": "no-such-team"},
+        effect=lambda c: TeamKeyPolicy.objects.filter(team__slug=c.kwargs["slug"], max_expiry_days=60).exists(),
     ),
     UrlCase("gateway_commands", allowed=frozenset({ADMIN, AUDITOR})),
-    UrlCase("gateway_command_retry", method="post", kwargs=_failed_command, allowed=ADMIN_ONLY, unreachable=_missing),
+    UrlCase(
+        "gateway_command_retry",
+        method="post",
+        kwargs=_failed_command,
+        allowed=ADMIN_ONLY,
+        unreachable=_missing,
+        effect=lambda c: GatewayCommand.objects.get(pk=c.pk).status != GatewayCommand.Status.FAILED,
+    ),
     UrlCase("unmanaged_keys", allowed=frozenset({ADMIN, AUDITOR})),
     UrlCase(
         "unmanaged_key_decide",
@@ -253,6 +271,7 @@ register(
         data=_adopt_form,
         allowed=ADMIN_ONLY,
         unreachable=_missing,
+        effect=lambda c: UnmanagedKey.objects.get(pk=c.pk).status == UnmanagedKey.Status.ADOPTED,
     ),
 )
 

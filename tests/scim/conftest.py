@@ -14,7 +14,8 @@ import pytest
 from django.test import Client
 
 from govsite.accounts import services
-from govsite.accounts.models import ScimToken
+from govsite.accounts.models import OrgRole, ScimToken, TeamRole
+from tests.factories import SsoGroupMappingFactory
 from tests.keys.conftest import live_gateway, open_model  # noqa: F401  (the key lifecycle's fixtures, shared)
 
 CONTENT_TYPE = "application/scim+json"
@@ -92,3 +93,11 @@ def group_body(name: str, *member_ids, **extra) -> dict:
 
 def patch_body(*operations: dict) -> dict:
     return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
+
+
+@pytest.fixture
+def mappings(team_a, team_b):
+    SsoGroupMappingFactory(group="Engineering A", team=team_a, team_role=TeamRole.MEMBER)
+    SsoGroupMappingFactory(group="Engineering A leads", team=team_a, team_role=TeamRole.APPROVER)
+    SsoGroupMappingFactory(group="Engineering B", team=team_b, team_role=TeamRole.MEMBER)
+    SsoGroupMappingFactory(group="Finance", team=None, team_role="", org_role=OrgRole.FINANCE)

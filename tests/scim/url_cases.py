@@ -1,7 +1,7 @@
 """Permission rows for the SCIM token pages (Settings → SCIM); see tests/permissions.py for the checks.
 
 The SCIM API itself (/scim/v2/..., URL names "scim_api_*") is authenticated by bearer token, not by a
-session: tests/scim/test_scim.py checks that.
+session: tests/scim/test_scim_access.py checks that.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ def _new_token_form(world, team):
 register(
     UrlCase("scim_tokens", allowed=ADMIN_ONLY),
     # The new secret is shown on the page itself (200), once.
-    UrlCase("scim_tokens", method="post", data=_new_token_form, allowed=ADMIN_ONLY, ok_status=200),
+    UrlCase(
+        "scim_tokens",
+        method="post",
+        data=_new_token_form,
+        allowed=ADMIN_ONLY,
+        ok_status=200,
+        effect=lambda c: ScimToken.objects.filter(name=c.data["name"]).exists(),
+    ),
     UrlCase("scim_token_revoke", kwargs=_token, allowed=ADMIN_ONLY, unreachable=lambda world: {"pk": MISSING}),
     UrlCase(
         "scim_token_revoke",
@@ -39,5 +46,6 @@ register(
         kwargs=_token,
         allowed=ADMIN_ONLY,
         unreachable=lambda world: {"pk": MISSING},
+        effect=lambda c: ScimToken.objects.get(pk=c.pk).revoked_at is not None,
     ),
 )

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from govsite import processes
-from govsite.processes import free_port
+from govsite.devtools import processes
+from govsite.devtools.processes import free_port
 from tests.gateway_fixtures import unavailable
 from tests.keys.conftest import _database_url
 from tests.sso.flows import CALLBACK_PATH

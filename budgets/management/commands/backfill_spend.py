@@ -7,8 +7,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.services import raw_ledger_cutoff
 from budgets.pull import spend_backfill
+from budgets.retention import raw_ledger_cutoff
 from govsite.gateway.client import GatewayError
 
 

@@ -9,6 +9,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from govsite.cron import SCHEDULES
+
 log = logging.getLogger(__name__)
 
 
@@ -19,8 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="run every schedule once and exit")
 
     def handle(self, *args, once: bool = False, **options):
-        from govsite.cron import SCHEDULES
-
         last_run: dict[int, float] = {}
         self.stdout.write(f"running {len(SCHEDULES)} schedules in-process")
         while True:

@@ -1,0 +1,297 @@
+"""`python manage.py bench_load`: the busiest pages under 50 concurrent clients, on PostgreSQL, for a minute.
+
+Everything runs on loopback and stops by itself:
+
+1. a bench database next to DATABASE_URL's (`<name>_bench`): dropped, created, migrated, `seed_demo`, then
+   filled like a mid-size org by this command with `--prepare` inside that database (bench_data.py):
+   `--people` more people across the teams, each with a key provisioned at the sandbox gateway (started for
+   the run), `--spend-rows` spend-log rows over the last `--spend-days` days booked through the ledger's
+   ingest (which keeps the dashboards' rollups), `--pending` key requests waiting in each team's queue, and
+   one login session per client;
+2. gunicorn with 4 workers, as docker-compose runs it, with the production settings (DEBUG off);
+3. locust through its library API, headless, in a process of its own (govsite/devtools/bench_clients.py):
+   approvers load the approval queue (/approvals/), approvers and admins each team's cost dashboard
+   (/dashboards/teams/<slug>/), members the REST API's list of their key requests (/api/v1/key-requests/);
+4. prints requests/s, p50/p95/p99 and errors per endpoint and overall, stops gunicorn and the sandbox, and
+   drops the database (unless --keep-db). `--check` exits non-zero when the goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+import httpx
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from govsite.devtools import processes
+from govsite.devtools.bench_data import prepare
+
+STARTUP_TIMEOUT = 90.0
+
+
+def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
+    try:
+        processes.wait_for_http(url, process, what=what, timeout=STARTUP_TIMEOUT)
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class Command(BaseCommand):
+    help = "Load-test the approval queue, the team dashboard and the key-request API: 50 clients, 60 s, gunicorn."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users", type=int, default=50, help="concurrent clients (default 50)")
+        parser.add_argument("--duration", type=float, default=60, help="seconds of load (default 60)")
+        parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+        parser.add_argument("--people", type=int, default=225, help="people added to the demo org, a key each")
+        parser.add_argument("--pending", type=int, default=20, help="key requests pending per team")
+        parser.add_argument(
+            "--spend-rows", type=int, default=150_000, help="gateway spend-log rows booked into the ledger"
+        )
+        parser.add_argument("--spend-days", type=int, default=90, help="days of traffic those rows cover")
+        parser.add_argument(
+            "--think",
+            default="0.5-1.5",
+            help="seconds each client waits between two requests, as MIN-MAX (default 0.5-1.5; 0 for none)",
+        )
+        parser.add_argument("--p95-goal", type=float, default=150.0, help="milliseconds (default 150)")
+        parser.add_argument("--check", action="store_true", help="exit non-zero if there are errors or p95 misses")
+        parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
+        parser.add_argument(
+            "--database-url",
+            default="",
+            help="PostgreSQL URL of the bench database (default: DATABASE_URL's server, database <name>_bench)",
+        )
+        # Internal: bench_load runs itself with this inside the bench database to fill it and write the spec.
+        parser.add_argument("--prepare", default="", help=argparse.SUPPRESS)
+
+    # --- the run --------------------------------------------------------------------------------------------
+
+    def handle(self, *args, **options):
+        if options["prepare"]:
+            spec = prepare(
+                people=options["people"],
+                pending=options["pending"],
+                clients=options["users"],
+                spend_rows=options["spend_rows"],
+                spend_days=options["spend_days"],
+            )
+            Path(options["prepare"]).write_text(json.dumps(spec))
+            return
+        if importlib.util.find_spec("locust") is None:
+            raise CommandError("locust is not installed: pip install 'locust>=2.30,<3'")
+        think = self._think(options["think"])
+        db_url = options["database_url"] or self._bench_url(os.environ.get("DATABASE_URL", ""))
+        workdir = Path(tempfile.mkdtemp(prefix="govsite-bench-"))
+        running: dict[str, subprocess.Popen] = {}
+        try:
+            env = self._env(db_url, workdir)
+            self._recreate(db_url)
+            self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: migrate, seed_demo")
+            self._manage(env, "migrate", "--noinput")
+            self._manage(env, "seed_demo")
+            running["sandbox"] = self._sandbox(env, workdir)
+            self.stdout.write(
+                f"filling it: {options['people']} more people with a key each, {options['spend_rows']:,} spend "
+                f"rows over {options['spend_days']} days, {options['pending']} pending requests per team, "
+                f"{options['users']} sessions"
+            )
+            spec_path = workdir / "spec.json"
+            started = time.monotonic()
+            self._manage(
+                env, "bench_load", "--prepare", str(spec_path), "--people", str(options["people"]),
+                "--pending", str(options["pending"]), "--users", str(options["users"]),
+                "--spend-rows", str(options["spend_rows"]), "--spend-days", str(options["spend_days"]), timeout=1800,
+            )  # fmt: skip
+            self.stdout.write(f"  filled in {time.monotonic() - started:.0f}s")
+            spec = json.loads(spec_path.read_text())
+            self._report_ledger(spec["ledger"])
+            port = processes.free_port()
+            base_url = f"http://127.0.0.1:{port}"
+            running["gunicorn"] = self._gunicorn(env, port, options["workers"], workdir)
+            _wait_for(f"{base_url}/healthz", running["gunicorn"], "gunicorn")
+            self._warm_up(base_url, spec)
+            self.stdout.write(
+                f"load: {options['users']} clients for {options['duration']:.0f}s against gunicorn "
+                f"({options['workers']} workers), think time {think[0]:g}-{think[1]:g}s"
+            )
+            result = self._locust(base_url, spec, workdir, options["users"], options["duration"], think)
+        finally:
+            for process in reversed(running.values()):
+                processes.stop(process)
+            if not options["keep_db"]:
+                with contextlib.suppress(Exception):
+                    self._recreate(db_url, drop_only=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+        ok = self._report(spec, result, options["p95_goal"])
+        if options["check"] and not ok:
+            raise CommandError("the goal was missed")
+
+    # --- pieces ---------------------------------------------------------------------------------------------
+
+    def _think(self, value: str) -> tuple[float, float]:
+        try:
+            low, _, high = value.partition("-")
+            low_s, high_s = float(low), float(high or low)
+        except ValueError as exc:
+            raise CommandError(f"--think takes MIN-MAX seconds, e.g. 0.5-1.5, not {value!r}") from exc
+        if low_s < 0 or high_s < low_s:
+            raise CommandError(f"--think takes MIN-MAX seconds with 0 <= MIN <= MAX, not {value!r}")
+        return low_s, high_s
+
+    def _bench_url(self, url: str) -> str:
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise CommandError(
+                "bench_load runs on PostgreSQL: set DATABASE_URL (its server gets a <name>_bench database) "
+                "or pass --database-url"
+            )
+        parts = urlsplit(url)
+        return parts._replace(path=f"{parts.path.rstrip('/')}_bench").geturl()
+
+    def _recreate(self, db_url: str, *, drop_only: bool = False) -> None:
+        config = dj_database_url.parse(db_url)
+        if config["ENGINE"] != "django.db.backends.postgresql":
+            raise CommandError("bench_load runs on PostgreSQL")
+        processes.recreate_database(config, drop_only=drop_only)
+
+    def _env(self, db_url: str, workdir: Path) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DEBUG": "false",
+            "SECURE_SSL_REDIRECT": "false",
+            "SESSION_COOKIE_SECURE": "false",
+            "CSRF_COOKIE_SECURE": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # The set-up provisions keys in-process; the pages read only. The cache is Redis when set.
+            "REDIS_URL": "",
+            "LITELLM_URL": "",
+            "LITELLM_MASTER_KEY": "sk-bench-master-key",
+            "SANDBOX_PORT": str(processes.free_port()),
+            "SANDBOX_DB_PATH": str(workdir / "sandbox.sqlite3"),
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LOG_LEVEL": "WARNING",
+        }
+
+    def _manage(self, env: dict[str, str], *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(  # noqa: S603 - this interpreter and this manage.py
+            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args],
+            cwd=settings.BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise CommandError(f"manage.py {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def _sandbox(self, env: dict[str, str], workdir: Path) -> subprocess.Popen:
+        port = env["SANDBOX_PORT"]
+        with (workdir / "sandbox.log").open("wb") as log:
+            process = subprocess.Popen(  # noqa: S603
+                [
+                    sys.executable, "-m", "govsite.devtools.sandbox", "--port", port,
+                    "--db", env["SANDBOX_DB_PATH"], "--master-key", env["LITELLM_MASTER_KEY"],
+                ],
+                cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        _wait_for(f"http://127.0.0.1:{port}/health/liveliness", process, "the sandbox gateway")
+        return process
+
+    def _gunicorn(self, env: dict[str, str], port: int, workers: int, workdir: Path) -> subprocess.Popen:
+        web_env = {**env, "REDIS_URL": os.environ.get("REDIS_URL", "")}
+        with (workdir / "gunicorn.log").open("wb") as log:
+            return subprocess.Popen(  # noqa: S603
+                [
+                    sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
+                    "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
+                ],
+                cwd=settings.BASE_DIR, env=web_env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def _warm_up(self, base_url: str, spec: dict) -> None:
+        """A few requests per endpoint first, so every worker has loaded its templates, as a live site has."""
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            for endpoint in spec["endpoints"].values():
+                accept = endpoint.get("accept", "text/html")
+                for target in endpoint["clients"][:8]:
+                    headers = {"Cookie": f"sessionid={target['session']}", "Accept": accept}
+                    response = client.get(target["path"], headers=headers)
+                    expect = target.get("expect", endpoint.get("expect", ""))
+                    if response.status_code != 200 or expect not in response.text:
+                        raise CommandError(
+                            f"GET {target['path']} answered {response.status_code} without {expect!r}, not the page"
+                        )
+
+    def _locust(self, base_url, spec, workdir, users, duration, think) -> dict:
+        spec_path, out_path = workdir / "clients.json", workdir / "result.json"
+        spec_path.write_text(json.dumps(spec))
+        command = [
+            sys.executable, "-m", "govsite.devtools.bench_clients", str(spec_path), str(out_path),
+            "--host", base_url, "--users", str(users), "--duration", str(duration),
+            "--think-min", str(think[0]), "--think-max", str(think[1]),
+        ]  # fmt: skip
+        result = subprocess.run(  # noqa: S603
+            command, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=duration + 120
+        )
+        if result.returncode != 0 or not out_path.exists():
+            raise CommandError(f"locust failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return json.loads(out_path.read_text())
+
+    def _report_ledger(self, ledger: dict) -> None:
+        if ledger["rejected"]:
+            raise CommandError(f"the ingest refused {ledger['rejected']} of the generated spend rows")
+        costs = ledger["cost_30d_by_team"]
+        empty = sorted(slug for slug, cost in costs.items() if Decimal(cost) <= 0)
+        if empty:
+            raise CommandError(f"teams with no ledger spend in the last 30 days: {', '.join(empty)}")
+        figures = ", ".join(f"{slug} ${Decimal(cost):,.2f}" for slug, cost in sorted(costs.items()))
+        self.stdout.write(
+            f"  ledger: {ledger['rows']:,} rows over {ledger['days']} days on {ledger['keys']} keys, booked through "
+            f"the ingest in {ledger['seconds']:.0f}s; last 30 days by team: {figures}"
+        )
+
+    def _report(self, spec: dict, result: dict, p95_goal: float) -> bool:
+        rows = result["endpoints"]
+        self.stdout.write("")
+        self.stdout.write(
+            f"{'endpoint':<16} {'path':<26} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
+            f"{'p99 ms':>7} {'max ms':>7} {'errors':>6}"
+        )
+        names = [name for name in spec["endpoints"] if name in rows] + ["overall"]
+        for name in names:
+            row = rows[name]
+            path = spec["endpoints"][name]["path_pattern"] if name in spec["endpoints"] else ""
+            self.stdout.write(
+                f"{name:<16} {path:<26} {row['requests']:>8} {row['rps']:>7.1f} {row['p50']:>7.0f} "
+                f"{row['p95']:>7.0f} {row['p99']:>7.0f} {row['max']:>7.0f} {row['errors']:>6}"
+            )
+        for name, kinds in result.get("error_kinds", {}).items():
+            for kind, count in kinds.items():
+                self.stdout.write(self.style.ERROR(f"  {name}: {count} x {kind}"))
+        overall = rows["overall"]
+        ok = overall["errors"] == 0 and all(rows[n]["p95"] <= p95_goal for n in names)
+        verdict = (
+            f"goal (no errors, p95 <= {p95_goal:.0f} ms for every endpoint): {'met' if ok else 'MISSED'} "
+            f"over {result['seconds']:.0f}s with {result['users']} clients"
+        )
+        self.stdout.write(self.style.SUCCESS(verdict) if ok else self.style.ERROR(verdict))
+        return ok
