@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import DecimalField, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -29,7 +29,7 @@ from adoption.models import (
     tools_from_bits,
 )
 from budgets.models import Budget, ClientTool, DailyRollup
-from budgets.selectors import BudgetStatus, budget_period
+from budgets.selectors import BudgetStatus, budget_statuses
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 from keys.models import VirtualKey
@@ -278,48 +278,24 @@ def tag_costs(scope: Scope, period: Period) -> list[dict]:
 
 def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
     """Every team's budget this period: spend so far, the budget, the share used and the spend projected
-    for the period's end at the rate so far. A team without a team budget is listed with its month's
-    spend. With `user`: that person's own and their keys' budgets in those teams too. A fixed number
-    of queries, whatever the number of teams."""
+    for the period's end at the rate so far (budgets' one status selector). A team without a team budget
+    is listed with its month's spend. With `user`: that person's own and their keys' budgets in those
+    teams too. A fixed number of queries, whatever the number of teams."""
     month = named_period("this_month", today)
     team_ids = [team.pk for team in teams]
     scope = Q(user__isnull=True, key__isnull=True)
     if user is not None:
         scope |= Q(user=user) | Q(key__owner=user)
-    budgets = list(
+    budgets = (
         Budget.objects.filter(scope, team_id__in=team_ids, is_active=True)
         .select_related("team", "user", "key")
         .order_by("team__name", "user__email", "key__alias")
     )
-    periods = {budget.pk: budget_period(budget, today) for budget in budgets}
-    first = min([month.start] + [period[0] for period in periods.values() if period])
-    last = max([month.end] + [period[1] for period in periods.values() if period])
-    daily: dict[tuple, Decimal] = {}
-    team_days = TeamModelDay.objects.filter(team_id__in=team_ids, day__gte=first, day__lte=last)
-    for row in team_days.values("team_id", "day").annotate(cost=_money_sum("cost")).order_by():
-        daily[("team", row["team_id"], row["day"])] = row["cost"]
-    if user is not None:
-        own = DailyRollup.objects.filter(team_id__in=team_ids, user=user, day__gte=first, day__lte=last)
-        for row in own.values("team_id", "key_id", "day").annotate(cost=_money_sum("cost")).order_by():
-            for scope_key in (("person", row["team_id"], row["day"]), ("key", row["key_id"], row["day"])):
-                daily[scope_key] = daily.get(scope_key, ZERO) + row["cost"]
-
-    def spend(kind: str, owner_id: int, start: date, end: date) -> Decimal:
-        days = (end - start).days + 1
-        return sum((daily.get((kind, owner_id, start + timedelta(days=n)), ZERO) for n in range(days)), ZERO)
-
     rows = []
     budgeted = set()
-    for budget in budgets:
-        period = periods[budget.pk]
-        if period is None:
-            status = BudgetStatus(budget, None, None, ZERO, budget.amount)
-        elif budget.key_id:
-            status = BudgetStatus(budget, *period, spend("key", budget.key_id, *period), budget.amount)
-        elif budget.user_id:
-            status = BudgetStatus(budget, *period, spend("person", budget.team_id, *period), budget.amount)
-        else:
-            status = BudgetStatus(budget, *period, spend("team", budget.team_id, *period), budget.amount)
+    for status in budget_statuses(budgets, datetime.combine(today, time.min, tzinfo=UTC)):
+        budget = status.budget
+        if not (budget.user_id or budget.key_id):
             budgeted.add(budget.team_id)
         projected = status.projected_spend(today)
         rows.append(
@@ -339,24 +315,37 @@ def budget_bars(teams: list[Team], today: date, *, user=None) -> list[dict]:
                 "reaches_100": status.projected_date() if status.running else None,
             }
         )
-    for team in teams:
-        if team.pk not in budgeted and user is None:
-            status = BudgetStatus(None, month.start, month.end, spend("team", team.pk, month.start, month.end), ZERO)
-            rows.append(
-                {
-                    "team": team.name,
-                    "slug": team.slug,
-                    "budget_id": None,
-                    "scope": f"{team.name} (no team budget)",
-                    "period": f"{month.start:%Y-%m-%d} – {month.end:%Y-%m-%d}",
-                    "spend": status.spend,
-                    "amount": None,
-                    "used": None,
-                    "projected": status.projected_spend(today),
-                    "projected_used": None,
-                    "reaches_100": None,
-                }
+    unbudgeted = [team for team in teams if team.pk not in budgeted] if user is None else []
+    month_spend = (
+        dict(
+            TeamModelDay.objects.filter(
+                team_id__in=[team.pk for team in unbudgeted], day__gte=month.start, day__lte=month.end
             )
+            .values("team_id")
+            .annotate(cost=_money_sum("cost"))
+            .values_list("team_id", "cost")
+            .order_by()
+        )
+        if unbudgeted
+        else {}
+    )
+    for team in unbudgeted:
+        status = BudgetStatus(None, month.start, month.end, month_spend.get(team.pk) or ZERO, ZERO)
+        rows.append(
+            {
+                "team": team.name,
+                "slug": team.slug,
+                "budget_id": None,
+                "scope": f"{team.name} (no team budget)",
+                "period": f"{month.start:%Y-%m-%d} – {month.end:%Y-%m-%d}",
+                "spend": status.spend,
+                "amount": None,
+                "used": None,
+                "projected": status.projected_spend(today),
+                "projected_used": None,
+                "reaches_100": None,
+            }
+        )
     rows.sort(key=lambda row: (row["team"].lower(), row["budget_id"] is None, row["scope"].lower()))
     return rows
 

@@ -1,6 +1,6 @@
 from django import forms
 
-from govsite.accounts.models import OrgRole, SsoGroupMapping, Team, TeamRole, User
+from govsite.accounts.models import OrgRole, Team, TeamRole, User
 
 
 class TeamForm(forms.ModelForm):
@@ -22,12 +22,6 @@ class MembershipAddForm(forms.Form):
     user = forms.ModelChoiceField(queryset=User.objects.order_by("email"), label="Person")
     role = forms.ChoiceField(choices=TeamRole.choices, initial=TeamRole.MEMBER)
 
-    def clean_user(self):
-        user = self.cleaned_data["user"]
-        if not user.is_active:
-            raise forms.ValidationError(f"{user.email} is deactivated; reactivate them before adding them to a team.")
-        return user
-
 
 class MembershipRoleForm(forms.Form):
     role = forms.ChoiceField(choices=TeamRole.choices)
@@ -39,12 +33,6 @@ class PersonCreateForm(forms.Form):
     org_roles = forms.MultipleChoiceField(
         choices=OrgRole.choices, required=False, widget=forms.CheckboxSelectMultiple, label="Org roles"
     )
-
-    def clean_email(self):
-        email = self.cleaned_data["email"].lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("A person with this email already exists.")
-        return email
 
 
 class OrgRolesForm(forms.Form):
@@ -58,33 +46,11 @@ class DeactivateForm(forms.Form):
     confirm = forms.BooleanField(label="Yes, deactivate this person now")
 
 
-class SsoMappingForm(forms.ModelForm):
-    class Meta:
-        model = SsoGroupMapping
-        fields = ["group", "team", "team_role", "org_role"]
+class SsoMappingForm(forms.Form):
+    """The fields only: which combinations are valid, and duplicates, are the service's to say
+    (`sso_mapping_create`); the view shows its errors on these fields."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["team_role"].choices = [("", "—")] + list(TeamRole.choices)
-        self.fields["org_role"].choices = [("", "—")] + list(OrgRole.choices)
-
-    def clean(self):
-        data = super().clean()
-        team, team_role, org_role = data.get("team"), data.get("team_role"), data.get("org_role")
-        if team and org_role:
-            self.add_error("org_role", "Choose a team with a role, or an org role, not both.")
-        elif team and not team_role:
-            self.add_error("team_role", "Choose the role this group gives in the team.")
-        elif not team and not org_role:
-            self.add_error("team", "Choose a team (with a role) or an org role.")
-        elif team_role and not team:
-            self.add_error("team", "A team role needs a team.")
-        elif data.get("group") and self._duplicate(data["group"], team, org_role):
-            # On the field, in words: the model's own constraint check would say "Constraint … is violated".
-            # (The service still refuses a duplicate that slips in between this check and the save.)
-            self.add_error("group", "This group already has that mapping.")
-        return data
-
-    def _duplicate(self, group, team, org_role) -> bool:
-        existing = SsoGroupMapping.objects.filter(group=group)
-        return existing.filter(team=team).exists() if team else existing.filter(org_role=org_role).exists()
+    group = forms.CharField(max_length=200, help_text="The group name exactly as the groups claim sends it.")
+    team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False)
+    team_role = forms.ChoiceField(choices=[("", "—"), *TeamRole.choices], required=False)
+    org_role = forms.ChoiceField(choices=[("", "—"), *OrgRole.choices], required=False)

@@ -9,7 +9,7 @@ from govsite.accounts.models import User
 
 def _require_active_person(user: User) -> None:
     if not user.is_active:
-        raise ValidationError({"user": "This person is deactivated; reactivate them first."})
+        raise ValidationError({"user": f"{user.email} is deactivated; reactivate them first."})
 
 
 def _check_role(role: str, choices, field: str) -> None:

@@ -23,10 +23,16 @@ def sso_mapping_create(
     group = group.strip()
     if not group:
         raise ValidationError({"group": "Name the SSO group."})
-    if team is not None and org_role or team is None and not org_role:
-        raise ValidationError({"team": "Map the group either to a team (with a role) or to an org role."})
+    if team is not None and org_role:
+        raise ValidationError({"org_role": "Choose a team with a role, or an org role, not both."})
+    if team is not None and not team_role:
+        raise ValidationError({"team_role": "Choose the role this group gives in the team."})
+    if team is None and team_role:
+        raise ValidationError({"team": "A team role needs a team."})
+    if team is None and not org_role:
+        raise ValidationError({"team": "Choose a team (with a role) or an org role."})
     if team is not None:
-        _check_role(team_role or "", TeamRole, "team_role")
+        _check_role(team_role, TeamRole, "team_role")
     else:
         _check_role(org_role, OrgRole, "org_role")
     mapping = SsoGroupMapping(group=group, team=team, team_role=team_role if team else "", org_role=org_role)
