@@ -1,4 +1,4 @@
-"""Adoption metrics per team and for the org, from the daily rollups (ARCHITECTURE.md, decision 4).
+"""Adoption metrics per team and for the org, from the daily rollups (docs/ARCHITECTURE.md, decision 9).
 
 Every figure is about a group, never a person, and is shown only when the group has at least
 ADOPTION_MIN_GROUP people; otherwise it is HIDDEN. The definitions below are the ones the pages

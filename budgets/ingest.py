@@ -69,7 +69,7 @@ class Priced:
 
 
 def price(row: NormalizedRow, flat_rate_models: frozenset[str]) -> Priced:
-    """The cost of one request and where it came from (ARCHITECTURE.md, decision 2; the cost-truth issue).
+    """The cost of one request and where it came from (docs/ARCHITECTURE.md, decision 3).
 
     A non-zero gateway cost is authoritative: LiteLLM priced with what the ledger cannot see (a
     deployment's own prices, the service tier, cache-write TTLs, reasoning tokens, fees). Only a

@@ -1,7 +1,7 @@
 """The spend ledger, its daily rollups, budgets, alerts, increase requests and ingest tokens.
 
 Money is Decimal (USD; nine places in the ledger, only display rounds), time is timezone-aware UTC. The ledger is the
-truth for cost (ARCHITECTURE.md, decision 2); pages read the rollups, never the raw ledger.
+truth for cost (docs/ARCHITECTURE.md, decision 3); pages read the rollups, never the raw ledger.
 """
 
 from __future__ import annotations

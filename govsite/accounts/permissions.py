@@ -1,4 +1,4 @@
-"""Who may see or decide what: the one place (ARCHITECTURE.md, Roles).
+"""Who may see or decide what: the one place (docs/ARCHITECTURE.md, Roles).
 
 Views, the API and selectors ask this module; nothing else encodes a role rule. Functions named
 `can_*` answer a question, `require_*` raise PermissionDenied, `*_visible_to` return querysets of
