@@ -149,7 +149,7 @@ def access_review_open(
 
 
 def pending_by_reviewer(review: AccessReview) -> dict[str, int]:
-    """{email: undecided keys they may decide}: permissions.py answers who reviews what."""
+    """{email: undecided keys they may decide}: permissions/ answers who reviews what."""
     return permissions.reviewers_of(review)
 
 

@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 
 
 def role_required(allowed: Callable, message: str = "You do not have permission to see this page."):
-    """Login first (anonymous → login page), then the role check from permissions.py (→ 403)."""
+    """Login first (anonymous → login page), then the role check from permissions/ (→ 403)."""
 
     def decorator(view):
         @login_required

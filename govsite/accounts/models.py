@@ -82,8 +82,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def is_staff(self) -> bool:
-        # Django admin is open to govsite admins only; permissions.py is the one authority. Imported when
-        # called because permissions.py imports these models (the rules are written about them).
+        # Django admin is open to govsite admins only; permissions/ is the one authority. Imported when
+        # called because permissions/ imports these models (the rules are written about them).
         from govsite.accounts import permissions
 
         return self.is_active and permissions.is_admin(self)

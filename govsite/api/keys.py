@@ -28,7 +28,7 @@ TAG = ["keys"]
 
 
 def _for(request) -> dict:
-    """Serializer context: whose `actions` to answer (permissions.py answers them)."""
+    """Serializer context: whose `actions` to answer (permissions/ answers them)."""
     return {"user": request.user}
 
 

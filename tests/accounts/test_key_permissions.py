@@ -1,4 +1,4 @@
-"""What a person may do with a key or a request: permissions.py answers it once, and the key page, the
+"""What a person may do with a key or a request: permissions/ answers it once, and the key page, the
 API and the services agree with that answer for every role, the other team's approver included."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who gets told: permissions.py names the admins, a team's deciders and an access review's reviewers, and
+"""Who gets told: permissions/ names the admins, a team's deciders and an access review's reviewers, and
 the key, budget and access-review notifications send to exactly those people."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a person may do, for templates: the answers come from permissions.py, never from a template's own test."""
+"""What a person may do, for templates: the answers come from permissions/, never from a template's own test."""
 
 from django import template
 

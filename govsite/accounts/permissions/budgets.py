@@ -1,0 +1,121 @@
+"""Budgets, increases, the ledger and cost pages."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, Q
+
+from govsite.accounts.models import Team
+from govsite.accounts.permissions.roles import (
+    EVERYTHING,
+    NOTHING,
+    _active,
+    _approver_team_ids,
+    is_admin,
+    is_approver_of,
+    is_auditor,
+    is_finance,
+    is_member_of,
+    may_change_state,
+    require,
+    sees_whole_org,
+    team_roles,
+)
+
+# --- budgets, ledger and cost ------------------------------------------------------------------------
+
+
+def can_manage_budgets(user) -> bool:
+    """Create and edit budgets, thresholds, approver limits and the block-at-100% policy."""
+    return is_admin(user)
+
+
+def can_view_team_costs(user, team: Team | int) -> bool:
+    """A team's cost per person and per key: approvers of the team and the org roles."""
+    return sees_whole_org(user) or is_approver_of(user, team)
+
+
+def budget_scope(user) -> Q:
+    """Org roles see every budget; approvers their teams' budgets; members their teams' team budgets
+    and their own personal and key budgets."""
+    if not _active(user):
+        return NOTHING
+    if sees_whole_org(user):
+        return EVERYTHING
+    member_of = list(team_roles(user))
+    return (
+        Q(team_id__in=_approver_team_ids(user))
+        | Q(team_id__in=member_of, user__isnull=True, key__isnull=True)
+        | Q(team_id__in=member_of, user=user)
+        | Q(team_id__in=member_of, key__owner=user)
+    )
+
+
+def can_request_budget_increase(user, budget) -> bool:
+    """Members of the team ask for their team's budget; a personal or key budget is asked for by its person."""
+    if not (may_change_state(user) and is_member_of(user, budget.team_id)):
+        return False
+    if budget.user_id:
+        return budget.user_id == user.pk
+    if budget.key_id:
+        return budget.key.owner_id == user.pk or is_approver_of(user, budget.team_id)
+    return True
+
+
+def can_decide_budget_increases(user) -> bool:
+    """Who has an increase queue at all: admins, finance and approvers of some team."""
+    return may_change_state(user) and (is_admin(user) or is_finance(user) or bool(_approver_team_ids(user)))
+
+
+def _increase_above_team_limit(increase) -> bool:
+    return increase.amount > increase.budget.approver_limit
+
+
+def can_decide_budget_increase(user, increase) -> bool:
+    """Approvers decide within the budget's approver limit, finance and admins any amount; never their own."""
+    if not may_change_state(user) or increase.requested_by_id == user.pk:
+        return False
+    if is_admin(user) or is_finance(user):
+        return True
+    return is_approver_of(user, increase.budget.team_id) and not _increase_above_team_limit(increase)
+
+
+def require_can_decide_budget_increase(user, increase) -> None:
+    if _active(user) and increase.requested_by_id == user.pk:
+        raise PermissionDenied("Nobody decides their own request.")
+    if (
+        is_approver_of(user, increase.budget.team_id)
+        and _increase_above_team_limit(increase)
+        and not (is_admin(user) or is_finance(user))
+    ):
+        raise PermissionDenied("This increase is above the team's approver limit: finance decides it.")
+    require(can_decide_budget_increase(user, increase), "Only the team's approvers, finance or an admin decide this.")
+
+
+def budget_increase_scope(user) -> Q:
+    """Org roles see every increase request; team members see their teams' requests."""
+    if not _active(user):
+        return NOTHING
+    if sees_whole_org(user):
+        return EVERYTHING
+    return Q(budget__team_id__in=list(team_roles(user)))
+
+
+def budget_increase_queue_scope(user) -> Q:
+    """The increase queue: pending requests the user may decide, never their own."""
+    if not may_change_state(user):
+        return NOTHING
+    pending = Q(status="pending") & ~Q(requested_by=user)
+    if is_admin(user) or is_finance(user):
+        return pending
+    return pending & Q(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))
+
+
+def can_view_reconciliation(user) -> bool:
+    """Gateway spend against the ledger: admins and finance, and auditors read-only."""
+    return is_admin(user) or is_finance(user) or is_auditor(user)
+
+
+def can_manage_ingest(user) -> bool:
+    """Ingest tokens for the gateway callback and the pull job's status."""
+    return is_admin(user)
