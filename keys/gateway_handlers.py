@@ -210,8 +210,14 @@ def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
         GatewayCommand.Kind.KEY_UPDATE,
         GatewayCommand.Kind.TEAM_SYNC,
     ):
+        # A key's block, unblock or update lands on the key, where the evidence reports read key events.
+        target = command.key if command.key_id else command
         audit.record(
-            action=f"gateway.{command.kind}", actor_label="system", target=command, team=command.team, data=outcome
+            action=f"gateway.{command.kind}",
+            actor_label="system",
+            target=target,
+            team=command.team,
+            data={"command": command.pk, **outcome},
         )
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from budgets import alerts, services
 from budgets.models import Budget, BudgetBlock
 from keys.models import GatewayCommand
@@ -47,6 +48,9 @@ def test_keys_are_blocked_at_100_and_unblocked_when_an_increase_is_approved(
     assert block.lifted_at is not None
     assert GatewayCommand.objects.get(key=key, kind=GatewayCommand.Kind.KEY_UNBLOCK).status == "done"
     assert chat(live_gateway.url, secret).status_code == 200
+    # The evidence reports read the key's own events: its block and unblock at the gateway are among them.
+    on_the_key = AuditEvent.objects.filter(target_type="keys.virtualkey", target_id=str(key.pk))
+    assert {"gateway.key.block", "gateway.key.unblock"} <= set(on_the_key.values_list("action", flat=True))
 
 
 def test_a_new_period_lifts_the_block(
