@@ -39,9 +39,27 @@ def test_schemas_and_resource_types_describe_users_and_groups(scim):
     schemas = scim.get("Schemas")
     assert schemas.status == 200 and schemas.body["schemas"] == [LIST_SCHEMA]
     ids = {s["id"] for s in schemas.body["Resources"]}
-    assert ids == {USER_SCHEMA, "urn:ietf:params:scim:schemas:core:2.0:Group"}
+    core = "urn:ietf:params:scim:schemas:core:2.0:"
+    assert ids == {
+        USER_SCHEMA,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        f"{core}Group",
+        f"{core}ServiceProviderConfig",
+        f"{core}ResourceType",
+        f"{core}Schema",
+    }
     user_schema = scim.get(f"Schemas/{USER_SCHEMA}")
-    assert {a["name"] for a in user_schema.body["attributes"]} >= {"userName", "name", "active", "externalId"}
+    attributes = {a["name"]: a for a in user_schema.body["attributes"]}
+    assert set(attributes) >= {"userName", "name", "active", "displayName", "emails", "groups"}
+    # externalId is a common attribute (RFC 7643 §3.1): in every resource, in no schema
+    assert "externalId" not in attributes
+    emails = {a["name"]: a for a in attributes["emails"]["subAttributes"]}
+    assert set(emails) == {"value", "display", "type", "primary"}
+    groups = {a["name"]: a for a in attributes["groups"]["subAttributes"]}
+    assert groups["$ref"]["referenceTypes"] == ["Group"] and "type" in groups
+    group_schema = scim.get(f"Schemas/{core}Group").body
+    members = {a["name"]: a for a in group_schema["attributes"][1]["subAttributes"]}
+    assert members["$ref"]["referenceTypes"] == ["User"] and "type" in members
     types = scim.get("ResourceTypes")
     assert {(t["name"], t["endpoint"]) for t in types.body["Resources"]} == {("User", "/Users"), ("Group", "/Groups")}
     assert scim.get("ResourceTypes/Group").body["schema"] == "urn:ietf:params:scim:schemas:core:2.0:Group"
