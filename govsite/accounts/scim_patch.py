@@ -269,6 +269,8 @@ class Patcher:
             attr = COMMON.get(name.lower()) or (EXTERNAL_ID if name.lower() == "externalid" else None)
         if attr is None:
             raise ScimError(400, f"No attribute {name!r} in {schema.name}.", "invalidPath")
+        if attr.mutability == READ_ONLY:
+            raise ScimError(400, f"{path} is read-only.", "mutability")
         sub = None
         if match["sub"]:
             sub = attr.child(match["sub"])

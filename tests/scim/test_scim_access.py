@@ -70,7 +70,21 @@ def test_schemas_and_resource_types_describe_users_and_groups(scim):
 
 
 @pytest.mark.parametrize(
-    "path", ["Users", "Users/1", "Groups", "ServiceProviderConfig", "Schemas", "ResourceTypes", "Groups/1"]
+    "path",
+    [
+        "Users",
+        "Users/1",
+        "Groups",
+        "ServiceProviderConfig",
+        "Schemas",
+        "ResourceTypes",
+        "Groups/1",
+        "Users/.search",
+        "Groups/.search",
+        "Bulk",
+        "Me",
+        "NoSuchThing",
+    ],
 )
 def test_every_endpoint_refuses_a_call_without_a_token(path, scim_token):
     response = ScimClient(None).get(path)
@@ -196,3 +210,49 @@ def test_only_admins_may_create_scim_tokens_through_the_service(member_a_user, a
         with pytest.raises(PermissionDenied):
             services.scim_token_create(actor=person, name="sneaky")
     assert not ScimToken.objects.exists()
+
+
+# --- every answer is SCIM -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "NoSuchThing", 404),
+        ("post", "Users/1/extra", 404),
+        ("delete", "Schemas/x/y", 404),
+        ("get", "/scim/v2", 404),
+        ("post", "Bulk", 501),
+        ("get", "Me", 501),
+        ("post", ".search", 501),
+        ("delete", "ServiceProviderConfig", 405),
+        ("get", "Users/.search", 405),
+    ],
+)
+def test_unknown_paths_and_unsupported_operations_answer_a_scim_error(scim, method, path, status):
+    response = scim.call(method.upper(), path, {} if method == "post" else None)
+    assert_scim_error(response, status)
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_a_delete_answers_204_without_a_body(scim, member_b_user):
+    response = scim.client.delete(
+        f"/scim/v2/Users/{member_b_user.pk}", headers={"Authorization": f"Bearer {scim.secret}"}
+    )
+    assert (response.status_code, response.content) == (204, b"")
+    assert "Content-Type" not in response
+
+
+def test_search_with_a_body(scim, member_a_user, member_b_user):
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": f'userName eq "{member_a_user.email}"',
+        "attributes": ["userName"],
+        "startIndex": 1,
+        "count": 10,
+    }
+    response = scim.post("Users/.search", body)
+    assert response.status == 200, response
+    assert [set(r) for r in response.body["Resources"]] == [{"schemas", "id", "userName"}]
+    assert_scim_error(scim.post("Users/.search", {"filter": "x"}), 400, "invalidSyntax")
