@@ -29,6 +29,7 @@ class Leaver:
     deactivated_by: str
     reason: str
     event_seq: int | None
+    scim_deleted_at: datetime | None = None
 
 
 def leavers(period: Period) -> Iterator[Leaver]:
@@ -55,8 +56,31 @@ def leavers(period: Period) -> Iterator[Leaver]:
         yield Leaver(user, user.deactivated_at, "", "", None)
 
 
+def _scim_deletions(batch: list[Leaver]) -> None:
+    """When the identity provider deleted each leaver's SCIM resource (`user.scim_deleted`): at the
+    deactivation, or later (Entra ID disables first and deletes weeks after), before any reactivation."""
+    events = AuditEvent.objects.filter(
+        action__in=("user.scim_deleted", "user.reactivated"),
+        target_type=USER_TARGET,
+        target_id__in=[str(leaver.user.pk) for leaver in batch],
+        created_at__gte=min(leaver.deactivated_at for leaver in batch),
+    ).order_by("seq")
+    by_user: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for action, target_id, at in events.values_list("action", "target_id", "created_at"):
+        by_user[target_id].append((action, at))
+    for leaver in batch:
+        for action, at in by_user[str(leaver.user.pk)]:
+            if at < leaver.deactivated_at:
+                continue
+            if action == "user.reactivated":
+                break
+            leaver.scim_deleted_at = at
+            break
+
+
 LEAVER_COLUMNS = (
-    "person", "person_active_now", "deactivated_at", "deactivated_by", "reason", "audit_event_seq", "key_id",
+    "person", "person_active_now", "deactivated_at", "deactivated_by", "reason", "audit_event_seq",
+    "scim_deleted_at", "key_id",
     "key_alias", "kind", "team", "key_status_now", "revoke_requested_at", "revoked_at", "ended_at", "delay_hours",
     "check_key_removed_in_time", "check_detail",
 )  # fmt: skip
@@ -70,9 +94,10 @@ def _leaver_key_row(leaver: Leaver, key: VirtualKey | None, now: datetime) -> di
         "deactivated_by": leaver.deactivated_by or None,
         "reason": leaver.reason or None,
         "audit_event_seq": leaver.event_seq,
+        "scim_deleted_at": iso(leaver.scim_deleted_at),
     }
     if key is None:
-        return base | dict.fromkeys(LEAVER_COLUMNS[6:], None) | {"check_key_removed_in_time": NA}
+        return base | dict.fromkeys(LEAVER_COLUMNS[7:], None) | {"check_key_removed_in_time": NA}
     ended = key.revoked_at or (key.expires_at if key.status == VirtualKey.Status.EXPIRED else None)
     sla = leaver_sla()
     overdue = now - leaver.deactivated_at > sla
@@ -108,6 +133,7 @@ def leaver_rows(period: Period, team_ids: list[int] | None = None, *, now: datet
     """Each leaver with each key they held when they left: when it was revoked and the delay."""
     now = now or timezone.now()
     for batch in chunks(leavers(period), 500):
+        _scim_deletions(batch)
         keys: dict[int, list[VirtualKey]] = defaultdict(list)
         qs = VirtualKey.objects.filter(owner_id__in=[leaver.user.pk for leaver in batch]).select_related("team")
         if team_ids:

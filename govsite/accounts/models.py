@@ -62,6 +62,20 @@ class User(AbstractBaseUser, PermissionsMixin):
     scim_external_id = models.CharField(
         max_length=255, blank=True, help_text="The identity provider's own id for this person (SCIM externalId)."
     )
+    scim_attributes = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The SCIM attributes the identity provider last set (name, displayName, emails, title...), kept "
+        "as sent; null for a person no identity provider described.",
+    )
+    # A SCIM DELETE ends a provisioning: the person is deactivated, kept, and the SCIM resource answers 404.
+    # A later POST of the same userName is a new provisioning of the same person, under a new SCIM id.
+    scim_provisioning = models.PositiveIntegerField(
+        default=1, help_text="Which provisioning of this person the SCIM id names (1, then 2 after a re-hire...)."
+    )
+    scim_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the identity provider deleted this person's SCIM resource."
+    )
 
     objects = UserManager()
 

@@ -1,130 +1,258 @@
-"""SCIM 2.0 (RFC 7643 resources, RFC 7644 protocol) as govsite speaks it: rendering people and groups,
-reading request bodies, PATCH operations, filters and paging, and the error body. No business rules:
-the views turn what this module parses into calls of services.py.
+"""SCIM 2.0 (RFC 7643 resources, RFC 7644 protocol) as govsite speaks it: people and groups as SCIM
+resources, SCIM ids, filters and paging, the service provider's configuration. No business rules: the views
+turn what this module reads into calls of the services. The schemas are in scim_schema, PATCH in
+scim_patch, the responses and the error in scim_errors.
 
-What govsite stores of a SCIM User: userName (the email, which is also the login), one display name
-(`name.formatted`, else `givenName familyName`, else `displayName`), `active` and `externalId`.
-Other attributes an identity provider sends (titles, phone numbers, the enterprise extension...) are
-accepted and ignored. A Group is a display name, an externalId and members.
+A User's SCIM id is the person's id for their first provisioning, then "<id>-<n>" for the n-th: a DELETE
+ends a provisioning (the id answers 404 for ever) and a later POST of the same userName starts the next.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from copy import deepcopy
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.http import JsonResponse
 
 from govsite.accounts.models import ScimGroup, User
+from govsite.accounts.scim_errors import ScimError
+from govsite.accounts.scim_patch import boolean, clean_resource, literal
+from govsite.accounts.scim_schema import (
+    ENTERPRISE_USER_SCHEMA,
+    GROUP,
+    GROUP_SCHEMA,
+    SERVICE_PROVIDER_CONFIG,
+    USER_SCHEMA,
+    USER_SCHEMAS,
+)
 from govsite.accounts.services import ScimUserInput
 
-USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE_USER_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
-SERVICE_PROVIDER_CONFIG = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
-RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
-SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
-
-CONTENT_TYPE = "application/scim+json"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 MAX_RESULTS = 200
 DEFAULT_COUNT = 100
-
-
-class ScimError(Exception):
-    """An error answered with the SCIM error body (RFC 7644 §3.12)."""
-
-    def __init__(self, status: int, detail: str, scim_type: str = ""):
-        self.status, self.detail, self.scim_type = status, detail, scim_type
-        super().__init__(detail)
-
-    def response(self) -> JsonResponse:
-        return error_response(self.status, self.detail, self.scim_type)
-
-
-def scim_response(data: dict, status: int = 200, **headers: str) -> JsonResponse:
-    response = JsonResponse(data, status=status, content_type=CONTENT_TYPE)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
-    return response
-
-
-def error_response(status: int, detail: str, scim_type: str = "") -> JsonResponse:
-    body: dict[str, Any] = {"schemas": [ERROR], "status": str(status), "detail": detail}
-    if scim_type:
-        body["scimType"] = scim_type
-    return scim_response(body, status=status)
-
-
-# --- rendering ------------------------------------------------------------------------------------
+# What govsite derives rather than keeps in User.scim_attributes.
+DERIVED = ("userName", "active", "externalId")
 
 
 def _iso(value) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def user_resource(user: User, base_url: str) -> dict:
-    location = f"{base_url}Users/{user.pk}"
-    resource: dict[str, Any] = {
-        "schemas": [USER_SCHEMA],
-        "id": str(user.pk),
-        "userName": user.email,
-        "name": {"formatted": user.full_name} if user.full_name else {},
-        "displayName": user.display_name,
-        "emails": [{"value": user.email, "type": "work", "primary": True}],
-        "active": user.is_active,
-        "groups": [
-            {"value": str(g.pk), "display": g.display_name, "$ref": f"{base_url}Groups/{g.pk}", "type": "direct"}
-            for g in user.scim_groups.all()
-        ],
-        "meta": {"resourceType": "User", "created": _iso(user.date_joined), "location": location},
-    }
+# --- ids ------------------------------------------------------------------------------------------
+
+
+def scim_user_id(user: User) -> str:
+    return str(user.pk) if user.scim_provisioning == 1 else f"{user.pk}-{user.scim_provisioning}"
+
+
+_USER_ID = re.compile(r"^(?P<pk>\d{1,18})(?:-(?P<n>\d{1,9}))?$")
+
+
+def user_id_condition(raw: Any) -> Q:
+    """The live person a SCIM id names (none for an id of an ended provisioning)."""
+    match = _USER_ID.match(str(raw).strip()) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+    if match is None or (match["n"] is not None and int(match["n"]) < 2):
+        return Q(pk__in=[])
+    return Q(pk=int(match["pk"]), scim_provisioning=int(match["n"] or 1), scim_deleted_at__isnull=True)
+
+
+def live_users() -> QuerySet[User]:
+    """The people a SCIM client sees: everyone but those whose SCIM resource it deleted."""
+    return User.objects.filter(scim_deleted_at__isnull=True)
+
+
+def group_pk(raw: str) -> int | None:
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+# --- Users ----------------------------------------------------------------------------------------
+
+
+def user_document(user: User) -> dict:
+    """The person's SCIM attributes (no id, meta or groups)."""
+    if user.scim_attributes is not None:
+        kept = deepcopy(user.scim_attributes)
+    else:  # a person no identity provider described (added by an admin, or at their first SSO login)
+        kept = {"emails": [{"value": user.email, "type": "work", "primary": True}], "displayName": user.display_name}
+        if user.full_name:
+            kept["name"] = {"formatted": user.full_name}
+    doc = {"userName": user.email, **kept, "active": user.is_active}
     if user.scim_external_id:
-        resource["externalId"] = user.scim_external_id
+        doc["externalId"] = user.scim_external_id
+    return doc
+
+
+def user_resource(user: User, base_url: str) -> dict:
+    doc = user_document(user)
+    resource: dict[str, Any] = {
+        "schemas": [USER_SCHEMA] + ([ENTERPRISE_USER_SCHEMA] if ENTERPRISE_USER_SCHEMA in doc else []),
+        "id": scim_user_id(user),
+        **doc,
+    }
+    groups = [
+        {"value": str(g.pk), "display": g.display_name, "$ref": f"{base_url}Groups/{g.pk}", "type": "direct"}
+        for g in user.scim_groups.all()
+    ]
+    if groups:
+        resource["groups"] = groups
+    resource["meta"] = {
+        "resourceType": "User",
+        "created": _iso(user.date_joined),
+        "location": f"{base_url}Users/{scim_user_id(user)}",
+    }
     return resource
+
+
+def full_name(doc: dict) -> str:
+    """The one name govsite shows: name.formatted, else givenName familyName, else displayName."""
+    name = doc.get("name") or {}
+    return (
+        name.get("formatted")
+        or " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p)
+        or doc.get("displayName")
+        or ""
+    ).strip()
+
+
+def user_input(doc: dict, *, current: User | None = None) -> ScimUserInput:
+    """A document (a POST/PUT body read, or a PATCH applied) as the service's input. `active` left out
+    keeps the person as they are (a new one is active)."""
+    user_name = doc.get("userName")
+    if not isinstance(user_name, str) or not user_name.strip():
+        raise ScimError(
+            400, "userName (the person's email address, their login in govsite) is required.", "invalidValue"
+        )
+    active = doc.get("active")
+    return ScimUserInput(
+        email=user_name,
+        full_name=full_name(doc),
+        active=active if active is not None else (current.is_active if current else True),
+        external_id=doc.get("externalId") or "",
+        attributes={k: v for k, v in doc.items() if k not in DERIVED},
+    )
+
+
+def require_schema(body: Any, schema: str) -> dict:
+    if not isinstance(body, dict):
+        raise ScimError(400, "The request body must be a JSON object.", "invalidSyntax")
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or schema not in schemas:
+        raise ScimError(400, f'"schemas" must list {schema}.', "invalidSyntax")
+    return body
+
+
+def user_input_from_resource(body: Any, *, current: User | None = None) -> ScimUserInput:
+    """A POST or PUT body. PUT replaces: what is left out is cleared, except `active` (kept as it is)."""
+    body = require_schema(body, USER_SCHEMA)
+    for key in ("userName", "name", "active", "externalId"):
+        if key in body and body[key] is not None:
+            _check_type(key, body[key])
+    return user_input(clean_resource(body, USER_SCHEMAS), current=current)
+
+
+def _check_type(key: str, value: Any) -> None:
+    # clean_resource checks these too; named here so the message names the attribute as sent
+    if key == "active":
+        boolean(value, "active")
+    elif key == "name" and not isinstance(value, dict):
+        raise ScimError(400, "name must be an object.", "invalidValue")
+    elif key in {"userName", "externalId"} and not isinstance(value, str):
+        raise ScimError(400, f"{key} must be a string.", "invalidValue")
+
+
+# --- Groups ---------------------------------------------------------------------------------------
+
+
+def group_document(group: ScimGroup) -> dict:
+    doc: dict[str, Any] = {"displayName": group.display_name}
+    members = [{"value": scim_user_id(u), "type": "User"} for u in group.members.all()]
+    if members:
+        doc["members"] = members
+    if group.external_id:
+        doc["externalId"] = group.external_id
+    return doc
 
 
 def group_resource(group: ScimGroup, base_url: str, *, members: bool = True) -> dict:
-    resource: dict[str, Any] = {
-        "schemas": [GROUP_SCHEMA],
-        "id": str(group.pk),
-        "displayName": group.display_name,
-        "meta": {
-            "resourceType": "Group",
-            "created": _iso(group.created_at),
-            "lastModified": _iso(group.updated_at),
-            "location": f"{base_url}Groups/{group.pk}",
-        },
-    }
+    resource: dict[str, Any] = {"schemas": [GROUP_SCHEMA], "id": str(group.pk), "displayName": group.display_name}
     if members:
-        resource["members"] = [
-            {"value": str(u.pk), "display": u.email, "$ref": f"{base_url}Users/{u.pk}", "type": "User"}
+        listed = [
+            {"value": scim_user_id(u), "display": u.email, "$ref": f"{base_url}Users/{scim_user_id(u)}", "type": "User"}
             for u in group.members.all()
         ]
+        if listed:
+            resource["members"] = listed
     if group.external_id:
         resource["externalId"] = group.external_id
+    resource["meta"] = {
+        "resourceType": "Group",
+        "created": _iso(group.created_at),
+        "lastModified": _iso(group.updated_at),
+        "location": f"{base_url}Groups/{group.pk}",
+    }
     return resource
 
+
+def group_fields(doc: dict) -> tuple[str, list[int], str]:
+    """(displayName, member person ids, externalId) of a group document; a member must be a live User."""
+    display_name = doc.get("displayName")
+    if not isinstance(display_name, str) or not display_name.strip():
+        raise ScimError(400, "displayName is required.", "invalidValue")
+    values = [m.get("value") for m in doc.get("members") or []]
+    if any(not isinstance(v, str) for v in values):
+        raise ScimError(400, "members.value must be the id of a User govsite returned.", "invalidValue")
+    condition = Q(pk__in=[])
+    for value in values:
+        condition |= user_id_condition(value)
+    found = (
+        {scim_user_id(u): u.pk for u in User.objects.filter(condition).only("pk", "scim_provisioning")}
+        if values
+        else {}
+    )
+    missing = [v for v in values if v not in found]
+    if missing:
+        raise ScimError(400, f"No User with id {', '.join(missing)} (members are people only).", "invalidValue")
+    return display_name, list(dict.fromkeys(found[v] for v in values)), doc.get("externalId") or ""
+
+
+def group_from_resource(body: Any) -> tuple[str, list[int], str]:
+    """A POST or PUT Group body: (displayName, member ids, externalId)."""
+    body = require_schema(body, GROUP_SCHEMA)
+    if "displayName" in body and not isinstance(body["displayName"], str):
+        raise ScimError(400, "displayName must be a string.", "invalidValue")
+    return group_fields(clean_resource(body, (GROUP,)))
+
+
+# --- partial representations, lists and paging (RFC 7644 §3.4.2) -----------------------------------
 
 ALWAYS_RETURNED = {"schemas", "id"}
 
 
-def select_attributes(resource: dict, attributes: str, excluded: str) -> dict:
+def _attribute_names(raw: str | list) -> set[str]:
+    names = raw if isinstance(raw, list) else str(raw).split(",")
+    out = set()
+    for name in (str(n).strip() for n in names):
+        if not name:
+            continue
+        if name.lower().startswith(ENTERPRISE_USER_SCHEMA.lower()):
+            out.add(ENTERPRISE_USER_SCHEMA.lower())
+            continue
+        for schema in (USER_SCHEMA, GROUP_SCHEMA):
+            if name.lower().startswith(schema.lower() + ":"):
+                name = name[len(schema) + 1 :]
+        out.add(name.split(".")[0].lower())
+    return out
+
+
+def select_attributes(resource: dict, attributes, excluded) -> dict:
     """`attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level attributes."""
-
-    def names(raw: str) -> set[str]:
-        return {_strip_schema(a.strip()).split(".")[0].lower() for a in raw.split(",") if a.strip()}
-
     if attributes:
-        wanted = names(attributes) | ALWAYS_RETURNED
+        wanted = _attribute_names(attributes) | ALWAYS_RETURNED
         return {k: v for k, v in resource.items() if k.lower() in wanted}
     if excluded:
-        dropped = names(excluded) - ALWAYS_RETURNED
+        dropped = _attribute_names(excluded) - ALWAYS_RETURNED
         return {k: v for k, v in resource.items() if k.lower() not in dropped}
     return resource
 
@@ -144,9 +272,13 @@ def paging(params) -> tuple[int, int]:
 
     def number(name: str, default: int) -> int:
         raw = params.get(name, "")
+        if raw in ("", None):
+            return default
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
         try:
-            return int(raw) if raw != "" else default
-        except ValueError as exc:
+            return int(raw)
+        except (TypeError, ValueError) as exc:
             raise ScimError(400, f"{name} must be an integer.", "invalidValue") from exc
 
     start = max(number("startIndex", 1), 1)
@@ -154,260 +286,22 @@ def paging(params) -> tuple[int, int]:
     return start, count
 
 
-# --- reading bodies -------------------------------------------------------------------------------
-
-
-def _require_schema(body: Any, schema: str) -> dict:
-    if not isinstance(body, dict):
-        raise ScimError(400, "The request body must be a JSON object.", "invalidSyntax")
-    schemas = body.get("schemas")
-    if not isinstance(schemas, list) or schema not in schemas:
-        raise ScimError(400, f'"schemas" must list {schema}.', "invalidSyntax")
-    return body
-
-
-def _string(value: Any, name: str, *, required: bool = False) -> str:
-    if value is None:
-        if required:
-            raise ScimError(400, f"{name} is required.", "invalidValue")
-        return ""
-    if not isinstance(value, str):
-        raise ScimError(400, f"{name} must be a string.", "invalidValue")
-    return value
-
-
-def _boolean(value: Any, name: str) -> bool:
-    # Some identity providers (Entra ID) send booleans in PATCH values as the strings "True"/"False".
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    raise ScimError(400, f"{name} must be true or false.", "invalidValue")
-
-
-@dataclass(frozen=True)
-class _UserDraft:
-    """The attributes govsite keeps, while a request is applied to them."""
-
-    user_name: str
-    formatted: str = ""
-    given_name: str = ""
-    family_name: str = ""
-    display_name: str = ""
-    active: bool = True
-    external_id: str = ""
-
-    @property
-    def full_name(self) -> str:
-        return (
-            self.formatted or " ".join(p for p in (self.given_name, self.family_name) if p) or self.display_name or ""
-        ).strip()
-
-    def to_input(self) -> ScimUserInput:
-        return ScimUserInput(
-            email=self.user_name, full_name=self.full_name, active=self.active, external_id=self.external_id
-        )
-
-
-def user_input_from_resource(body: Any, *, current: User | None = None) -> ScimUserInput:
-    """A POST or PUT body. PUT replaces: what is left out is cleared, except `active` (kept as it is)."""
-    body = _require_schema(body, USER_SCHEMA)
-    name = body.get("name") or {}
-    if not isinstance(name, dict):
-        raise ScimError(400, "name must be an object.", "invalidValue")
-    active = body.get("active")
-    draft = _UserDraft(
-        user_name=_string(body.get("userName"), "userName", required=True),
-        formatted=_string(name.get("formatted"), "name.formatted"),
-        given_name=_string(name.get("givenName"), "name.givenName"),
-        family_name=_string(name.get("familyName"), "name.familyName"),
-        display_name=_string(body.get("displayName"), "displayName"),
-        active=_boolean(active, "active") if active is not None else (current.is_active if current else True),
-        external_id=_string(body.get("externalId"), "externalId"),
-    )
-    return draft.to_input()
-
-
-def group_from_resource(body: Any) -> tuple[str, list[int], str]:
-    """A POST or PUT Group body: (displayName, member ids, externalId)."""
-    body = _require_schema(body, GROUP_SCHEMA)
-    display_name = _string(body.get("displayName"), "displayName", required=True)
-    return display_name, _member_ids(body.get("members") or []), _string(body.get("externalId"), "externalId")
-
-
-def _member_ids(value: Any) -> list[int]:
-    if not isinstance(value, list):
-        raise ScimError(400, "members must be a list of {value: <user id>}.", "invalidValue")
-    ids = []
-    for member in value:
-        raw = member.get("value") if isinstance(member, dict) else None
-        ids.append(_user_id(raw, "members.value"))
-    return ids
-
-
-def _user_id(raw: Any, name: str) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw.strip())
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    raise ScimError(400, f"{name} must be the id of a person govsite returned, not {raw!r}.", "invalidValue")
-
-
-# --- PATCH (RFC 7644 §3.5.2) ----------------------------------------------------------------------
-
-_PATH = re.compile(r"^(?P<attr>[A-Za-z][\w$-]*)(?:\[(?P<filter>[^\]]*)\])?(?:\.(?P<sub>[A-Za-z][\w$-]*))?$")
-
-
-def _strip_schema(path: str) -> str:
-    for schema in (USER_SCHEMA, GROUP_SCHEMA):
-        if path.lower().startswith(schema.lower() + ":"):
-            return path[len(schema) + 1 :]
-    return path
-
-
-def _operations(body: Any) -> list[tuple[str, str, Any]]:
-    body = _require_schema(body, PATCH_OP)
-    operations = body.get("Operations")
-    if not isinstance(operations, list) or not operations:
-        raise ScimError(400, "Operations must be a non-empty list.", "invalidSyntax")
-    parsed = []
-    for operation in operations:
-        if not isinstance(operation, dict):
-            raise ScimError(400, "Each operation must be an object.", "invalidSyntax")
-        op = str(operation.get("op", "")).lower()
-        if op not in {"add", "replace", "remove"}:
-            raise ScimError(400, f"Unknown op {operation.get('op')!r}: add, replace or remove.", "invalidSyntax")
-        path = operation.get("path")
-        if path is not None and (not isinstance(path, str) or not path.strip()):
-            raise ScimError(400, "path must be a non-empty string.", "invalidPath")
-        if op == "remove" and path is None:
-            raise ScimError(400, "remove needs a path.", "noTarget")
-        if op != "remove" and "value" not in operation:
-            raise ScimError(400, f"{op} needs a value.", "invalidValue")
-        parsed.append((op, path.strip() if path else "", operation.get("value")))
-    return parsed
-
-
-def _split_path(path: str) -> tuple[str, str, str] | None:
-    """(attribute, filter, sub-attribute) in lower case, or None for an extension schema's attribute."""
-    path = _strip_schema(path)
-    if path.lower().startswith("urn:"):
-        return None  # an extension (e.g. the enterprise User): govsite keeps none of it
-    match = _PATH.match(path)
-    if match is None:
-        raise ScimError(400, f"Cannot read the path {path!r}.", "invalidPath")
-    return match["attr"].lower(), match["filter"] or "", (match["sub"] or "").lower()
-
-
-_USER_FIELDS = {
-    ("username", ""): "user_name",
-    ("displayname", ""): "display_name",
-    ("name", "formatted"): "formatted",
-    ("name", "givenname"): "given_name",
-    ("name", "familyname"): "family_name",
-    ("externalid", ""): "external_id",
-    ("active", ""): "active",
-}
-
-
-def _set_user_attr(draft: _UserDraft, op: str, attr: str, sub: str, value: Any) -> _UserDraft:
-    if attr == "name" and not sub:
-        if op == "remove":
-            return replace(draft, formatted="", given_name="", family_name="")
-        if not isinstance(value, dict):
-            raise ScimError(400, "name must be an object.", "invalidValue")
-        for key, item in value.items():
-            draft = _set_user_attr(draft, op, "name", key.lower(), item)
-        return draft
-    field = _USER_FIELDS.get((attr, sub))
-    if field is None:
-        return draft  # an attribute govsite does not keep (title, phoneNumbers, emails...): ignored
-    if op == "remove":
-        if field in {"user_name", "active"}:
-            raise ScimError(400, f"{attr} is required and cannot be removed.", "mutability")
-        return replace(draft, **{field: ""})
-    if field == "active":
-        return replace(draft, active=_boolean(value, "active"))
-    return replace(draft, **{field: _string(value, f"{attr}{'.' + sub if sub else ''}")})
-
-
-def apply_user_patch(user: User, body: Any) -> ScimUserInput:
-    """The person as they would be after the PATCH; nothing is written here."""
-    given, _, family = user.full_name.partition(" ")
-    draft = _UserDraft(
-        user_name=user.email,
-        formatted=user.full_name,
-        given_name=given,
-        family_name=family,
-        display_name=user.full_name,
-        active=user.is_active,
-        external_id=user.scim_external_id,
-    )
-    name_touched = False
-    for op, path, value in _operations(body):
-        if not path:
-            if not isinstance(value, dict):
-                raise ScimError(400, f"{op} without a path needs an object value.", "invalidValue")
-            items = list(value.items())
-        else:
-            items = [(path, value)]
-        for key, item in items:
-            parts = _split_path(key)
-            if parts is None:
-                continue
-            attr, _filter, sub = parts
-            if attr in {"name", "displayname"}:
-                if not name_touched and not (attr == "name" and sub == "formatted"):
-                    # A new given or family name or display name must win over the stored full name.
-                    draft = replace(draft, formatted="")
-                name_touched = True
-            draft = _set_user_attr(draft, op, attr, sub, item)
-    return draft.to_input()
-
-
-_MEMBER_FILTER = re.compile(r'^\s*value\s+eq\s+"(?P<id>[^"]*)"\s*$', re.IGNORECASE)
-
-
-def apply_group_patch(group: ScimGroup, body: Any) -> tuple[str, list[int], str]:
-    """(displayName, member ids, externalId) as they would be after the PATCH; nothing is written here."""
-    display_name, external_id = group.display_name, group.external_id
-    members = list(group.members.order_by("pk").values_list("pk", flat=True))
-    for op, path, value in _operations(body):
-        items = list(value.items()) if not path and isinstance(value, dict) else [(path, value)]
-        if not path and not isinstance(value, dict):
-            raise ScimError(400, f"{op} without a path needs an object value.", "invalidValue")
-        for key, item in items:
-            parts = _split_path(key)
-            if parts is None:
-                continue
-            attr, member_filter, _sub = parts
-            if attr == "displayname":
-                if op == "remove":
-                    raise ScimError(400, "displayName is required and cannot be removed.", "mutability")
-                display_name = _string(item, "displayName")
-            elif attr == "externalid":
-                external_id = "" if op == "remove" else _string(item, "externalId")
-            elif attr == "members":
-                members = _patch_members(members, op, member_filter, item)
-            # id, meta and anything else: read-only or not kept, ignored
-    return display_name, members, external_id
-
-
-def _patch_members(members: list[int], op: str, member_filter: str, value: Any) -> list[int]:
-    if member_filter:
-        match = _MEMBER_FILTER.match(member_filter)
-        if match is None or op != "remove":
-            raise ScimError(400, 'Only remove with members[value eq "<id>"] is supported.', "invalidFilter")
-        gone = _user_id(match["id"], "members.value")
-        return [pk for pk in members if pk != gone]
-    if op == "remove" and value is None:
-        return []
-    ids = _member_ids(value if isinstance(value, list) else [value])
-    if op == "add":
-        return members + [pk for pk in ids if pk not in members]
-    if op == "replace":
-        return list(dict.fromkeys(ids))
-    return [pk for pk in members if pk not in set(ids)]
+def search_request(body: Any) -> dict:
+    """A POST .search body (RFC 7644 §3.4.3) as the query parameters a GET would carry."""
+    body = require_schema(body, SEARCH_REQUEST)
+    params: dict[str, Any] = {}
+    for key in ("filter", "startIndex", "count", "attributes", "excludedAttributes"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if key == "filter" and not isinstance(value, str):
+            raise ScimError(400, "filter must be a string.", "invalidValue")
+        if key in {"attributes", "excludedAttributes"} and not isinstance(value, list | str):
+            raise ScimError(400, f"{key} must be a list of attribute names.", "invalidValue")
+        params[key] = value
+    if params.get("attributes") and params.get("excludedAttributes"):
+        raise ScimError(400, "attributes and excludedAttributes are mutually exclusive.", "invalidSyntax")
+    return params
 
 
 # --- filters (RFC 7644 §3.4.2.2): `attr eq "value"` clauses joined by `and` ------------------------
@@ -420,6 +314,13 @@ _MEMBER_CLAUSE = re.compile(r'^\s*members\[\s*value\s+eq\s+"(?P<id>[^"]*)"\s*\]\
 _AND = re.compile(r'\s+and\s+(?=(?:[^"]*"[^"]*")*[^"]*$)', re.IGNORECASE)  # "and" outside quotes
 
 
+def _strip_schema(path: str) -> str:
+    for schema in (USER_SCHEMA, GROUP_SCHEMA):
+        if path.lower().startswith(schema.lower() + ":"):
+            return path[len(schema) + 1 :]
+    return path
+
+
 def _clauses(expression: str) -> list[str]:
     if not expression.strip():
         return []
@@ -428,38 +329,28 @@ def _clauses(expression: str) -> list[str]:
     return _AND.split(expression)
 
 
-def _literal(raw: str):
-    lowered = raw.lower()
-    if raw.startswith('"'):
-        return re.sub(r"\\(.)", r"\1", raw[1:-1])
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    if lowered == "null":
-        return None
-    return int(raw)
-
-
-def _id_condition(value) -> Q:
-    text = str(value)
-    return Q(pk=int(text)) if text.isdigit() else Q(pk__in=[])
-
-
 def filter_users(queryset: QuerySet[User], expression: str) -> QuerySet[User]:
     for clause in _clauses(expression):
         match = _CLAUSE.match(clause)
         if match is None:
             raise ScimError(400, f"Cannot read the filter {clause.strip()!r}.", "invalidFilter")
-        attr, value = _strip_schema(match["attr"]).lower(), _literal(match["value"])
-        if attr in {"username", "emails.value", "emails"}:
+        attr, value = _strip_schema(match["attr"]).lower(), literal(match["value"])
+        if attr == "username":
             condition = Q(email__iexact=str(value))  # userName is case-insensitive (RFC 7643 §4.1.1)
+        elif attr in {"emails.value", "emails"}:
+            condition = Q(email__iexact=str(value), scim_attributes__isnull=True) | Q(
+                scim_attributes__emails__contains=[{"value": str(value)}]
+            )
         elif attr == "externalid":
             condition = Q(scim_external_id=str(value)) if value is not None else Q(scim_external_id="")
         elif attr == "id":
-            condition = _id_condition(value)
+            condition = user_id_condition(str(value))
         elif attr == "active" and isinstance(value, bool):
             condition = Q(is_active=value)
         elif attr == "displayname":
-            condition = Q(full_name=str(value)) | Q(full_name="", email__iexact=str(value))
+            condition = Q(scim_attributes__displayName=str(value)) | Q(
+                scim_attributes__isnull=True, full_name=str(value)
+            )
         else:
             raise ScimError(400, f"Filtering on {match['attr']!r} is not supported.", "invalidFilter")
         queryset = queryset.filter(condition)
@@ -469,22 +360,23 @@ def filter_users(queryset: QuerySet[User], expression: str) -> QuerySet[User]:
 def filter_groups(queryset: QuerySet[ScimGroup], expression: str) -> QuerySet[ScimGroup]:
     for clause in _clauses(expression):
         member = _MEMBER_CLAUSE.match(clause)
-        if member is not None:
-            member_id = member["id"].strip()
-            queryset = queryset.filter(members__pk=int(member_id)) if member_id.isdigit() else queryset.none()
-            continue
         match = _CLAUSE.match(clause)
-        if match is None:
+        if member is None and match is None:
             raise ScimError(400, f"Cannot read the filter {clause.strip()!r}.", "invalidFilter")
-        attr, value = _strip_schema(match["attr"]).lower(), _literal(match["value"])
-        if attr == "displayname":
+        attr = "members" if member else _strip_schema(match["attr"]).lower()
+        value = member["id"] if member else literal(match["value"])
+        if attr in {"members", "members.value"}:
+            ids = User.objects.filter(user_id_condition(str(value))).values("pk")
+            condition = Q(members__in=ids)
+        elif attr == "displayname":
             condition = Q(display_name=str(value))
         elif attr == "externalid":
             condition = Q(external_id=str(value)) if value is not None else Q(external_id="")
         elif attr == "id":
-            condition = _id_condition(value)
+            pk = group_pk(str(value))
+            condition = Q(pk=pk) if pk is not None else Q(pk__in=[])
         else:
-            raise ScimError(400, f"Filtering on {match['attr']!r} is not supported.", "invalidFilter")
+            raise ScimError(400, f"Filtering on {attr!r} is not supported.", "invalidFilter")
         queryset = queryset.filter(condition)
     return queryset
 
@@ -512,83 +404,3 @@ def service_provider_config(base_url: str) -> dict:
         ],
         "meta": {"resourceType": "ServiceProviderConfig", "location": f"{base_url}ServiceProviderConfig"},
     }
-
-
-def _attribute(name: str, type_: str = "string", **extra) -> dict:
-    attribute = {
-        "name": name,
-        "type": type_,
-        "multiValued": False,
-        "required": False,
-        "caseExact": False,
-        "mutability": "readWrite",
-        "returned": "default",
-        "uniqueness": "none",
-    }
-    attribute.update(extra)
-    return attribute
-
-
-def _schemas() -> list[dict]:
-    sub_name = [_attribute("formatted"), _attribute("givenName"), _attribute("familyName")]
-    reference = [_attribute("value"), _attribute("display", mutability="readOnly"), _attribute("$ref", "reference")]
-    return [
-        {
-            "id": USER_SCHEMA,
-            "name": "User",
-            "description": "A person. userName is their email address and their login.",
-            "attributes": [
-                _attribute("userName", required=True, uniqueness="server"),
-                _attribute("name", "complex", subAttributes=sub_name),
-                _attribute("displayName"),
-                _attribute("active", "boolean"),
-                _attribute("externalId", caseExact=True),
-                _attribute(
-                    "emails", "complex", multiValued=True, mutability="readOnly", subAttributes=[_attribute("value")]
-                ),
-                _attribute("groups", "complex", multiValued=True, mutability="readOnly", subAttributes=reference),
-            ],
-        },
-        {
-            "id": GROUP_SCHEMA,
-            "name": "Group",
-            "description": "A group; its displayName is matched against govsite's SSO group mappings.",
-            "attributes": [
-                _attribute("displayName", required=True, caseExact=True, uniqueness="server"),
-                _attribute("externalId", caseExact=True),
-                _attribute("members", "complex", multiValued=True, subAttributes=reference),
-            ],
-        },
-    ]
-
-
-def schemas(base_url: str) -> list[dict]:
-    return [
-        {
-            **schema,
-            "schemas": [SCHEMA],
-            "meta": {"resourceType": "Schema", "location": f"{base_url}Schemas/{schema['id']}"},
-        }
-        for schema in _schemas()
-    ]
-
-
-def resource_types(base_url: str) -> list[dict]:
-    return [
-        {
-            "schemas": [RESOURCE_TYPE],
-            "id": name,
-            "name": name,
-            "endpoint": f"/{name}s",
-            "schema": schema,
-            "meta": {"resourceType": "ResourceType", "location": f"{base_url}ResourceTypes/{name}"},
-        }
-        for name, schema in (("User", USER_SCHEMA), ("Group", GROUP_SCHEMA))
-    ]
-
-
-def by_id(items: Iterable[dict], wanted: str) -> dict:
-    for item in items:
-        if item["id"] == wanted:
-            return item
-    raise ScimError(404, f"No such resource: {wanted}.")

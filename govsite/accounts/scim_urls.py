@@ -19,9 +19,14 @@ urlpatterns = [
     re_path(r"^scim/v2/ResourceTypes/?$", views.resource_types, name="scim_api_resource_types"),
     re_path(r"^scim/v2/ResourceTypes/(?P<name>[^/]+)/?$", views.resource_type_detail, name="scim_api_resource_type"),
     re_path(r"^scim/v2/Users/?$", views.users, name="scim_api_users"),
+    re_path(r"^scim/v2/Users/\.search/?$", views.users_search, name="scim_api_users_search"),
     re_path(r"^scim/v2/Users/(?P<pk>[^/]+)/?$", views.user_detail, name="scim_api_user"),
     re_path(r"^scim/v2/Groups/?$", views.groups, name="scim_api_groups"),
+    re_path(r"^scim/v2/Groups/\.search/?$", views.groups_search, name="scim_api_groups_search"),
     re_path(r"^scim/v2/Groups/(?P<pk>[^/]+)/?$", views.group_detail, name="scim_api_group"),
+    re_path(r"^scim/v2/(?P<feature>[Bb]ulk|[Mm]e|\.search)/?$", views.not_implemented, name="scim_api_not_implemented"),
+    # Anything else under /scim/v2/ is a SCIM 404, never the site's HTML page.
+    re_path(r"^scim/v2(?:/.*)?$", views.not_found, name="scim_api_not_found"),
     # Settings → SCIM: admins create (shown once) and revoke tokens
     path("settings/scim/", views.scim_tokens, name="scim_tokens"),
     path("settings/scim/<int:pk>/revoke/", views.scim_token_revoke, name="scim_token_revoke"),

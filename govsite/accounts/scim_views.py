@@ -4,6 +4,7 @@ where SCIM tokens are made and revoked. Views only parse, look up and call one s
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from functools import wraps
 
@@ -14,9 +15,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from govsite.accounts import permissions, scim, services
+from govsite.accounts import permissions, scim, scim_schema, services
 from govsite.accounts.models import ScimGroup, ScimToken, User
+from govsite.accounts.scim_errors import ScimError, error_response, no_content, scim_response
+from govsite.accounts.scim_patch import Patcher
 from govsite.web import role_required, run_service
+
+log = logging.getLogger(__name__)
 
 SCIM_PREFIX = "scim/v2/"
 REALM = 'Bearer realm="govsite-scim"'
@@ -29,11 +34,11 @@ def base_url(request) -> str:
 def _authenticate(request) -> ScimToken:
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise scim.ScimError(401, "Send the SCIM token: Authorization: Bearer scim_...")
+        raise ScimError(401, "Send the SCIM token: Authorization: Bearer scim_...", WWW_Authenticate=REALM)
     try:
         return services.scim_token_authenticate(secret=secret.strip(), method=request.method, path=request.path)
     except services.ScimTokenRefused as exc:
-        raise scim.ScimError(401, str(exc)) from exc
+        raise ScimError(401, str(exc), WWW_Authenticate=REALM) from exc
 
 
 def _messages(exc: ValidationError) -> str:
@@ -54,21 +59,26 @@ def scim_endpoint(*methods: str) -> Callable:
             try:
                 token = _authenticate(request)
                 if request.method not in methods:
-                    raise scim.ScimError(405, f"{request.method} is not supported here; use {', '.join(methods)}.")
+                    raise ScimError(
+                        405,
+                        f"{request.method} is not supported here; use {', '.join(methods)}.",
+                        Allow=", ".join(methods),
+                    )
                 return view(request, token, *args, **kwargs)
-            except scim.ScimError as exc:
-                response = exc.response()
-                if exc.status == 401:
-                    response["WWW-Authenticate"] = REALM
-                return response
+            except ScimError as exc:
+                return exc.response()
             except services.AlreadyExists as exc:
-                return scim.error_response(409, _messages(exc), "uniqueness")
+                return error_response(409, _messages(exc), "uniqueness")
             except ValidationError as exc:
-                return scim.error_response(400, _messages(exc), "invalidValue")
+                return error_response(400, _messages(exc), "invalidValue")
             except PermissionDenied as exc:
-                return scim.error_response(403, str(exc) or "Not allowed.")
+                return error_response(403, str(exc) or "Not allowed.")
             except RequestDataTooBig:
-                return scim.error_response(413, "The request body is too large.")
+                return error_response(413, "The request body is too large.")
+            except Exception:
+                # Logged with its traceback, and answered as SCIM: a client must be able to read every error.
+                log.exception("SCIM %s %s failed", request.method, request.path[:200])
+                return error_response(500, "govsite could not complete this request; it is logged.")
 
         return wrapped
 
@@ -79,34 +89,42 @@ def _body(request):
     try:
         return json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise scim.ScimError(400, f"The body is not valid JSON: {exc}", "invalidSyntax") from exc
+        raise ScimError(400, f"The body is not valid JSON: {exc}", "invalidSyntax") from exc
 
 
-def _user(pk: str) -> User:
-    user = User.objects.prefetch_related("scim_groups").filter(pk=int(pk)).first() if pk.isdigit() else None
+def _user(scim_id: str) -> User:
+    user = scim.live_users().prefetch_related("scim_groups").filter(scim.user_id_condition(scim_id)).first()
     if user is None:
-        raise scim.ScimError(404, f"No User with id {pk}.")
+        raise ScimError(404, f"No User with id {scim_id}.")
     return user
 
 
 def _group(pk: str) -> ScimGroup:
-    group = ScimGroup.objects.prefetch_related("members").filter(pk=int(pk)).first() if pk.isdigit() else None
+    number = scim.group_pk(pk)
+    group = ScimGroup.objects.prefetch_related("members").filter(pk=number).first() if number else None
     if group is None:
-        raise scim.ScimError(404, f"No Group with id {pk}.")
+        raise ScimError(404, f"No Group with id {pk}.")
     return group
 
 
-def _listed(request, queryset, render_one) -> dict:
-    start, count = scim.paging(request.GET)
+def _listed(params: dict, queryset, render_one) -> dict:
+    start, count = scim.paging(params)
     total = queryset.count()
     page = [render_one(item) for item in queryset[start - 1 : start - 1 + count]] if count else []
     return scim.list_response(page, total=total, start_index=start)
 
 
-def _shown(request, resource: dict) -> dict:
-    return scim.select_attributes(
-        resource, request.GET.get("attributes", ""), request.GET.get("excludedAttributes", "")
-    )
+def _shown(params: dict, resource: dict) -> dict:
+    attributes, excluded = params.get("attributes", ""), params.get("excludedAttributes", "")
+    if attributes and excluded:
+        raise ScimError(400, "attributes and excludedAttributes are mutually exclusive.", "invalidSyntax")
+    return scim.select_attributes(resource, attributes, excluded)
+
+
+def _query(request) -> dict:
+    if request.method == "POST":  # /.search: the same query in a body (RFC 7644 §3.4.3)
+        return scim.search_request(_body(request))
+    return request.GET.dict()
 
 
 # --- Users ----------------------------------------------------------------------------------------
@@ -117,11 +135,21 @@ def users(request, token):
     root = base_url(request)
     if request.method == "POST":
         user = services.scim_user_create(token=token, data=scim.user_input_from_resource(_body(request)))
-        resource = scim.user_resource(_user(str(user.pk)), root)
-        return scim.scim_response(resource, status=201, Location=resource["meta"]["location"])
-    queryset = scim.filter_users(User.objects.prefetch_related("scim_groups"), request.GET.get("filter", ""))
-    return scim.scim_response(
-        _listed(request, queryset.order_by("pk"), lambda u: _shown(request, scim.user_resource(u, root)))
+        resource = scim.user_resource(_user(scim.scim_user_id(user)), root)
+        return scim_response(resource, status=201, Location=resource["meta"]["location"])
+    return _user_list(request, root)
+
+
+@scim_endpoint("POST")
+def users_search(request, token):
+    return _user_list(request, base_url(request))
+
+
+def _user_list(request, root: str):
+    params = _query(request)
+    queryset = scim.filter_users(scim.live_users().prefetch_related("scim_groups"), params.get("filter", ""))
+    return scim_response(
+        _listed(params, queryset.order_by("pk"), lambda u: _shown(params, scim.user_resource(u, root)))
     )
 
 
@@ -129,14 +157,15 @@ def users(request, token):
 def user_detail(request, token, pk: str):
     user = _user(pk)
     if request.method == "DELETE":
-        services.scim_user_deactivate(token=token, user=user)
-        return scim.scim_response({}, status=204)
+        services.scim_user_delete(token=token, user=user)
+        return no_content()
     if request.method == "PUT":
         data = scim.user_input_from_resource(_body(request), current=user)
         services.scim_user_update(token=token, user=user, data=data)
     elif request.method == "PATCH":
-        services.scim_user_update(token=token, user=user, data=scim.apply_user_patch(user, _body(request)))
-    return scim.scim_response(_shown(request, scim.user_resource(_user(pk), base_url(request))))
+        patched = Patcher(scim.user_document(user), scim_schema.USER_SCHEMAS, resource_id=pk).apply(_body(request))
+        services.scim_user_update(token=token, user=user, data=scim.user_input(patched, current=user))
+    return scim_response(_shown(request.GET.dict(), scim.user_resource(_user(pk), base_url(request))))
 
 
 # --- Groups ---------------------------------------------------------------------------------------
@@ -151,17 +180,27 @@ def groups(request, token):
             token=token, display_name=display_name, member_ids=member_ids, external_id=external_id
         )
         resource = scim.group_resource(_group(str(group.pk)), root)
-        return scim.scim_response(resource, status=201, Location=resource["meta"]["location"])
-    excluded = {a.strip().lower() for a in request.GET.get("excludedAttributes", "").split(",")}
+        return scim_response(resource, status=201, Location=resource["meta"]["location"])
+    return _group_list(request, root)
+
+
+@scim_endpoint("POST")
+def groups_search(request, token):
+    return _group_list(request, base_url(request))
+
+
+def _group_list(request, root: str):
+    params = _query(request)
+    excluded = {a.strip().lower() for a in str(params.get("excludedAttributes", "")).split(",")}
     with_members = "members" not in excluded
-    queryset = scim.filter_groups(ScimGroup.objects.all(), request.GET.get("filter", ""))
+    queryset = scim.filter_groups(ScimGroup.objects.all(), params.get("filter", ""))
     if with_members:
         queryset = queryset.prefetch_related("members")
-    return scim.scim_response(
+    return scim_response(
         _listed(
-            request,
+            params,
             queryset.order_by("pk"),
-            lambda g: _shown(request, scim.group_resource(g, root, members=with_members)),
+            lambda g: _shown(params, scim.group_resource(g, root, members=with_members)),
         )
     )
 
@@ -171,17 +210,18 @@ def group_detail(request, token, pk: str):
     group = _group(pk)
     if request.method == "DELETE":
         services.scim_group_delete(token=token, group=group)
-        return scim.scim_response({}, status=204)
+        return no_content()
     if request.method in {"PUT", "PATCH"}:
         body = _body(request)
         if request.method == "PUT":
             display_name, member_ids, external_id = scim.group_from_resource(body)
         else:
-            display_name, member_ids, external_id = scim.apply_group_patch(group, body)
+            patched = Patcher(scim.group_document(group), scim_schema.GROUP_SCHEMAS, resource_id=pk).apply(body)
+            display_name, member_ids, external_id = scim.group_fields(patched)
         services.scim_group_sync(
             token=token, group=group, display_name=display_name, member_ids=member_ids, external_id=external_id
         )
-    return scim.scim_response(_shown(request, scim.group_resource(_group(pk), base_url(request))))
+    return scim_response(_shown(request.GET.dict(), scim.group_resource(_group(pk), base_url(request))))
 
 
 # --- discovery ------------------------------------------------------------------------------------
@@ -189,29 +229,55 @@ def group_detail(request, token, pk: str):
 
 @scim_endpoint("GET")
 def service_provider_config(request, token):
-    return scim.scim_response(scim.service_provider_config(base_url(request)))
+    return scim_response(scim.service_provider_config(base_url(request)))
+
+
+def _by_id(items: list[dict], wanted: str, what: str) -> dict:
+    for item in items:
+        if item["id"] == wanted:
+            return item
+    raise ScimError(404, f"No {what} {wanted}.")
 
 
 @scim_endpoint("GET")
 def schemas(request, token):
-    items = scim.schemas(base_url(request))
-    return scim.scim_response(scim.list_response(items, total=len(items), start_index=1))
+    items = [schema.to_scim(base_url(request)) for schema in scim_schema.SCHEMAS]
+    return scim_response(scim.list_response(items, total=len(items), start_index=1))
 
 
 @scim_endpoint("GET")
 def schema_detail(request, token, schema_id: str):
-    return scim.scim_response(scim.by_id(scim.schemas(base_url(request)), schema_id))
+    return scim_response(_by_id([s.to_scim(base_url(request)) for s in scim_schema.SCHEMAS], schema_id, "Schema"))
 
 
 @scim_endpoint("GET")
 def resource_types(request, token):
-    items = scim.resource_types(base_url(request))
-    return scim.scim_response(scim.list_response(items, total=len(items), start_index=1))
+    items = scim_schema.resource_types(base_url(request))
+    return scim_response(scim.list_response(items, total=len(items), start_index=1))
 
 
 @scim_endpoint("GET")
 def resource_type_detail(request, token, name: str):
-    return scim.scim_response(scim.by_id(scim.resource_types(base_url(request)), name))
+    return scim_response(_by_id(scim_schema.resource_types(base_url(request)), name, "ResourceType"))
+
+
+# --- what govsite does not serve ------------------------------------------------------------------
+
+NOT_IMPLEMENTED = {
+    "bulk": "Bulk operations are not supported (ServiceProviderConfig: bulk.supported is false).",
+    "me": "/Me is not supported: a SCIM token belongs to an identity provider, not to a person.",
+    ".search": "Search across resource types is not supported; POST /Users/.search or /Groups/.search.",
+}
+
+
+@scim_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+def not_implemented(request, token, feature: str):
+    raise ScimError(501, NOT_IMPLEMENTED[feature.lower()])
+
+
+@scim_endpoint("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+def not_found(request, token):
+    raise ScimError(404, f"Nothing at {request.path[:200]} (see /{SCIM_PREFIX}ResourceTypes).")
 
 
 # --- the admins' page: SCIM tokens ----------------------------------------------------------------

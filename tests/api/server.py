@@ -36,14 +36,15 @@ class ApiServer:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {self.process.returncode}:\n{self.tail()}")
+            raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.tail()}")
 
     def stop(self) -> None:
         processes.stop(self.process, timeout=10)
 
 
-def start_api_server(workdir: Path, gateway: GatewayTarget) -> ApiServer:
-    """gunicorn (2 workers x 4 threads) on a free port; returns once /healthz answers."""
+def start_api_server(workdir: Path, gateway: GatewayTarget, *, server: str = "gunicorn") -> ApiServer:
+    """gunicorn (2 workers x 4 threads) on a free port, or (`server="runserver"`) Django's development
+    server, which keeps connections alive; returns once /healthz answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     export_dir = workdir / "exports"
@@ -70,17 +71,20 @@ def start_api_server(workdir: Path, gateway: GatewayTarget) -> ApiServer:
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONUNBUFFERED": "1",
     }
-    log = workdir / "gunicorn.log"
-    command = [
-        sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-        "--graceful-timeout", "5", "--timeout", "60", "--access-logfile", "-",
-    ]  # fmt: skip
+    log = workdir / f"{server}.log"
+    command = {
+        "gunicorn": [
+            sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+            "--graceful-timeout", "5", "--timeout", "60", "--access-logfile", "-",
+        ],
+        "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
+    }[server]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
     server = ApiServer(url, process, log, export_dir)
     try:
-        processes.wait_for_http(f"{url}/healthz", process, what="gunicorn", log=log, timeout=STARTUP_TIMEOUT)
+        processes.wait_for_http(f"{url}/healthz", process, what=server, log=log, timeout=STARTUP_TIMEOUT)
     except RuntimeError:
         server.stop()
         raise

@@ -39,9 +39,27 @@ def test_schemas_and_resource_types_describe_users_and_groups(scim):
     schemas = scim.get("Schemas")
     assert schemas.status == 200 and schemas.body["schemas"] == [LIST_SCHEMA]
     ids = {s["id"] for s in schemas.body["Resources"]}
-    assert ids == {USER_SCHEMA, "urn:ietf:params:scim:schemas:core:2.0:Group"}
+    core = "urn:ietf:params:scim:schemas:core:2.0:"
+    assert ids == {
+        USER_SCHEMA,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        f"{core}Group",
+        f"{core}ServiceProviderConfig",
+        f"{core}ResourceType",
+        f"{core}Schema",
+    }
     user_schema = scim.get(f"Schemas/{USER_SCHEMA}")
-    assert {a["name"] for a in user_schema.body["attributes"]} >= {"userName", "name", "active", "externalId"}
+    attributes = {a["name"]: a for a in user_schema.body["attributes"]}
+    assert set(attributes) >= {"userName", "name", "active", "displayName", "emails", "groups"}
+    # externalId is a common attribute (RFC 7643 §3.1): in every resource, in no schema
+    assert "externalId" not in attributes
+    emails = {a["name"]: a for a in attributes["emails"]["subAttributes"]}
+    assert set(emails) == {"value", "display", "type", "primary"}
+    groups = {a["name"]: a for a in attributes["groups"]["subAttributes"]}
+    assert groups["$ref"]["referenceTypes"] == ["Group"] and "type" in groups
+    group_schema = scim.get(f"Schemas/{core}Group").body
+    members = {a["name"]: a for a in group_schema["attributes"][1]["subAttributes"]}
+    assert members["$ref"]["referenceTypes"] == ["User"] and "type" in members
     types = scim.get("ResourceTypes")
     assert {(t["name"], t["endpoint"]) for t in types.body["Resources"]} == {("User", "/Users"), ("Group", "/Groups")}
     assert scim.get("ResourceTypes/Group").body["schema"] == "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -52,7 +70,21 @@ def test_schemas_and_resource_types_describe_users_and_groups(scim):
 
 
 @pytest.mark.parametrize(
-    "path", ["Users", "Users/1", "Groups", "ServiceProviderConfig", "Schemas", "ResourceTypes", "Groups/1"]
+    "path",
+    [
+        "Users",
+        "Users/1",
+        "Groups",
+        "ServiceProviderConfig",
+        "Schemas",
+        "ResourceTypes",
+        "Groups/1",
+        "Users/.search",
+        "Groups/.search",
+        "Bulk",
+        "Me",
+        "NoSuchThing",
+    ],
 )
 def test_every_endpoint_refuses_a_call_without_a_token(path, scim_token):
     response = ScimClient(None).get(path)
@@ -178,3 +210,49 @@ def test_only_admins_may_create_scim_tokens_through_the_service(member_a_user, a
         with pytest.raises(PermissionDenied):
             services.scim_token_create(actor=person, name="sneaky")
     assert not ScimToken.objects.exists()
+
+
+# --- every answer is SCIM -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("get", "NoSuchThing", 404),
+        ("post", "Users/1/extra", 404),
+        ("delete", "Schemas/x/y", 404),
+        ("get", "/scim/v2", 404),
+        ("post", "Bulk", 501),
+        ("get", "Me", 501),
+        ("post", ".search", 501),
+        ("delete", "ServiceProviderConfig", 405),
+        ("get", "Users/.search", 405),
+    ],
+)
+def test_unknown_paths_and_unsupported_operations_answer_a_scim_error(scim, method, path, status):
+    response = scim.call(method.upper(), path, {} if method == "post" else None)
+    assert_scim_error(response, status)
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_a_delete_answers_204_without_a_body(scim, member_b_user):
+    response = scim.client.delete(
+        f"/scim/v2/Users/{member_b_user.pk}", headers={"Authorization": f"Bearer {scim.secret}"}
+    )
+    assert (response.status_code, response.content) == (204, b"")
+    assert "Content-Type" not in response
+
+
+def test_search_with_a_body(scim, member_a_user, member_b_user):
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": f'userName eq "{member_a_user.email}"',
+        "attributes": ["userName"],
+        "startIndex": 1,
+        "count": 10,
+    }
+    response = scim.post("Users/.search", body)
+    assert response.status == 200, response
+    assert [set(r) for r in response.body["Resources"]] == [{"schemas", "id", "userName"}]
+    assert_scim_error(scim.post("Users/.search", {"filter": "x"}), 400, "invalidSyntax")

@@ -40,7 +40,8 @@ def test_create_a_user(scim):
             displayName="Ann E.",
             externalId="00u1abc",
             emails=[{"value": "Ann.Example@Example.com", "primary": True, "type": "work"}],
-            title="Engineer",  # not kept, not refused
+            title="Engineer",  # kept as sent, as every attribute of the schema
+            password="1mz050nq",  # Okta's, when it syncs passwords: not in the schema, ignored
             active=True,
         ),
     )
@@ -52,10 +53,12 @@ def test_create_a_user(scim):
     assert response.headers["Location"] == f"http://testserver/scim/v2/Users/{ann.pk}"
     assert body["meta"]["location"] == response.headers["Location"]
     assert body["userName"] == "ann.example@example.com"
-    assert body["name"] == {"formatted": "Ann Example"}
+    assert body["name"] == {"givenName": "Ann", "familyName": "Example"}
+    assert (body["displayName"], body["title"]) == ("Ann E.", "Engineer")
     assert body["externalId"] == "00u1abc"
     assert body["active"] is True
-    assert body["emails"] == [{"value": "ann.example@example.com", "type": "work", "primary": True}]
+    assert body["emails"] == [{"value": "Ann.Example@Example.com", "primary": True, "type": "work"}]
+    assert "password" not in body and "password" not in ann.scim_attributes
     assert (ann.full_name, ann.scim_external_id, ann.is_active) == ("Ann Example", "00u1abc", True)
     assert not ann.has_usable_password()
     created = AuditEvent.objects.get(action="user.created", target_id=str(ann.pk))
@@ -143,7 +146,9 @@ def test_put_replaces_the_user(scim):
         "email": {"before": "bo@example.com", "after": "bo.new@example.com"},
         "full_name": {"before": "Bo", "after": "Bo Bright"},
         "scim_external_id": {"before": "x1", "after": ""},
+        "scim_attributes": ["name"],  # which of the kept attributes changed, not their values
     }
+    assert scim.get(f"Users/{person.pk}").body["name"] == {"givenName": "Bo", "familyName": "Bright"}
     # The old address no longer signs anyone in here (it may be given to someone else one day).
     assert updated.data["sign_in_emails_removed"] == ["bo@example.com"]
     assert not EmailAddress.objects.filter(email="bo@example.com").exists()
@@ -213,12 +218,18 @@ def test_delete_deactivates_and_never_deletes(scim, member_b_user):
     response = scim.delete(f"Users/{member_b_user.pk}")
     assert response.status == 204
     member_b_user.refresh_from_db()
-    assert not member_b_user.is_active
-    assert scim.get(f"Users/{member_b_user.pk}").body["active"] is False
+    assert not member_b_user.is_active and member_b_user.scim_deleted_at is not None
+    # To the identity provider the person is gone ...
+    assert_scim_error(scim.get(f"Users/{member_b_user.pk}"), 404)
+    assert scim.get("Users", filter=f'userName eq "{member_b_user.email}"').body["totalResults"] == 0
+    # ... in govsite they are deactivated, with the events the leaver report reads.
     event = AuditEvent.objects.get(action="user.deactivated", target_id=str(member_b_user.pk))
-    assert (event.actor_label, event.data) == (ACTOR, {"reason": "deleted through SCIM"})
-    assert scim.delete(f"Users/{member_b_user.pk}").status == 204  # again: nothing more to do, nothing audited
-    assert AuditEvent.objects.filter(action="user.deactivated", target_id=str(member_b_user.pk)).count() == 1
+    assert (event.actor_label, event.data) == (ACTOR, {"reason": "deleted through SCIM (DELETE /Users)"})
+    deleted = AuditEvent.objects.get(action="user.scim_deleted", target_id=str(member_b_user.pk))
+    assert deleted.data == {"email": member_b_user.email, "provisioning": 1, "groups_left": []}
+    before = snapshot()
+    assert_scim_error(scim.delete(f"Users/{member_b_user.pk}"), 404)  # again: no such resource, nothing written
+    assert snapshot() == before
 
 
 @pytest.mark.django_db(transaction=True)

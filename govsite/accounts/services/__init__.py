@@ -12,7 +12,7 @@ from govsite.accounts.services.scim_provisioning import (
     scim_group_delete,
     scim_group_sync,
     scim_user_create,
-    scim_user_deactivate,
+    scim_user_delete,
     scim_user_update,
 )
 from govsite.accounts.services.scim_tokens import (
@@ -52,7 +52,7 @@ __all__ = [
     "scim_token_create",
     "scim_token_revoke",
     "scim_user_create",
-    "scim_user_deactivate",
+    "scim_user_delete",
     "scim_user_update",
     "sso_mapping_create",
     "sso_mapping_delete",

@@ -34,6 +34,9 @@ class ScimUserInput:
     full_name: str = ""
     active: bool = True
     external_id: str = ""
+    # The other SCIM attributes as the identity provider set them (name, displayName, emails, title...):
+    # kept as sent and returned as kept; govsite acts on none of them.
+    attributes: dict | None = None
 
 
 def _scim_email(value: str) -> str:
@@ -43,7 +46,9 @@ def _scim_email(value: str) -> str:
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise ValidationError({"userName": f"userName must be an email address, not {value!r}."}) from exc
+        raise ValidationError(
+            {"userName": f"userName must be an email address (it is the person's login in govsite), not {value!r}."}
+        ) from exc
     return email
 
 
@@ -61,12 +66,21 @@ def _scim_grants_sync(*, user: User, label: str) -> dict:
 
 @transaction.atomic(durable=True)
 def scim_user_create(*, token: ScimToken, data: ScimUserInput) -> User:
-    """POST /Users: a new person (no password: they sign in through SSO)."""
+    """POST /Users: a new person (no password: they sign in through SSO), or the re-hire of a person whose
+    SCIM resource was deleted: the same person again, under a new SCIM id, with their history."""
     label = _require_live_token(token).actor_label
     email = _scim_email(data.email)
-    if User.objects.filter(email__iexact=email).exists():
+    existing = User.objects.select_for_update().filter(email__iexact=email).first()
+    if existing is not None and existing.scim_deleted_at is not None:
+        return _scim_user_reprovision(label=label, user=existing, data=data)
+    if existing is not None:
         raise AlreadyExists({"userName": f"A person with userName {email} already exists."})
-    user = User(email=email, full_name=data.full_name.strip()[:200], scim_external_id=data.external_id[:255])
+    user = User(
+        email=email,
+        full_name=data.full_name.strip()[:200],
+        scim_external_id=data.external_id[:255],
+        scim_attributes=data.attributes or {},
+    )
     user.set_unusable_password()
     user.full_clean(exclude=["password"])
     try:
@@ -94,9 +108,20 @@ def scim_user_update(*, token: ScimToken, user: User, data: ScimUserInput) -> Us
     reactivates; a deactivated person's SCIM groups grant nothing until then.
     """
     label = _require_live_token(token).actor_label
-    email = _scim_email(data.email)
     user = User.objects.select_for_update().get(pk=user.pk)
-    after = {"email": email, "full_name": data.full_name.strip()[:200], "scim_external_id": data.external_id[:255]}
+    if user.scim_deleted_at is not None:
+        raise ValidationError({"id": "This person's SCIM resource was deleted."})
+    return _scim_user_apply(label=label, user=user, data=data)
+
+
+def _scim_user_apply(*, label: str, user: User, data: ScimUserInput) -> User:
+    email = _scim_email(data.email)
+    after = {
+        "email": email,
+        "full_name": data.full_name.strip()[:200],
+        "scim_external_id": data.external_id[:255],
+        "scim_attributes": data.attributes or {},
+    }
     changes = {f: {"before": getattr(user, f), "after": v} for f, v in after.items() if getattr(user, f) != v}
     if "email" in changes and User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
         raise AlreadyExists({"userName": f"Another person already has userName {email}."})
@@ -109,6 +134,10 @@ def scim_user_update(*, token: ScimToken, user: User, data: ScimUserInput) -> Us
                 user.save(update_fields=list(changes))
         except IntegrityError as exc:
             raise AlreadyExists({"userName": f"Another person already has userName {email}."}) from exc
+        if "scim_attributes" in changes:
+            # The audit trail names the attributes that changed, not their values (addresses, phone numbers).
+            before, now = changes["scim_attributes"]["before"] or {}, changes["scim_attributes"]["after"]
+            changes["scim_attributes"] = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
         event: dict = {"changes": changes, "via": "scim"}
         if "email" in changes:
             # allauth signs people in by their addresses too: the old one must not lead here any more
@@ -126,12 +155,55 @@ def scim_user_update(*, token: ScimToken, user: User, data: ScimUserInput) -> Us
     return user
 
 
+def _scim_user_reprovision(*, label: str, user: User, data: ScimUserInput) -> User:
+    """The person comes back (a re-hire): a new provisioning, so a new SCIM id; what they had before (keys,
+    events, the leaver report's rows) stays as it was."""
+    previous = user.scim_provisioning
+    user.scim_provisioning, user.scim_deleted_at = previous + 1, None
+    user.save(update_fields=["scim_provisioning", "scim_deleted_at"])
+    audit.record(
+        actor_label=label,
+        action="user.scim_reprovisioned",
+        target=user,
+        data={"email": user.email, "provisioning": user.scim_provisioning, "previous_provisioning": previous},
+    )
+    return _scim_user_apply(label=label, user=user, data=data)
+
+
 @transaction.atomic(durable=True)
-def scim_user_deactivate(*, token: ScimToken, user: User) -> User:
-    """DELETE /Users/<id>: people are never deleted (the audit trail and the leaver report need them);
-    they are deactivated, exactly as an admin would."""
+def scim_user_delete(*, token: ScimToken, user: User) -> User:
+    """DELETE /Users/<id>: to the identity provider the person is gone (their SCIM id answers 404, they
+    leave its queries and its groups); in govsite they are deactivated exactly as an admin would (the
+    leaver sweep revokes their keys) and nothing about them is erased: the audit trail and the leaver
+    report need them, and a later POST of their userName brings them back (scim_user_create)."""
     label = _require_live_token(token).actor_label
-    _deactivate(actor=None, actor_label=label, user=user, reason="deleted through SCIM")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.scim_deleted_at is not None:
+        raise ValidationError({"id": "This person's SCIM resource was already deleted."})
+    _deactivate(actor=None, actor_label=label, user=user, reason="deleted through SCIM (DELETE /Users)")
+    groups = list(ScimGroup.objects.select_for_update().filter(members=user).order_by("pk"))
+    for group in groups:
+        group.members.remove(user)
+        audit.record(
+            actor_label=label,
+            action="scim_group.updated",
+            target=group,
+            data={"changes": {"members_removed": [user.email]}, "why": "the member's SCIM resource was deleted"},
+        )
+    user.scim_deleted_at = timezone.now()
+    user.save(update_fields=["scim_deleted_at"])
+    audit.record(
+        actor_label=label,
+        action="user.scim_deleted",
+        target=user,
+        data={
+            "email": user.email,
+            "provisioning": user.scim_provisioning,
+            "groups_left": [g.display_name for g in groups],
+        },
+    )
+    if groups:
+        _scim_grants_sync(user=user, label=label)
     user.refresh_from_db()
     return user
 
