@@ -82,7 +82,8 @@ class GatewayTarget:
         return response.json()
 
     def gateway_settings(self, **spec: Any) -> dict:
-        """Change what the sandbox's LiteLLM config says: disable_custom_api_keys, database."""
+        """Change what the sandbox's LiteLLM config says: disable_custom_api_keys, database,
+        spend_log_batch_seconds."""
         self.require_sandbox("changes the sandbox's configuration")
         headers = {"Authorization": f"Bearer {self.master_key}"}
         response = httpx.post(f"{self.url}/sandbox/settings", json=spec, headers=headers, timeout=10)
@@ -219,10 +220,11 @@ def sandbox_gateway(tmp_path_factory) -> GatewayTarget:
 def sandbox(sandbox_gateway) -> GatewayTarget:
     """The session's sandbox with no faults armed and LiteLLM's default settings, before and after the test."""
     sandbox_gateway.faults(clear=True)
-    sandbox_gateway.gateway_settings(disable_custom_api_keys=False, database=True)
+    defaults = {"disable_custom_api_keys": False, "database": True, "spend_log_batch_seconds": SPEND_LOG_BATCH_SECONDS}
+    sandbox_gateway.gateway_settings(**defaults)
     yield sandbox_gateway
     sandbox_gateway.faults(clear=True)
-    sandbox_gateway.gateway_settings(disable_custom_api_keys=False, database=True)
+    sandbox_gateway.gateway_settings(**defaults)
 
 
 @pytest.fixture(scope="session")

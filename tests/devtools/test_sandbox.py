@@ -534,10 +534,12 @@ def test_key_delete_echoes_what_it_was_given(sandbox):
 
 def test_spend_rows_are_written_in_batches_seconds_after_the_call(sandbox):
     key = _key(sandbox)
+    sandbox.gateway_settings(spend_log_batch_seconds=30)  # long enough that no batch goes out by chance
     statuses = [sandbox.chat(key["key"]).status_code for _ in range(3)]
 
     assert statuses == [200] * 3
     assert _read_rows(sandbox, api_key=key["token"]) == [], "not readable the moment the call returns"
+    sandbox.gateway_settings(spend_log_batch_seconds=0.3)
     rows = _rows(sandbox, expect=3, api_key=key["token"])
     assert len(rows) == 3
     assert _info(sandbox, key)["spend"] == pytest.approx(sum(r["spend"] for r in rows)), "budgets count at once"

@@ -216,7 +216,11 @@ class Handler(ChatCompletions, BaseHTTPRequestHandler):
             return
         if (req.method, req.path) == ("POST", "/sandbox/settings"):
             self._require_master_key(req)
-            self._send_json(200, self.server.settings.update(req.body if isinstance(req.body, dict) else {}))
+            spec = req.body if isinstance(req.body, dict) else {}
+            answer = self.server.settings.update(spec)
+            if "spend_log_batch_seconds" in spec:
+                self.server.spend_log_writer.set_interval(float(spec["spend_log_batch_seconds"]))
+            self._send_json(200, {**answer, "spend_log_batch_seconds": self.server.spend_log_writer.interval})
             return
         if (req.method, req.path) == ("POST", "/sandbox/spend-logs/flush"):
             self._require_master_key(req)

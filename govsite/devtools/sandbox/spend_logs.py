@@ -232,6 +232,11 @@ class SpendLogWriter:
         if full:
             self._wake.set()
 
+    def set_interval(self, seconds: float) -> None:
+        """A new batch interval, counted from now (what is waiting goes out with this batch)."""
+        self.interval = seconds
+        self._wake.set()
+
     def waiting(self) -> int:
         with self._lock:
             return len(self._waiting)
