@@ -5,6 +5,12 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from govsite.gateway.client import GatewayMisconfigured
+
+GATEWAY_MISCONFIGURED_ERRORS = tuple(
+    f"{cls.__name__}:" for cls in (GatewayMisconfigured, *GatewayMisconfigured.__subclasses__())
+)
+
 
 class DataClassification(models.Model):
     """The four data classes, ordered by level; admins may rename the labels."""
@@ -267,6 +273,13 @@ class GatewayCommand(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def is_gateway_misconfigured(self) -> bool:
+        """The last attempt failed on the gateway's own configuration (govsite.gateway.client's
+        GatewayMisconfigured: no database, custom keys disabled): retrying helps only once an admin of
+        the gateway has changed it. The outbox stores the error as "<class name>: <message>"."""
+        return self.last_error.startswith(GATEWAY_MISCONFIGURED_ERRORS)
 
 
 class UnmanagedKey(models.Model):

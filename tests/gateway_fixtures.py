@@ -32,6 +32,9 @@ from tests.waiting import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_MASTER_KEY = "sk-sandbox-test-master-key"
 STARTUP_TIMEOUT = 60.0  # the sandbox imports litellm (~3 s) before it listens
+# LiteLLM writes spend-log rows in batches 10-15 s after the call; the test sandbox batches every 0.3 s so
+# the delay is there (a row is not readable the moment its call returns) without slowing the suite.
+SPEND_LOG_BATCH_SECONDS = 0.3
 
 
 def unavailable(why: str):
@@ -77,6 +80,24 @@ class GatewayTarget:
         )
         response.raise_for_status()
         return response.json()
+
+    def gateway_settings(self, **spec: Any) -> dict:
+        """Change what the sandbox's LiteLLM config says: disable_custom_api_keys, database,
+        spend_log_batch_seconds."""
+        self.require_sandbox("changes the sandbox's configuration")
+        headers = {"Authorization": f"Bearer {self.master_key}"}
+        response = httpx.post(f"{self.url}/sandbox/settings", json=spec, headers=headers, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def flush_spend_logs(self) -> int:
+        """Write the spend-log rows the sandbox's batch writer holds now, as its next batch would."""
+        self.require_sandbox("drives the sandbox's batch writer")
+        response = httpx.post(
+            f"{self.url}/sandbox/spend-logs/flush", headers={"Authorization": f"Bearer {self.master_key}"}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["written"]
 
     def chat(
         self,
@@ -160,6 +181,8 @@ def start_sandbox(workdir: Path, *, master_key: str = SANDBOX_MASTER_KEY) -> Gat
                 str(db_path),
                 "--master-key",
                 master_key,
+                "--spend-log-batch-seconds",
+                str(SPEND_LOG_BATCH_SECONDS),
             ],
             cwd=ROOT,
             env=env,
@@ -195,10 +218,13 @@ def sandbox_gateway(tmp_path_factory) -> GatewayTarget:
 
 @pytest.fixture
 def sandbox(sandbox_gateway) -> GatewayTarget:
-    """The session's sandbox with no faults armed, before and after the test."""
+    """The session's sandbox with no faults armed and LiteLLM's default settings, before and after the test."""
     sandbox_gateway.faults(clear=True)
+    defaults = {"disable_custom_api_keys": False, "database": True, "spend_log_batch_seconds": SPEND_LOG_BATCH_SECONDS}
+    sandbox_gateway.gateway_settings(**defaults)
     yield sandbox_gateway
     sandbox_gateway.faults(clear=True)
+    sandbox_gateway.gateway_settings(**defaults)
 
 
 @pytest.fixture(scope="session")

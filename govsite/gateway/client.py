@@ -116,6 +116,26 @@ class EnterpriseOnly(GatewayError):
     """The feature needs a LiteLLM Enterprise licence the gateway does not have."""
 
 
+class SecretAlreadyUsed(Conflict):
+    """/key/generate was given a secret the gateway already holds. LiteLLM keeps the old key's row
+    unchanged and still answers 200 with the request's fields, so only a look-up shows it made nothing."""
+
+
+class GatewayMisconfigured(GatewayError):
+    """The gateway's own configuration refuses what govsite needs; trying again cannot help until an
+    admin of the gateway changes it. The message says what to change."""
+
+
+class CustomKeysDisabled(GatewayMisconfigured):
+    """general_settings.disable_custom_api_keys is on: LiteLLM answers 403 to a caller-provided secret,
+    and govsite makes every key's secret itself."""
+
+
+class NoDatabase(GatewayMisconfigured):
+    """The proxy runs without a database (no DATABASE_URL): it has no keys, teams or spend logs to serve.
+    Its /spend/logs/v2 answers 401, which is not a refused master key."""
+
+
 class Unauthorized(GatewayError):
     """The master key was refused (401/403)."""
 
@@ -227,6 +247,28 @@ def _error_fields(payload: Any) -> tuple[str, str | None, str | None, str | None
     return "", None, None, None, False
 
 
+# What a proxy without a database says, route by route (read from litellm.proxy and a DB-less proxy):
+# /spend/logs/v2 a 401 "Prisma Client is not initialized", /key/list "Authentication Error, Database not
+# connected", /key/generate CommonProxyErrors.db_not_connected_error, /key/delete "Not connected to DB!",
+# and a key it cannot check "No connected db.".
+_NO_DATABASE = (
+    "prisma client is not initialized",
+    "db not connected",
+    "database not connected",
+    "no db connected",
+    "not connected to db",
+    "no connected db",
+)
+NO_DATABASE_ADVICE = (
+    "the gateway has no database: LiteLLM runs without DATABASE_URL, so it keeps no keys, teams or spend "
+    "logs; give it a PostgreSQL database"
+)
+CUSTOM_KEYS_ADVICE = (
+    "the gateway refuses keys govsite makes: turn off general_settings.disable_custom_api_keys in "
+    "LiteLLM's config (govsite sets each key's secret itself)"
+)
+
+
 def error_from_response(status: int, payload: Any) -> GatewayError:
     """Map a LiteLLM error response to the typed error govsite acts on."""
     message, err_type, param, code, is_validation_list = _error_fields(payload)
@@ -236,8 +278,11 @@ def error_from_response(status: int, payload: Any) -> GatewayError:
     # Checked before the status: LiteLLM answers 400, 403 or even 500 for a missing licence.
     if "must be a litellm enterprise user" in lowered:
         return EnterpriseOnly(message, **fields)
-    if "db not connected" in lowered or "database not connected" in lowered or "no db connected" in lowered:
-        return Unavailable(message, **fields)
+    # Checked before 401/403: these are the gateway's configuration, not a refused master key.
+    if any(marker in lowered for marker in _NO_DATABASE) or err_type == "no_db_connection":
+        return NoDatabase(f"{NO_DATABASE_ADVICE} (LiteLLM said: {message})", **fields)
+    if "custom api key values are disabled" in lowered:
+        return CustomKeysDisabled(f"{CUSTOM_KEYS_ADVICE} (LiteLLM said: {message})", **fields)
     if status == 404 or err_type == "not_found_error":
         return NotFound(message, **fields)
     about_alias = param == "key_alias" or "key_alias" in lowered or "key alias" in lowered
@@ -320,8 +365,36 @@ class GatewayClient:
     # --- keys
 
     def key_generate(self, **fields: Any) -> dict:
-        """Create a virtual key. The response's `key` is the plaintext secret, returned only here."""
-        return self._post("/key/generate", "GenerateKeyRequest", fields)
+        """Create a virtual key. The response's `key` is the plaintext secret, returned only here.
+
+        With a caller-provided `key`, LiteLLM answers 200 even when a key with that secret exists
+        already: it keeps the old row untouched and echoes the request. The key is therefore looked up
+        afterwards, and `SecretAlreadyUsed` raised when what the gateway holds is not what was asked.
+        """
+        response = self._post("/key/generate", "GenerateKeyRequest", fields)
+        if isinstance(fields.get("key"), str):
+            self._check_generated(fields, response)
+        return response
+
+    def _check_generated(self, fields: dict[str, Any], response: Any) -> None:
+        token = hash_key(fields["key"])
+        held = (self.key_info(key=token).get("info") or {}) if isinstance(response, dict) else {}
+        differs = [
+            name for name in ("key_alias", "user_id", "team_id") if name in fields and held.get(name) != fields[name]
+        ]
+        # LiteLLM may add its own entries to a key's metadata; the ones sent must be there as sent.
+        held_metadata = held.get("metadata") if isinstance(held.get("metadata"), dict) else {}
+        if isinstance(fields.get("metadata"), dict) and any(
+            held_metadata.get(name) != value for name, value in fields["metadata"].items()
+        ):
+            differs.append("metadata")
+        if differs:
+            raise SecretAlreadyUsed(
+                "the gateway already held a key with this secret and kept it unchanged; it did not make the "
+                f"requested key (it differs in {', '.join(differs)})",
+                status=200,
+                param="key",
+            )
 
     def key_update(self, **fields: Any) -> dict:
         """Merge-patch a key found by `key` (secret or hash) or `key_alias`; `metadata` replaces wholesale."""

@@ -56,30 +56,27 @@ def assert_rollups_match_ledger():
     assert rollup["cost"] == (ledger["cost"] or 0)
 
 
-def test_streamed_calls_the_gateway_logs_at_zero_are_booked_at_litellms_price(ledger_gateway, team_a, member_a_user):
+def test_streamed_and_plain_calls_are_booked_at_the_gateways_price_once_their_batch_is_written(
+    ledger_gateway, team_a, member_a_user
+):
+    """LiteLLM prices a streamed call like a plain one; its rows reach /spend/logs/v2 with a later batch."""
     key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
+    ledger_gateway.gateway_settings(spend_log_batch_seconds=30)  # no batch goes out until flushed below
     streamed = ledger_gateway.chat(key.secret, "claude-sonnet-4-5", stream=True)
     plain = ledger_gateway.chat(key.secret, "gpt-4o")
     assert streamed.status_code == plain.status_code == 200
 
     pull_now()
+    assert not SpendRecord.objects.filter(key=key).exists(), "the batch writer has not written them yet"
+    assert ledger_gateway.flush_spend_logs() >= 2
+    pull_now()
 
     rows = {row.model_group: row for row in SpendRecord.objects.filter(key=key)}
     assert set(rows) == {"claude-sonnet-4-5", "gpt-4o"}
-    stream_row = rows["claude-sonnet-4-5"]
-    assert stream_row.gateway_spend == 0 and stream_row.completion_tokens > 0
-    assert stream_row.cost_source == CostSource.COMPUTED
-    assert stream_row.cost == litellm_price(
-        "anthropic/claude-sonnet-4-5", stream_row.prompt_tokens, stream_row.completion_tokens
-    )
-    assert stream_row.cost > 0
-    plain_row = rows["gpt-4o"]
-    assert plain_row.cost_source == CostSource.GATEWAY
-    assert (
-        plain_row.cost
-        == plain_row.gateway_spend
-        == litellm_price("openai/gpt-4o", plain_row.prompt_tokens, plain_row.completion_tokens)
-    )
+    for model_group, model in (("claude-sonnet-4-5", "anthropic/claude-sonnet-4-5"), ("gpt-4o", "openai/gpt-4o")):
+        row = rows[model_group]
+        assert row.cost_source == CostSource.GATEWAY
+        assert row.cost == row.gateway_spend == litellm_price(model, row.prompt_tokens, row.completion_tokens) > 0
     for row in rows.values():
         assert (row.key_id, row.user_id, row.team_id) == (key.pk, member_a_user.pk, team_a.pk)
         assert row.client_tool == ClientTool.CLAUDE_CODE
@@ -97,6 +94,7 @@ def test_a_flat_rate_model_costs_nothing_and_keeps_its_tokens(ledger_gateway, te
     key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
     assert ledger_gateway.chat(key.secret, "claude-haiku-4-5").status_code == 200
 
+    ledger_gateway.flush_spend_logs()
     pull_now()
 
     row = SpendRecord.objects.get(key=key)
@@ -112,6 +110,7 @@ def test_a_model_missing_from_the_price_map_is_unpriced_never_zero(ledger_gatewa
     key = VirtualKeyFactory(team=team_a, owner=member_a_user, gateway=ledger_gateway)
     assert ledger_gateway.chat(key.secret, "acme-internal-llm").status_code == 200
 
+    ledger_gateway.flush_spend_logs()
     pull_now()
 
     row = SpendRecord.objects.get(key=key)
@@ -133,6 +132,7 @@ def test_rate_limit_and_budget_refusals_are_counted_per_key(ledger_gateway, team
     refused = ledger_gateway.chat(capped.secret)
     assert refused.status_code in (400, 422) and refused.json()["error"]["type"] == "budget_exceeded"
 
+    ledger_gateway.flush_spend_logs()
     pull_now()
 
     assert SpendRecord.objects.get(key=throttled, status="failure").error_type == ErrorType.RATE_LIMIT

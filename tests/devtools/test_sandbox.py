@@ -1,5 +1,7 @@
-"""The sandbox gateway behaves like LiteLLM where govsite depends on it: refusals, cost, spend rows,
-and /spend/logs/v2 paging with its quirks. It runs as a real process (the `sandbox` fixture)."""
+"""The sandbox gateway behaves like LiteLLM where govsite depends on it: refusals, cost, spend rows
+written in batches, /spend/logs/v2 paging with its quirks, the admin API's surprises (an existing secret,
+disabled custom keys, deletes that echo) and a proxy without a database. It runs as a real process (the
+`sandbox` fixture); where LiteLLM's own code can say what the answer is, the test asks it."""
 
 import concurrent.futures
 import json
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from govsite.devtools.sandbox import SPEND_LOG_COLUMNS, make_spend_row
+from govsite.devtools.sandbox.store import SPEND_LOG_V2_COLUMNS
 from govsite.gateway.client import GatewayClient, Unavailable
 from tests.gateway_fixtures import ROOT, free_port
 from tests.waiting import wait_until
@@ -48,10 +51,19 @@ def _key(sandbox, **fields) -> dict:
         return client.key_generate(**fields)
 
 
-def _rows(sandbox, **filters) -> list[dict]:
+def _read_rows(sandbox, **filters) -> list[dict]:
     now = datetime.now(UTC)
     with sandbox.client() as client:
         return list(client.spend_logs_v2_all(start=now - timedelta(hours=1), end=now + timedelta(hours=1), **filters))
+
+
+def _rows(sandbox, expect: int = 1, **filters) -> list[dict]:
+    """The rows matching `filters` once the batch writer has written at least `expect` of them."""
+    return wait_until(
+        lambda: rows if len(rows := _read_rows(sandbox, **filters)) >= expect else None,
+        timeout=10,
+        what=f"{expect} spend-log row(s) written by the sandbox's batch writer",
+    )
 
 
 def _info(sandbox, key: dict) -> dict:
@@ -88,7 +100,8 @@ def test_a_call_is_answered_and_logged_as_a_litellm_spend_row(sandbox, litellm):
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"]
     [row] = _rows(sandbox, api_key=key["token"])
-    assert set(row) == SAMPLE_ROW_KEYS == set(SPEND_LOG_COLUMNS)
+    assert set(SPEND_LOG_COLUMNS) == SAMPLE_ROW_KEYS, "the table holds what LiteLLM's payload builder makes"
+    assert set(row) == set(SPEND_LOG_V2_COLUMNS), "/spend/logs/v2 selects its list columns only"
     assert row["request_id"] == body["id"]
     assert row["status"] == "success"
     assert row["api_key"] == key["token"]
@@ -96,9 +109,10 @@ def test_a_call_is_answered_and_logged_as_a_litellm_spend_row(sandbox, litellm):
     assert (row["model"], row["model_group"], row["custom_llm_provider"]) == ("openai/gpt-4o", "gpt-4o", "openai")
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (10, 20, 30)
     assert row["spend"] == pytest.approx(_cost(litellm, "openai/gpt-4o", 10, 20))
-    assert row["startTime"].endswith("+00:00")
-    assert isinstance(row["metadata"], str), "metadata is a JSON string, as in the real row"
-    metadata = json.loads(row["metadata"])
+    assert row["startTime"].endswith("000+00:00"), "PostgreSQL timestamp(3): milliseconds"
+    assert isinstance(row["metadata"], dict), "/spend/logs/v2 re-hydrates metadata into an object"
+    assert isinstance(row["request_tags"], str), "request_tags stays JSON text"
+    metadata = row["metadata"]
     assert metadata["user_api_key_alias"] == key["key_alias"]
     assert metadata["user_api_key_team_id"] == team["team_id"]
     assert metadata["user_api_key_user_id"] == "govsite-user-7"
@@ -134,7 +148,7 @@ def test_cached_prompt_tokens_are_reported_and_priced(sandbox, litellm):
     assert response.status_code == 200
     assert response.json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 800
     [row] = _rows(sandbox, api_key=key["token"])
-    usage = json.loads(row["metadata"])["usage_object"]
+    usage = row["metadata"]["usage_object"]
     assert usage["prompt_tokens_details"]["cached_tokens"] == 800
     expected = _cost(litellm, "anthropic/claude-sonnet-4-5", row["prompt_tokens"], row["completion_tokens"], cached=800)
     assert row["spend"] == pytest.approx(expected)
@@ -150,7 +164,7 @@ def test_an_unpriced_model_answers_and_logs_tokens_at_zero_spend(sandbox):
     assert (row["model"], row["model_group"]) == ("openai/acme-internal-llm", "acme-internal-llm")
     assert row["total_tokens"] == 30
     assert row["spend"] == 0.0
-    assert json.loads(row["metadata"])["cost_breakdown"] is None
+    assert row["metadata"]["cost_breakdown"] is None
 
 
 def test_kimi_is_priced_from_litellms_map(sandbox, litellm):
@@ -184,8 +198,9 @@ def test_a_stream_with_include_usage_carries_usage_and_real_cost(sandbox, litell
     assert _info(sandbox, key)["spend"] == pytest.approx(row["spend"])
 
 
-def test_a_stream_without_include_usage_logs_tokens_but_zero_spend(sandbox):
-    """The under-count real providers cause: the ledger must recompute these."""
+def test_a_stream_without_include_usage_is_priced_all_the_same(sandbox, litellm):
+    """LiteLLM rebuilds a streamed response from its chunks and prices it (the captured streamed sample
+    was logged at a cost with stream_options unset): the caller not asking for usage changes nothing."""
     key = _key(sandbox)
     response = sandbox.chat(key["key"], "claude-sonnet-4-5", stream=True)
 
@@ -195,9 +210,16 @@ def test_a_stream_without_include_usage_logs_tokens_but_zero_spend(sandbox):
     [row] = _rows(sandbox, api_key=key["token"])
     assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
     assert row["total_tokens"] == row["prompt_tokens"] + row["completion_tokens"]
-    assert row["spend"] == 0.0
+    expected = _cost(litellm, "anthropic/claude-sonnet-4-5", row["prompt_tokens"], row["completion_tokens"])
+    assert row["spend"] == pytest.approx(expected) and row["spend"] > 0
     assert row["status"] == "success"
-    assert _info(sandbox, key)["spend"] == 0.0
+    assert _info(sandbox, key)["spend"] == pytest.approx(row["spend"])
+
+
+def test_the_real_streamed_sample_was_priced_without_include_usage():
+    sample = json.loads((SAMPLES / "spend-log-row.streamed-claude-sonnet-4-5.json").read_text())
+    assert json.loads(sample["metadata"])["usage_object"]["completion_tokens"] > 0
+    assert sample["spend"] > 0
 
 
 # --- refusals --------------------------------------------------------------------------------------
@@ -236,7 +258,7 @@ def test_a_blocked_key_is_401_and_the_refusal_is_logged(sandbox):
     assert response.status_code == 401
     assert _error(response)["type"] == "auth_error"
     assert "Key is blocked" in _error(response)["message"]
-    error = json.loads(_failure_row(sandbox, key)["metadata"])["error_information"]
+    error = _failure_row(sandbox, key)["metadata"]["error_information"]
     assert error["error_code"] == "401"
 
 
@@ -291,7 +313,7 @@ def test_over_budget_is_refused_with_budget_exceeded_and_logged(sandbox, litellm
     error = _error(response)
     assert (error["type"], error["param"], error["code"]) == ("budget_exceeded", None, "422")
     assert error["message"].startswith("Budget has been exceeded!")
-    information = json.loads(_failure_row(sandbox, key)["metadata"])["error_information"]
+    information = _failure_row(sandbox, key)["metadata"]["error_information"]
     assert information["error_class"] == "BudgetExceededError"
     assert information["error_code"] == "422"
     assert information["error_budget_entity_type"] == "key"
@@ -352,7 +374,7 @@ def test_rpm_limit_is_429_within_the_minute(sandbox):
     assert response.status_code == 429
     assert _error(response)["type"] == "throttling_error"
     assert response.headers["retry-after"] == "60"
-    information = json.loads(_failure_row(sandbox, key)["metadata"])["error_information"]
+    information = _failure_row(sandbox, key)["metadata"]["error_information"]
     assert information["error_code"] == "429"
     assert information["error_rate_limit_type"] == "requests"
 
@@ -371,7 +393,7 @@ def test_concurrent_calls_each_write_one_row_and_add_up(sandbox):
         statuses = list(pool.map(lambda _: sandbox.chat(key["key"]).status_code, range(24)))
 
     assert statuses == [200] * 24
-    rows = _rows(sandbox, api_key=key["token"])
+    rows = _rows(sandbox, expect=24, api_key=key["token"])
     assert len(rows) == 24
     assert _info(sandbox, key)["spend"] == pytest.approx(sum(r["spend"] for r in rows))
 
@@ -435,6 +457,107 @@ def test_key_list_size_over_100_is_422(sandbox):
     assert response.json()["detail"][0]["loc"] == ["query", "size"]
 
 
+def test_a_secret_the_gateway_already_holds_keeps_the_old_key_and_still_answers_200(sandbox):
+    """LiteLLM upserts the key row with an empty update: nothing changes, the answer looks like success."""
+    secret = f"sk-{sandbox.unique('secret')}"
+    first = _admin(sandbox, "/key/generate", {"key": secret, "key_alias": sandbox.unique("first"), "max_budget": 1})
+    second = _admin(sandbox, "/key/generate", {"key": secret, "key_alias": sandbox.unique("second"), "max_budget": 9})
+
+    assert first.status_code == second.status_code == 200
+    assert second.json()["token"] == first.json()["token"], "the answer names the same key"
+    assert second.json()["key_alias"] != first.json()["key_alias"], "and echoes what was asked"
+    assert second.json()["created_at"] == first.json()["created_at"], "with the old row's times"
+    info = _info(sandbox, first.json())
+    assert (info["key_alias"], info["max_budget"]) == (first.json()["key_alias"], 1), "the old row is kept"
+
+
+def _litellms_answer_to_a_custom_key_when_disabled() -> tuple[int, dict]:
+    """What LiteLLM's own check raises, as its exception handler renders it."""
+    import asyncio
+
+    from litellm.proxy import proxy_server
+    from litellm.proxy._types import ProxyErrorTypes, ProxyException
+    from litellm.proxy.management_endpoints.key_management_endpoints import _check_custom_key_allowed
+    from litellm.proxy.utils import openai_error_param
+
+    saved = dict(proxy_server.general_settings)
+    proxy_server.general_settings["disable_custom_api_keys"] = True
+    try:
+        asyncio.run(_check_custom_key_allowed("sk-0123456789abcdef"))
+    except Exception as exc:  # an HTTPException, turned into the body as handle_exception_on_proxy does
+        error = ProxyException(
+            message=exc.detail,
+            type=ProxyErrorTypes.internal_server_error,
+            param=openai_error_param(exc),
+            code=exc.status_code,
+        ).to_dict()
+        return exc.status_code, json.loads(json.dumps(error))
+    finally:
+        proxy_server.general_settings.clear()
+        proxy_server.general_settings.update(saved)
+    raise AssertionError("LiteLLM accepted a custom key with disable_custom_api_keys on")
+
+
+def test_disable_custom_api_keys_refuses_a_callers_secret_with_litellms_403(sandbox, litellm):
+    sandbox.gateway_settings(disable_custom_api_keys=True)
+    refused = _admin(sandbox, "/key/generate", {"key": f"sk-{sandbox.unique('s')}", "key_alias": sandbox.unique("k")})
+    made = _admin(sandbox, "/key/generate", {"key_alias": sandbox.unique("k")})
+
+    status, error = _litellms_answer_to_a_custom_key_when_disabled()
+    assert (refused.status_code, refused.json()) == (status, {"error": error}) == (403, {"error": error})
+    assert made.status_code == 200, "keys the gateway makes itself are still allowed"
+
+
+def test_key_generate_does_not_create_the_keys_user(sandbox):
+    """generate_key_helper_fn(table_name="key") skips the user table; govsite creates the user first."""
+    user_id = sandbox.unique("user")
+    assert _admin(sandbox, "/key/generate", {"user_id": user_id}).status_code == 200
+    with sqlite3.connect(sandbox.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE user_id = ?", (user_id,)).fetchone() == (0,)
+
+
+def test_key_delete_echoes_what_it_was_given(sandbox):
+    """delete_key_fn returns `data.keys` (or, without keys, `data.key_aliases`) as passed."""
+    key = _key(sandbox)
+    missing = "0" * 64
+    response = _admin(sandbox, "/key/delete", {"keys": [key["key"], missing], "key_aliases": ["ignored"]})
+
+    assert response.json() == {"deleted_keys": [key["key"], missing]}, "even a key that was not there"
+    assert _info(sandbox, key)["status"] == "deleted"
+    other = _key(sandbox)
+    by_alias = _admin(sandbox, "/key/delete", {"key_aliases": [other["key_alias"]]})
+    assert by_alias.json() == {"deleted_keys": [other["key_alias"]]}
+    none_left = _admin(sandbox, "/key/delete", {"keys": [missing]})
+    assert none_left.status_code == 404
+    assert _error(none_left)["message"] == repr({"error": "No keys found"})
+
+
+def test_spend_rows_are_written_in_batches_seconds_after_the_call(sandbox):
+    key = _key(sandbox)
+    sandbox.gateway_settings(spend_log_batch_seconds=30)  # long enough that no batch goes out by chance
+    statuses = [sandbox.chat(key["key"]).status_code for _ in range(3)]
+
+    assert statuses == [200] * 3
+    assert _read_rows(sandbox, api_key=key["token"]) == [], "not readable the moment the call returns"
+    sandbox.gateway_settings(spend_log_batch_seconds=0.3)
+    rows = _rows(sandbox, expect=3, api_key=key["token"])
+    assert len(rows) == 3
+    assert _info(sandbox, key)["spend"] == pytest.approx(sum(r["spend"] for r in rows)), "budgets count at once"
+
+
+def test_a_proxy_without_a_database_answers_like_litellm(sandbox):
+    sandbox.gateway_settings(database=False)
+    spend = _spend_get(sandbox, start_date="2001-01-01", end_date="2001-01-02")
+    generate = _admin(sandbox, "/key/generate", {})
+
+    assert (spend.status_code, _error(spend)) == (
+        401,
+        {"message": "Prisma Client is not initialized", "type": "internal_error", "param": "None", "code": "401"},
+    )
+    assert generate.status_code == 500
+    assert "DB not connected" in _error(generate)["message"]
+
+
 # --- /spend/logs/v2 --------------------------------------------------------------------------------
 
 
@@ -453,7 +576,19 @@ def _seed(sandbox, start: datetime, count: int, **fields) -> list[dict]:
     return rows
 
 
-def test_the_sample_rows_from_a_real_proxy_go_in_and_come_out_unchanged(sandbox):
+def _as_v2_serialises(row: dict) -> dict:
+    """What LiteLLM's /spend/logs/v2 returns for a row its payload builder made: the list columns, the
+    metadata as an object, times cut to the table's milliseconds (ISO with six digits, as FastAPI
+    writes a datetime)."""
+    out = {column: row[column] for column in SPEND_LOG_V2_COLUMNS}
+    out["metadata"] = json.loads(row["metadata"])
+    for column in ("startTime", "endTime", "completionStartTime"):
+        moment = datetime.fromisoformat(row[column])
+        out[column] = moment.replace(microsecond=moment.microsecond // 1000 * 1000).isoformat()
+    return out
+
+
+def test_the_sample_rows_from_a_real_proxy_come_out_as_spend_logs_v2_serialises_them(sandbox):
     samples = [json.loads(path.read_text()) for path in sorted(SAMPLES.glob("spend-log-row.*.json"))]
     assert samples, "the captured samples are missing"
     for sample in samples:
@@ -463,7 +598,8 @@ def test_the_sample_rows_from_a_real_proxy_go_in_and_come_out_unchanged(sandbox)
         [row] = _spend_get(
             sandbox, start_date="2000-01-01", end_date="2100-01-01", request_id=sample["request_id"]
         ).json()["data"]
-        assert row == sample
+        assert row == _as_v2_serialises(sample)
+        assert row["startTime"] != sample["startTime"], "the sample's microseconds are cut"
 
 
 def test_spend_logs_page_newest_first(sandbox):
@@ -558,7 +694,7 @@ def test_spend_log_request_errors(sandbox):
 def test_make_spend_row_has_exactly_the_real_rows_keys():
     row = make_spend_row(start_time=datetime(2026, 11, 23, 12, tzinfo=UTC), key_alias="a", tags=["x"])
     assert set(row) == SAMPLE_ROW_KEYS
-    assert json.loads(row["metadata"])["user_api_key_alias"] == "a"
+    assert json.loads(row["metadata"])["user_api_key_alias"] == "a", "the payload builder writes JSON text"
     assert json.loads(row["request_tags"])[0] == "x"
 
 

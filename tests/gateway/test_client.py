@@ -13,9 +13,12 @@ import pytest
 from govsite.gateway.client import (
     AliasConflict,
     Conflict,
+    CustomKeysDisabled,
     EnterpriseOnly,
     GatewayClient,
+    NoDatabase,
     NotFound,
+    SecretAlreadyUsed,
     Unauthorized,
     Unavailable,
     ValidationFailed,
@@ -65,6 +68,31 @@ def test_key_generate_accepts_a_custom_secret(gateway):
     assert key["token"] == hashlib.sha256(secret.encode()).hexdigest()
 
 
+def test_a_secret_the_gateway_already_holds_is_noticed_not_reported_as_made(gateway):
+    """LiteLLM answers 200 and keeps the old key: the client looks the key up and says so."""
+    secret = f"sk-govsite-{gateway.unique('secret')}"
+    with gateway.client() as client:
+        first = _new_key(gateway, client, key=secret, metadata={"govsite_key_id": 1})
+        with pytest.raises(SecretAlreadyUsed) as caught:
+            client.key_generate(key=secret, key_alias=gateway.unique("key"), metadata={"govsite_key_id": 2})
+        info = client.key_info(key=secret)["info"]
+
+    assert caught.value.retryable is False
+    assert "key_alias" in str(caught.value) and "metadata" in str(caught.value)
+    assert (info["key_alias"], info["metadata"]["govsite_key_id"]) == (first["key_alias"], 1), "the old key is kept"
+
+
+def test_disabled_custom_keys_are_a_gateway_configuration_problem_not_a_bad_master_key(gateway):
+    gateway.require_sandbox("a real proxy's config is not changed by the tests (the sandbox's 403 is LiteLLM's own)")
+    gateway.gateway_settings(disable_custom_api_keys=True)
+    with gateway.client() as client, pytest.raises(CustomKeysDisabled) as caught:
+        client.key_generate(key=f"sk-govsite-{gateway.unique('secret')}", key_alias=gateway.unique("key"))
+
+    assert not isinstance(caught.value, Unauthorized)
+    assert (caught.value.status, caught.value.retryable) == (403, False)
+    assert "disable_custom_api_keys" in str(caught.value)
+
+
 def test_key_info_takes_the_secret_or_the_hash(gateway):
     with gateway.client() as client:
         key = _new_key(gateway, client)
@@ -106,7 +134,9 @@ def test_key_delete_by_key_and_by_alias(gateway):
     with gateway.client() as client:
         first = _new_key(gateway, client)
         second = _new_key(gateway, client)
-        assert client.key_delete(keys=[first["key"]])["deleted_keys"]
+        # LiteLLM echoes the list it was given (hashed by the client), not the keys it found.
+        gone = "0" * 64
+        assert client.key_delete(keys=[first["key"], gone])["deleted_keys"] == [first["token"], gone]
         assert client.key_delete(key_aliases=[second["key_alias"]])["deleted_keys"] == [second["key_alias"]]
         for key in (first, second):
             with pytest.raises(NotFound):
@@ -312,13 +342,15 @@ def test_a_500_is_unavailable_and_retryable(gateway):
         assert "keys" in client.key_list(), "only the next call failed"
 
 
-def test_db_not_connected_is_unavailable(gateway):
+def test_db_not_connected_is_a_gateway_without_a_database(gateway):
+    """A gateway configuration problem: trying again cannot help until an admin gives LiteLLM a database."""
     gateway.faults(
         fail_next=1, status=500, message="DB not connected. See https://docs.litellm.ai/docs/proxy/virtual_keys"
     )
-    with gateway.client() as client, pytest.raises(Unavailable) as caught:
+    with gateway.client() as client, pytest.raises(NoDatabase) as caught:
         client.key_generate(key_alias=gateway.unique("key"))
-    assert caught.value.retryable is True
+    assert caught.value.retryable is False
+    assert str(caught.value).startswith("[500] the gateway has no database")
 
 
 def test_an_enterprise_refusal_on_any_status_is_enterprise_only(gateway):

@@ -14,9 +14,11 @@ import pytest
 from govsite.gateway.client import (
     AliasConflict,
     Conflict,
+    CustomKeysDisabled,
     EnterpriseOnly,
     GatewayClient,
     GatewayError,
+    NoDatabase,
     NotFound,
     RateLimited,
     Unauthorized,
@@ -32,21 +34,29 @@ SECRET_HASH = "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"
 
 
 class Recorder:
-    """An httpx transport that answers 200 {} and keeps every request."""
+    """An httpx transport that keeps every request and answers 200: {} to a POST, and to /key/info the
+    key last generated (as a gateway that made it holds it: the client looks up a key it gave the secret of)."""
 
     def __init__(self):
         self.requests: list[httpx.Request] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if request.url.path == "/key/info":
+            made = [json.loads(r.content) for r in self.requests if r.url.path == "/key/generate"]
+            return httpx.Response(200, json={"info": made[-1] if made else {}})
         return httpx.Response(200, json={})
 
     @property
     def last(self) -> httpx.Request:
         return self.requests[-1]
 
+    @property
+    def last_post(self) -> httpx.Request:
+        return next(r for r in reversed(self.requests) if r.method == "POST")
+
     def last_body(self) -> dict:
-        return json.loads(self.last.content)
+        return json.loads(self.last_post.content)
 
 
 @pytest.fixture
@@ -136,11 +146,10 @@ def test_every_body_the_client_sends_validates_against_litellm(
 
     body = recorder.last_body()
     model = getattr(litellm_types, model_name)
-    assert recorder.last.method == "POST"
-    assert recorder.last.url.path == path
+    assert recorder.last_post.url.path == path
     assert set(body) <= set(model.model_fields), f"fields litellm would drop: {set(body) - set(model.model_fields)}"
     model.model_validate(body)
-    assert recorder.last.headers["Authorization"] == "Bearer sk-master"
+    assert recorder.last_post.headers["Authorization"] == "Bearer sk-master"
 
 
 def test_existing_keys_go_out_hashed(client, recorder):
@@ -313,10 +322,23 @@ def _error(message, type_, param=None, code="400"):
                 None,
                 "500",
             ),
-            Unavailable,
-            True,
+            NoDatabase,
+            False,
         ),
-        (400, {"detail": {"error": "Database not connected"}}, Unavailable, True),
+        (400, {"detail": {"error": "Database not connected"}}, NoDatabase, False),
+        (401, _error("Prisma Client is not initialized", "internal_error", "None", "401"), NoDatabase, False),
+        (400, _error("No connected db.", "no_db_connection", None, "400"), NoDatabase, False),
+        (
+            403,
+            _error(
+                "{'error': 'Custom API key values are disabled by your administrator. Keys must be auto-generated.'}",
+                "internal_server_error",
+                None,
+                "403",
+            ),
+            CustomKeysDisabled,
+            False,
+        ),
         (503, "Service Unavailable", Unavailable, True),
         (429, _error("Rate limit exceeded", "throttling_error", None, "429"), RateLimited, True),
         (400, {"detail": {"error": "Budget not found"}}, GatewayError, False),

@@ -1,6 +1,7 @@
 """Provisioning through the gateway: the sandbox gateway runs as its own process, jobs run through a
 real Redis and a real `rqworker` process where the test says so, in-process otherwise."""
 
+import sqlite3
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from govsite.accounts import services as account_services
-from keys import gateway_handlers, services
+from keys import crypto, gateway_handlers, services
 from keys.models import GatewayCommand, KeyKind, KeyRequest, UnmanagedKey, VirtualKey
 from tests.keys.conftest import chat, classification, request_input
 from tests.waiting import wait_until
@@ -164,6 +165,60 @@ def test_an_alias_taken_in_the_gateway_fails_visibly_and_can_be_retried_by_hand(
         client.key_delete(keys=[squatter["token"]])
     assert admin_client.post(reverse("gateway_command_retry", args=[command.pk])).status_code == 302
     assert _refresh(key).status == VirtualKey.Status.ACTIVE
+
+
+def test_disabled_custom_keys_fail_at_once_and_show_as_a_gateway_configuration_problem(
+    live_gateway, team_a, member_a_user, approver_a_user, admin_client, open_model
+):
+    live_gateway.gateway_settings(disable_custom_api_keys=True)
+    key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
+    command = GatewayCommand.objects.get(key=key)
+
+    assert (command.status, command.attempts) == (GatewayCommand.Status.FAILED, 1), "retrying cannot help"
+    assert command.last_error.startswith("CustomKeysDisabled:") and command.is_gateway_misconfigured
+    assert _refresh(key).status == VirtualKey.Status.FAILED
+    page = admin_client.get(reverse("gateway_commands") + "?status=failed").content.decode()
+    assert "Gateway configuration" in page and "disable_custom_api_keys" in page
+    assert "master key" not in page
+
+    live_gateway.gateway_settings(disable_custom_api_keys=False)
+    assert admin_client.post(reverse("gateway_command_retry", args=[command.pk])).status_code == 302
+    assert _refresh(key).status == VirtualKey.Status.ACTIVE
+
+
+def test_a_secret_the_gateway_already_holds_is_never_reported_as_provisioned(
+    live_gateway, team_a, member_a_user, approver_a_user, open_model
+):
+    """LiteLLM keeps the old key and answers 200; govsite must not mark its own key active."""
+    live_gateway.faults(fail_next=1, status=500)
+    key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
+    command = GatewayCommand.objects.get(key=key)
+    assert _refresh(command).status == GatewayCommand.Status.PENDING
+    with live_gateway.client() as client:  # someone else's key, with the very secret govsite sends
+        client.key_generate(key=crypto.decrypt(key.secret_encrypted), key_alias=live_gateway.unique("other"))
+
+    services.gateway_commands_sweep(now=timezone.now() + timedelta(hours=2))
+
+    assert _refresh(command).status == GatewayCommand.Status.FAILED
+    assert command.last_error.startswith("SecretAlreadyUsed:")
+    assert _refresh(key).status == VirtualKey.Status.FAILED
+    assert not _gateway_aliases(live_gateway, key.alias), "no key under govsite's alias"
+
+
+def test_the_keys_user_is_created_in_the_gateway_before_the_key(
+    live_gateway, team_a, member_a_user, approver_a_user, open_model
+):
+    """/key/generate does not create the user it names; the handler does, with /user/new."""
+    # The sandbox lives for the whole session: an e-mail no earlier test gave another gateway user.
+    member_a_user.email = f"{live_gateway.unique('member')}@example.com"
+    member_a_user.save(update_fields=["email"])
+    key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
+    assert _refresh(key).status == VirtualKey.Status.ACTIVE
+    with sqlite3.connect(live_gateway.db_path) as conn:
+        users = conn.execute(
+            "SELECT user_email FROM users WHERE user_id = ?", (gateway_handlers.gateway_user_id(member_a_user.pk),)
+        ).fetchall()
+    assert users == [(member_a_user.email,)]
 
 
 def test_gateway_500s_are_retried_until_the_key_exists(

@@ -20,15 +20,24 @@ What it emulates (shapes read from litellm 1.106.2's proxy source and real captu
   422 `budget_exceeded` (litellm.budget_exceeded_status_code), rpm_limit 429. Answers come from
   litellm's mock path (`mock_response`), streamed as real SSE when `stream` is true; cost from
   litellm's price map (`cost_per_token`).
-- One LiteLLM_SpendLogs-shaped row per call, success or refusal of a known key (`make_spend_row`).
-  Streamed calls without `stream_options.include_usage` log the right tokens but spend 0.0, which is
-  the under-count real providers cause and the ledger must repair.
+- One LiteLLM_SpendLogs-shaped row per call, success or refusal of a known key (`make_spend_row`),
+  written by a batch writer like LiteLLM's: it appears `--spend-log-batch-seconds` (LiteLLM: 10-15 s)
+  after the call, with its startTime unchanged. Streamed calls are priced like any other, with or
+  without `stream_options.include_usage`, as LiteLLM prices the response it rebuilds from the chunks.
+- /spend/logs/v2 answers as LiteLLM's handler serialises: its list columns only, `metadata` an object,
+  `request_tags` JSON text, times at millisecond precision (PostgreSQL timestamp(3)).
+- The admin API's surprises: a /key/generate with a secret already held answers 200 and keeps the old
+  key; `--disable-custom-api-keys` answers 403 to a caller's secret; /key/generate creates no user;
+  /key/delete echoes the list it was given; `--no-database` answers as a proxy without DATABASE_URL
+  (/spend/logs/v2 a 401). Tests flip these with the test-only POST /sandbox/settings and write the
+  waiting spend rows at once with POST /sandbox/spend-logs/flush.
 
 What it does not emulate: organisations, projects, team members and their budgets, user budgets,
 tpm/parallel-request limits, guardrails, caching, routing/fallbacks, Enterprise features (key `tags`
-answer LiteLLM's licence error), the ~10 s batching delay before spend rows appear (rows are written
-at once), and the UI routes. Everything lives in one SQLite file (WAL); the process keeps no state
-but the test-only fault switch (POST /sandbox/faults).
+answer LiteLLM's licence error), the order of rows that tie in /spend/logs/v2 (LiteLLM leaves it to
+PostgreSQL; the sandbox breaks ties by request_id), and the UI routes. Everything lives in one SQLite
+file (WAL); the process keeps only the spend rows waiting for their batch (lost if killed, as in
+LiteLLM), its settings and the test-only fault switch (POST /sandbox/faults).
 
 The package by concern: `store` (SQLite, constants, time, litellm loaded late), `validation` (LiteLLM's
 error shapes, request bodies through litellm's models), `keys` and `teams` (the admin routes),

@@ -4,13 +4,12 @@ cost, and the spend row (and key, team and user spend) each call leaves."""
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from govsite.devtools.sandbox.keys import key_row, reset_due_budgets, save_key
-from govsite.devtools.sandbox.spend_logs import INSERT_SPEND_ROW, make_spend_row, normalize_row
+from govsite.devtools.sandbox.spend_logs import make_spend_row
 from govsite.devtools.sandbox.store import (
     ALL_MODELS_SENTINELS,
     DEFAULT_MOCK_TEXT,
@@ -139,26 +138,27 @@ def _refusal(ctx: CallContext, req: Request, error: ApiError, error_class: str, 
         error_information=information,
         end_time=utcnow(),
     )
-    insert_rows(req.conn, [row])
+    insert_rows(req, [row])
     return error
 
 
-def insert_rows(
-    conn: sqlite3.Connection, rows: list[dict[str, Any]], spend: float = 0.0, caller: Caller | None = None
-) -> None:
-    """Write spend rows and add `spend` to the key, team and user in one transaction."""
+def insert_rows(req: Request, rows: list[dict[str, Any]], spend: float = 0.0, caller: Caller | None = None) -> None:
+    """Queue spend rows for the batch writer and add `spend` to the key, team and user now (LiteLLM
+    counts spend against budgets at once; its spend-log rows reach the table with the next batch)."""
+    req.spend_log_writer.add(rows)
+    if caller is None or caller.record is None:
+        return
+    conn = req.conn
     with Transaction(conn):
-        conn.executemany(INSERT_SPEND_ROW, [normalize_row(row) for row in rows])
-        if caller is not None and caller.record is not None:
-            record = key_row(conn, caller.api_key)
-            if record is not None:
-                record["spend"] = record["spend"] + spend
-                record["last_active"] = iso(utcnow())
-                save_key(conn, record)
-            if caller.team_id:
-                conn.execute("UPDATE teams SET spend = spend + ? WHERE team_id = ?", (spend, caller.team_id))
-            if caller.user_id:
-                conn.execute("UPDATE users SET spend = spend + ? WHERE user_id = ?", (spend, caller.user_id))
+        record = key_row(conn, caller.api_key)
+        if record is not None:
+            record["spend"] = record["spend"] + spend
+            record["last_active"] = iso(utcnow())
+            save_key(conn, record)
+        if caller.team_id:
+            conn.execute("UPDATE teams SET spend = spend + ? WHERE team_id = ?", (spend, caller.team_id))
+        if caller.user_id:
+            conn.execute("UPDATE users SET spend = spend + ? WHERE user_id = ?", (spend, caller.user_id))
 
 
 def _authenticate_llm_call(req: Request, master_key: str) -> Caller:
@@ -380,7 +380,7 @@ class ChatCompletions:
             cost_breakdown=breakdown,
             end_time=utcnow(),
         )
-        insert_rows(req.conn, [row], spend, ctx.caller)
+        insert_rows(req, [row], spend, ctx.caller)
         self._send_json(
             200,
             response.model_dump(mode="json"),
@@ -425,19 +425,20 @@ class ChatCompletions:
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
         usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
+        # LiteLLM prices a streamed call like any other, whether or not the caller asked for usage: it
+        # rebuilds the whole response from the chunks (stream_chunk_builder) with the provider's usage,
+        # or tokens it counts itself when the provider sent none, and logs that response's cost.
         breakdown = price(provider_model, usage["prompt_tokens"], usage["completion_tokens"], _cached_tokens(usage))
-        # Without include_usage the provider never reports usage to the proxy: tokens are counted
-        # afterwards but the call is logged at $0, the under-count the ledger has to repair.
-        spend = breakdown["total_cost"] if breakdown and include_usage else 0.0
+        spend = breakdown["total_cost"] if breakdown else 0.0
         row = ctx.row(
             request_id=request_id,
             model=provider_model,
             spend=spend,
             prompt_tokens=usage["prompt_tokens"],
             completion_tokens=usage["completion_tokens"],
-            cost_breakdown=breakdown if include_usage else None,
+            cost_breakdown=breakdown,
             completion_start_time=first_chunk_at,
             end_time=utcnow(),
             stream=True,
         )
-        insert_rows(req.conn, [row], spend, ctx.caller)
+        insert_rows(req, [row], spend, ctx.caller)

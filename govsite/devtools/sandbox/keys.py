@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from govsite.devtools.sandbox.store import (
+    CUSTOM_KEYS_DISABLED,
+    DB_NOT_CONNECTED,
     KEY_LIST_MAX_SIZE,
     MASTER_KEY_USER_ID,
     MIN_CUSTOM_KEY_LENGTH,
@@ -93,28 +95,24 @@ def apply_durations(record: dict[str, Any], fields: dict[str, Any], now: datetim
         raise proxy_error(500, str(exc), "internal_server_error") from exc
 
 
-def _ensure_user(conn: sqlite3.Connection, user_id: str | None, now: datetime) -> None:
-    """LiteLLM creates the user row when a key names a user it has not seen."""
-    if user_id:
-        record = {
-            "user_id": user_id,
-            "user_email": None,
-            "user_role": "internal_user",
-            "teams": [],
-            "max_budget": None,
-            "metadata": {},
-            "created_at": iso(now),
-        }
-        conn.execute(
-            "INSERT OR IGNORE INTO users (user_id, user_email, record) VALUES (?, NULL, ?)",
-            (user_id, json.dumps(record)),
-        )
+def no_database(req: Request, message: str = DB_NOT_CONNECTED) -> None:
+    """A proxy started without DATABASE_URL refuses every admin route that needs its tables (500)."""
+    if not req.settings.database:
+        raise detail_error(500, {"error": message})
 
 
-def create_key(conn: sqlite3.Connection, fields: dict[str, Any], now: datetime) -> dict[str, Any]:
+def create_key(
+    conn: sqlite3.Connection, fields: dict[str, Any], now: datetime, *, custom_keys_allowed: bool = True
+) -> dict[str, Any]:
+    """LiteLLM's order (key_management_endpoints._common_key_generation_helper): the alias must be free,
+    then a caller's own secret must be allowed and well formed. It never creates the key's user."""
     _refuse_tags(fields)
+    if _alias_taken(conn, fields.get("key_alias")):
+        raise _alias_conflict(fields["key_alias"])
     secret = fields.get("key")
     if secret is not None:
+        if not custom_keys_allowed:
+            raise detail_error(403, {"error": CUSTOM_KEYS_DISABLED})
         if not secret.startswith("sk-"):
             masked = f"{secret[:4]}****{secret[-4:]}" if len(secret) > 8 else "****"
             raise detail_error(
@@ -165,9 +163,13 @@ def create_key(conn: sqlite3.Connection, fields: dict[str, Any], now: datetime) 
     record.update({k: v for k, v in fields.items() if k not in ("key", "duration", "budget_duration", "spend")})
     record["spend"] = float(fields.get("spend") or 0.0)
     apply_durations(record, fields, now)
-    if _alias_taken(conn, record["key_alias"]):
-        raise _alias_conflict(record["key_alias"])
-    _ensure_user(conn, record["user_id"], now)
+    existing = key_row(conn, token)
+    if existing is not None:
+        # LiteLLM upserts with an empty update (PrismaClient.insert_data): the row already there stays as
+        # it was, and the answer is the request's own fields with that row's token and times — a success
+        # that made nothing. Only a look-up shows it.
+        kept = {"created_at": existing["created_at"], "updated_at": existing["updated_at"]}
+        return {**record, **kept, "key": secret, "token_id": token}
     try:
         conn.execute(
             "INSERT INTO keys (token, key_alias, user_id, team_id, spend, created_at, record) "
@@ -182,17 +184,16 @@ def create_key(conn: sqlite3.Connection, fields: dict[str, Any], now: datetime) 
                 json.dumps(record),
             ),
         )
-    except sqlite3.IntegrityError as exc:
-        if "key_alias" in str(exc):
-            raise _alias_conflict(record["key_alias"]) from exc
-        raise detail_error(400, {"error": "Unique constraint failed on the fields: (`token`)"}) from exc
+    except sqlite3.IntegrityError as exc:  # a concurrent call took the alias
+        raise _alias_conflict(record["key_alias"]) from exc
     return {**record, "key": secret, "token_id": token}
 
 
 def key_generate(req: Request) -> dict:
     fields = req.validated("GenerateKeyRequest")
+    no_database(req)
     with Transaction(req.conn):
-        return create_key(req.conn, fields, req.now)
+        return create_key(req.conn, fields, req.now, custom_keys_allowed=not req.settings.disable_custom_api_keys)
 
 
 def _find_key_for_update(conn: sqlite3.Connection, fields: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +211,7 @@ def _find_key_for_update(conn: sqlite3.Connection, fields: dict[str, Any]) -> di
 
 def key_update(req: Request) -> dict:
     fields = req.validated("UpdateKeyRequest")
+    no_database(req)
     _refuse_tags(fields)
     with Transaction(req.conn):
         record = _find_key_for_update(req.conn, fields)
@@ -236,19 +238,31 @@ def key_update(req: Request) -> dict:
 
 
 def key_delete(req: Request) -> dict:
+    """LiteLLM's delete_key_fn: `keys` if any were given (then `key_aliases` is ignored), else the aliases;
+    404 when none of them exists; otherwise it deletes those that exist and echoes back exactly what it
+    was given, so `deleted_keys` does not say which keys were there."""
     fields = req.validated("KeyRequest")
-    deleted = []
+    no_database(req, "Not connected to DB!")
+    if fields.get("keys"):
+        given = list(fields["keys"])
+        tokens = [hash_if_needed(key) for key in given]
+    elif fields.get("key_aliases"):
+        given = list(fields["key_aliases"])
+        placeholders = ", ".join("?" for _ in given)
+        tokens = [
+            row["token"]
+            for row in req.conn.execute(
+                f"SELECT token FROM keys WHERE key_alias IN ({placeholders})",  # noqa: S608 - placeholders only
+                given,
+            )
+        ]
+    else:
+        raise proxy_error(500, "Invalid request type", "internal_server_error")
     with Transaction(req.conn):
-        targets: list[tuple[str, str]] = []  # (what the caller passed, token)
-        for key in fields.get("keys") or []:
-            if req.conn.execute("SELECT 1 FROM keys WHERE token = ?", (hash_if_needed(key),)).fetchone():
-                targets.append((key, hash_if_needed(key)))
-        for alias in fields.get("key_aliases") or []:
-            for row in req.conn.execute("SELECT token FROM keys WHERE key_alias = ?", (alias,)).fetchall():
-                targets.append((alias, row["token"]))
-        if not targets:
+        found = [token for token in dict.fromkeys(tokens) if key_row(req.conn, token) is not None]
+        if not found:
             raise detail_error(404, {"error": "No keys found"})
-        for passed, token in targets:
+        for token in found:
             record = key_row(req.conn, token)
             record["deleted_at"] = iso(req.now)
             req.conn.execute(
@@ -257,13 +271,12 @@ def key_delete(req: Request) -> dict:
                 (token, record.get("key_alias"), record["spend"], record["deleted_at"], json.dumps(record)),
             )
             req.conn.execute("DELETE FROM keys WHERE token = ?", (token,))
-            if passed not in deleted:
-                deleted.append(passed)
-    return {"deleted_keys": deleted}
+    return {"deleted_keys": given}
 
 
 def _set_blocked(req: Request, blocked: bool) -> dict:
     fields = req.validated("BlockKeyRequest")
+    no_database(req)
     with Transaction(req.conn):
         record = key_row(req.conn, hash_if_needed(fields["key"]))
         if record is None:
@@ -301,6 +314,7 @@ def reset_due_budgets(conn: sqlite3.Connection, now: datetime) -> None:
 
 
 def key_info(req: Request) -> dict:
+    no_database(req)
     key = req.query.get("key")
     if not key:
         raise proxy_error(404, "Key not found in database", "not_found_error", "key")
@@ -318,6 +332,8 @@ def key_info(req: Request) -> dict:
 
 
 def key_list(req: Request) -> dict:
+    if not req.settings.database:
+        raise proxy_error(500, "Authentication Error, Database not connected", "internal_server_error", "None")
     page = req.int_param("page", 1)
     size = req.int_param("size", 10, le=KEY_LIST_MAX_SIZE)
     reset_due_budgets(req.conn, req.now)

@@ -27,8 +27,16 @@ from govsite.devtools.sandbox.keys import (
     key_unblock,
     key_update,
 )
-from govsite.devtools.sandbox.spend_logs import spend_logs_v2
-from govsite.devtools.sandbox.store import connect, hash_if_needed, init_db, load_litellm, load_request_models
+from govsite.devtools.sandbox.spend_logs import SpendLogWriter, spend_logs_v2
+from govsite.devtools.sandbox.store import (
+    SPEND_LOG_BATCH_SECONDS,
+    GatewaySettings,
+    connect,
+    hash_if_needed,
+    init_db,
+    load_litellm,
+    load_request_models,
+)
 from govsite.devtools.sandbox.teams import team_info, team_new, team_update, user_new
 from govsite.devtools.sandbox.validation import ApiError, Request, proxy_error, validation_error
 
@@ -42,10 +50,21 @@ class SandboxServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128  # concurrency tests open many connections at once
 
-    def __init__(self, address: tuple[str, int], *, db_path: str | Path, master_key: str) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        db_path: str | Path,
+        master_key: str,
+        settings: GatewaySettings | None = None,
+        spend_log_batch_seconds: float = SPEND_LOG_BATCH_SECONDS,
+    ) -> None:
         init_db(db_path)
         self.db_path = str(db_path)
         self.master_key = master_key
+        self.settings = settings or GatewaySettings()
+        self.spend_log_writer = SpendLogWriter(db_path, interval=spend_log_batch_seconds)
+        self.spend_log_writer.start()
         self._faults_lock = threading.Lock()
         self._fail_next = 0
         self._fail_status = 500
@@ -84,6 +103,10 @@ class SandboxServer(ThreadingHTTPServer):
                 self._fail_next -= 1
                 error = proxy_error(self._fail_status, self._fail_message, "internal_server_error")
             return delay, error
+
+    def server_close(self) -> None:
+        self.spend_log_writer.stop()
+        super().server_close()
 
 
 AdminRoute = Callable[[Request], Any]
@@ -152,7 +175,17 @@ class Handler(ChatCompletions, BaseHTTPRequestHandler):
         try:
             try:
                 body = self._read_body() if method == "POST" else {}
-                req = Request(conn, method, path, query, self.headers, body, self.client_address[0])
+                req = Request(
+                    conn,
+                    method,
+                    path,
+                    query,
+                    self.headers,
+                    body,
+                    self.client_address[0],
+                    settings=self.server.settings,
+                    spend_log_writer=self.server.spend_log_writer,
+                )
                 self._route(req)
             except ApiError as error:
                 self._send_json(error.status, error.payload, error.headers)
@@ -181,6 +214,18 @@ class Handler(ChatCompletions, BaseHTTPRequestHandler):
             self._require_master_key(req)
             self._send_json(200, self.server.set_faults(req.body if isinstance(req.body, dict) else {}))
             return
+        if (req.method, req.path) == ("POST", "/sandbox/settings"):
+            self._require_master_key(req)
+            spec = req.body if isinstance(req.body, dict) else {}
+            answer = self.server.settings.update(spec)
+            if "spend_log_batch_seconds" in spec:
+                self.server.spend_log_writer.set_interval(float(spec["spend_log_batch_seconds"]))
+            self._send_json(200, {**answer, "spend_log_batch_seconds": self.server.spend_log_writer.interval})
+            return
+        if (req.method, req.path) == ("POST", "/sandbox/spend-logs/flush"):
+            self._require_master_key(req)
+            self._send_json(200, {"written": self.server.spend_log_writer.flush()})
+            return
         route = ADMIN_ROUTES.get((req.method, req.path))
         if route is None:
             self._send_json(404, {"detail": "Not Found"})
@@ -207,11 +252,25 @@ class Handler(ChatCompletions, BaseHTTPRequestHandler):
         )
 
 
-def serve(*, host: str, port: int, db_path: str | Path, master_key: str) -> None:
+def serve(
+    *,
+    host: str,
+    port: int,
+    db_path: str | Path,
+    master_key: str,
+    settings: GatewaySettings | None = None,
+    spend_log_batch_seconds: float = SPEND_LOG_BATCH_SECONDS,
+) -> None:
     """Run the sandbox gateway until interrupted."""
     load_litellm()  # pay the import once, before the first request rather than during it
     load_request_models()
-    server = SandboxServer((host, port), db_path=db_path, master_key=master_key)
+    server = SandboxServer(
+        (host, port),
+        db_path=db_path,
+        master_key=master_key,
+        settings=settings,
+        spend_log_batch_seconds=spend_log_batch_seconds,
+    )
     logger.info("sandbox gateway on http://%s:%s (db %s)", host, port, db_path)
     print(f"sandbox gateway listening on http://{host}:{server.server_address[1]}", flush=True)  # noqa: T201
     try:
@@ -228,6 +287,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=4000)
     parser.add_argument("--db", default="var/sandbox-gateway.sqlite3", help="SQLite file for the sandbox's state")
     parser.add_argument("--master-key", default="sk-sandbox-master-key")
+    parser.add_argument(
+        "--spend-log-batch-seconds",
+        type=float,
+        default=SPEND_LOG_BATCH_SECONDS,
+        help="how long a call's spend-log row waits before its batch is written (LiteLLM: 10-15 s)",
+    )
+    parser.add_argument(
+        "--disable-custom-api-keys",
+        action="store_true",
+        help="refuse caller-provided key secrets with 403, as general_settings.disable_custom_api_keys does",
+    )
+    parser.add_argument(
+        "--no-database", action="store_true", help="answer as a proxy started without DATABASE_URL does"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    serve(host=args.host, port=args.port, db_path=args.db, master_key=args.master_key)
+    serve(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        master_key=args.master_key,
+        settings=GatewaySettings(disable_custom_api_keys=args.disable_custom_api_keys, database=not args.no_database),
+        spend_log_batch_seconds=args.spend_log_batch_seconds,
+    )

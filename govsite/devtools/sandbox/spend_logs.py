@@ -1,10 +1,12 @@
-"""Spend-log rows in LiteLLM's exact shape: the row builder, the writer, and GET /spend/logs/v2."""
+"""Spend-log rows in LiteLLM's exact shape: the row builder, the batch writer, and GET /spend/logs/v2."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -14,18 +16,24 @@ from typing import Any
 from govsite.devtools.sandbox.store import (
     MASTER_KEY_API_KEY,
     MODEL_MAP,
+    SPEND_LOG_BATCH_SECONDS,
     SPEND_LOG_COLUMNS,
+    SPEND_LOG_QUEUE_THRESHOLD,
     SPEND_LOG_SORT_FIELDS,
+    SPEND_LOG_V2_COLUMNS,
     SPEND_LOGS_COUNT_CAP,
     SPEND_LOGS_MAX_PAGE_SIZE,
     Transaction,
     connect,
     init_db,
     iso,
+    iso_ms,
     parse_iso,
     utcnow,
 )
 from govsite.devtools.sandbox.validation import Request, detail_error, proxy_error
+
+logger = logging.getLogger("govsite.devtools.sandbox")
 
 # --- spend log rows
 
@@ -170,7 +178,7 @@ def normalize_row(row: dict[str, Any]) -> tuple:
     for column in SPEND_LOG_COLUMNS:
         value = row.get(column)
         if column in ("startTime", "endTime", "completionStartTime") and value is not None:
-            value = iso(value if isinstance(value, datetime) else parse_iso(value))
+            value = iso_ms(value if isinstance(value, datetime) else parse_iso(value))
         elif isinstance(value, (dict, list)):
             value = json.dumps(value)
         values.append(value)
@@ -183,7 +191,8 @@ INSERT_SPEND_ROW = f"INSERT INTO spend_logs ({_QUOTED_COLUMNS}) VALUES ({_PLACEH
 
 
 def insert_spend_rows(db_path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Bulk-insert spend-log rows (e.g. from `make_spend_row`) straight into a sandbox database."""
+    """Bulk-insert spend-log rows (e.g. from `make_spend_row`) straight into a sandbox database, as the
+    writer's batch would: the way tests place a row that LiteLLM wrote late."""
     init_db(db_path)
     conn = connect(db_path)
     try:
@@ -194,7 +203,90 @@ def insert_spend_rows(db_path: str | Path, rows: Iterable[dict[str, Any]]) -> in
         conn.close()
 
 
+class SpendLogWriter:
+    """LiteLLM's spend-log batch writer: a call's row waits in memory and reaches the table with the
+    next batch, every `interval` seconds or as soon as `threshold` rows wait. A row therefore appears
+    seconds after its request, with its startTime unchanged; rows still waiting when the process is
+    killed are lost, as in LiteLLM (it drains its queue only on a clean shutdown)."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        interval: float = SPEND_LOG_BATCH_SECONDS,
+        threshold: int = SPEND_LOG_QUEUE_THRESHOLD,
+    ) -> None:
+        self.db_path = str(db_path)
+        self.interval = interval
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._waiting: list[tuple] = []
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        with self._lock:
+            self._waiting.extend(normalize_row(row) for row in rows)
+            full = len(self._waiting) >= self.threshold
+        if full:
+            self._wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        """A new batch interval, counted from now (what is waiting goes out with this batch)."""
+        self.interval = seconds
+        self._wake.set()
+
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._waiting)
+
+    def flush(self) -> int:
+        """Write every waiting row in one transaction; returns how many."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+        if not batch:
+            return 0
+        conn = connect(self.db_path)
+        try:
+            with Transaction(conn):
+                conn.executemany(INSERT_SPEND_ROW, batch)
+        except Exception:
+            with self._lock:  # LiteLLM re-queues a batch its database refused
+                self._waiting[:0] = batch
+            raise
+        finally:
+            conn.close()
+        return len(batch)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                logger.exception("sandbox spend-log writer failed; the batch waits for the next one")
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="spend-log-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """A clean shutdown drains the queue, as LiteLLM's does."""
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.flush()
+
+
 # --- spend logs
+
+
+def _no_database() -> None:
+    """A proxy without a database answers /spend/logs/v2 with this 401 (its handler's first check)."""
+    raise proxy_error(401, "Prisma Client is not initialized", "internal_error", "None")
 
 
 def _parse_spend_date(value: str) -> datetime:
@@ -208,10 +300,27 @@ def _parse_spend_date(value: str) -> datetime:
 
 
 def _spend_row(row: sqlite3.Row) -> dict[str, Any]:
-    return {column: row[column] for column in SPEND_LOG_COLUMNS}
+    """A row as /spend/logs/v2 serialises it: its list columns only, `metadata` re-hydrated into an
+    object (`_hydrate_spend_log_metadata`; unreadable metadata becomes {}), `request_tags` still JSON
+    text, and times at the table's millisecond precision."""
+    values = {column: row[column] for column in SPEND_LOG_V2_COLUMNS}
+    try:
+        metadata = json.loads(values["metadata"]) if isinstance(values["metadata"], str) else values["metadata"]
+    except ValueError:
+        metadata = {}
+    values["metadata"] = metadata if metadata is not None else None
+    return values
+
+
+_TTFT_MS = (
+    'CASE WHEN "completionStartTime" IS NULL OR "completionStartTime" = "endTime" THEN NULL '
+    'ELSE (julianday("completionStartTime") - julianday("startTime")) * 86400000 END'
+)
 
 
 def spend_logs_v2(req: Request) -> dict:
+    if not req.settings.database:
+        _no_database()
     page = req.int_param("page", 1)
     page_size = req.int_param("page_size", 50, le=SPEND_LOGS_MAX_PAGE_SIZE)
     sort_by = req.query.get("sort_by", "startTime")
@@ -274,7 +383,14 @@ def spend_logs_v2(req: Request) -> dict:
     ).fetchone()[0]
     capped = raw_total > SPEND_LOGS_COUNT_CAP
     total = SPEND_LOGS_COUNT_CAP if capped else raw_total
-    order = f'"{sort_by}" {sort_order.upper()}, request_id {sort_order.upper()}'
+    direction = sort_order.upper()
+    # ttft_ms: NULLS LAST in either direction, as LiteLLM's query.
+    order = f"{_TTFT_MS} IS NULL, {_TTFT_MS} {direction}" if sort_by == "ttft_ms" else f'"{sort_by}" {direction}'
+    # NOT LiteLLM's behaviour: it orders by the sort column alone, so rows that tie (one startTime) come
+    # in whatever order PostgreSQL returns them and offset pages over a tie may differ between reads.
+    # The sandbox breaks ties by request_id to stay deterministic; the contract tests over LiteLLM's own
+    # handler (tests/contract/) are where paging over ties is tried.
+    order += f", request_id {direction}"
     rows = req.conn.execute(
         f"SELECT * FROM spend_logs WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
         [*params, page_size, (page - 1) * page_size],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,23 @@ SPEND_LOGS_COUNT_CAP = 10_000
 SPEND_LOGS_MAX_PAGE_SIZE = 1000
 KEY_LIST_MAX_SIZE = 100
 MIN_CUSTOM_KEY_LENGTH = 16
-SPEND_LOG_SORT_FIELDS = ("spend", "total_tokens", "startTime", "endTime", "request_duration_ms", "model")
+SPEND_LOG_SORT_FIELDS = ("spend", "total_tokens", "startTime", "endTime", "request_duration_ms", "model", "ttft_ms")
+# LiteLLM's spend-log writer (litellm.proxy.utils.update_spend_logs via proxy_server's update_spend job):
+# rows wait in memory and are written every PROXY_BATCH_WRITE_AT seconds (10, plus 0-5 s of jitter),
+# or sooner once SPEND_LOG_QUEUE_SIZE_THRESHOLD (100) are waiting.
+SPEND_LOG_BATCH_SECONDS = 10.0
+SPEND_LOG_QUEUE_THRESHOLD = 100
+CUSTOM_KEYS_DISABLED = "Custom API key values are disabled by your administrator. Keys must be auto-generated."
+# What a proxy without DATABASE_URL answers (litellm.proxy._types.CommonProxyErrors and the handlers).
+DB_NOT_CONNECTED = (
+    "DB not connected. This endpoint needs a database; set DATABASE_URL to a "
+    "PostgreSQL connection string (postgresql://...) to enable it. "
+    "See https://docs.litellm.ai/docs/proxy/virtual_keys"
+)
+DATABASE_NOT_CONNECTED = (
+    "Database not connected. Connect a database to your proxy - "
+    "https://docs.litellm.ai/docs/simple_proxy#managing-auth---virtual-keys"
+)
 NOT_PREMIUM = (
     "You must be a LiteLLM Enterprise user to use this feature. If you have a license please set "
     "`LITELLM_LICENSE` in your env. Get a 7 day trial key here: https://www.litellm.ai/enterprise#trial. "
@@ -73,6 +90,14 @@ SPEND_LOG_COLUMNS = (
     "team_id",
     "total_tokens",
     "user",
+)
+
+# The columns /spend/logs/v2 selects (spend_management_endpoints._SPEND_LOG_LIST_COLUMNS): not the heavy
+# messages, response and proxy_server_request, nor billing_agent_id.
+SPEND_LOG_V2_COLUMNS = tuple(
+    column
+    for column in SPEND_LOG_COLUMNS
+    if column not in ("messages", "response", "proxy_server_request", "billing_agent_id")
 )
 
 SCHEMA = f"""
@@ -148,6 +173,12 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def iso_ms(moment: datetime) -> str:
+    """`iso` at LiteLLM_SpendLogs' precision: Prisma's DateTime is PostgreSQL timestamp(3), milliseconds."""
+    moment = moment.astimezone(UTC)
+    return iso(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
 def parse_iso(value: str) -> datetime:
     moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -163,6 +194,24 @@ def next_budget_reset(duration: str, now: datetime) -> str:
     from litellm.litellm_core_utils.duration_parser import get_next_standardized_reset_time
 
     return iso(get_next_standardized_reset_time(duration, now))
+
+
+# --- the proxy's general_settings that change what the admin API answers
+
+
+@dataclass
+class GatewaySettings:
+    """What LiteLLM's config decides and govsite must cope with; set from the command line, and in tests
+    through the test-only POST /sandbox/settings."""
+
+    disable_custom_api_keys: bool = False  # general_settings.disable_custom_api_keys: 403 to a caller's key
+    database: bool = True  # False: a proxy started without DATABASE_URL
+
+    def update(self, spec: dict) -> dict:
+        for name in ("disable_custom_api_keys", "database"):
+            if name in spec:
+                setattr(self, name, bool(spec[name]))
+        return {"disable_custom_api_keys": self.disable_custom_api_keys, "database": self.database}
 
 
 # --- storage

@@ -7,8 +7,8 @@ import sqlite3
 import uuid
 from typing import Any
 
-from govsite.devtools.sandbox.keys import apply_durations, create_key, reset_due_budgets
-from govsite.devtools.sandbox.store import Transaction, iso
+from govsite.devtools.sandbox.keys import apply_durations, create_key, no_database, reset_due_budgets
+from govsite.devtools.sandbox.store import DATABASE_NOT_CONNECTED, Transaction, iso
 from govsite.devtools.sandbox.validation import Request, detail_error, proxy_error
 
 # --- teams and users
@@ -21,6 +21,7 @@ def team_row(conn: sqlite3.Connection, team_id: str) -> dict[str, Any] | None:
 
 def team_new(req: Request) -> dict:
     fields = req.validated("NewTeamRequest")
+    no_database(req)
     team_id = fields.get("team_id") or str(uuid.uuid4())
     record: dict[str, Any] = {
         "team_id": team_id,
@@ -55,6 +56,7 @@ def team_new(req: Request) -> dict:
 
 def team_update(req: Request) -> dict:
     fields = req.validated("UpdateTeamRequest")
+    no_database(req)
     with Transaction(req.conn):
         record = team_row(req.conn, fields["team_id"])
         if record is None:
@@ -67,6 +69,8 @@ def team_update(req: Request) -> dict:
 
 
 def team_info(req: Request) -> dict:
+    if not req.settings.database:
+        raise proxy_error(500, repr({"error": DATABASE_NOT_CONNECTED}), "auth_error", "None")
     team_id = req.query.get("team_id")
     if not team_id:
         raise proxy_error(422, repr({"message": "Malformed request. No team id passed in."}), "auth_error", "None")
@@ -83,6 +87,7 @@ def team_info(req: Request) -> dict:
 
 def user_new(req: Request) -> dict:
     fields = req.validated("NewUserRequest")
+    no_database(req)
     user_id = fields.get("user_id") or str(uuid.uuid4())
     with Transaction(req.conn):
         if req.conn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone():

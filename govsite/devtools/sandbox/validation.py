@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from govsite.devtools.sandbox.store import load_request_models, utcnow
+from govsite.devtools.sandbox.store import GatewaySettings, load_request_models, utcnow
 
 # --- errors in LiteLLM's shapes
 
@@ -62,6 +62,8 @@ class Request:
     body: Any
     client_ip: str
     now: datetime = field(default_factory=utcnow)
+    settings: GatewaySettings = field(default_factory=GatewaySettings)
+    spend_log_writer: Any = None  # spend_logs.SpendLogWriter: where this request's spend-log rows queue
 
     def validated(self, model_name: str) -> dict[str, Any]:
         """The body through litellm's request model: set fields only, unknown ones dropped like LiteLLM."""
