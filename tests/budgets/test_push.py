@@ -1,13 +1,8 @@
 """The push path end to end: a real LiteLLM proxy (mock_response models, no database) runs govsite's
 callback, which posts each request's logging payload to /api/ingest/spend on a live govsite."""
 
-import os
-import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,66 +11,32 @@ from budgets import services
 from budgets.models import SpendRecord
 from budgets.pull import spend_pull_run
 from tests.budgets.conftest import spend_row
-from tests.gateway_fixtures import free_port
+from tests.litellm_proxy import callback_env, start_real_proxy
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-CALLBACK_DIR = Path(__file__).resolve().parents[2] / "govsite" / "gateway"
 MASTER = "sk-proxy-test-master-key"
 
 
 @pytest.fixture
 def litellm_proxy(tmp_path, live_server, admin_user):
-    executable = shutil.which("litellm", path=str(Path(sys.executable).parent))
-    if executable is None:
-        pytest.skip("litellm[proxy] is not installed (the dev extra)")
     _token, secret = services.ingest_token_create(actor=admin_user, name="proxy under test")
-    # The callback is imported by the proxy as govsite_callback, as docker-compose mounts it.
-    (tmp_path / "govsite_callback.py").write_text((CALLBACK_DIR / "callback.py").read_text())
-    config = tmp_path / "config.yaml"
-    config.write_text(
+    env = callback_env(tmp_path, ingest_url=f"{live_server.url}/api/ingest/spend", ingest_token=secret)
+    proxy = start_real_proxy(
+        tmp_path,
         "model_list:\n"
         "  - model_name: gpt-4o\n"
         "    litellm_params: {model: openai/gpt-4o, api_key: sk-fake, mock_response: 'hello from the proxy'}\n"
         "  - model_name: claude-sonnet-4-5\n"
         "    litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: sk-fake, mock_response: 'streamed hello'}\n"
         f"general_settings: {{master_key: {MASTER}}}\n"
-        "litellm_settings: {callbacks: ['govsite_callback.proxy_handler_instance']}\n"
-    )
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(tmp_path),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "GOVSITE_INGEST_URL": f"{live_server.url}/api/ingest/spend",
-        "GOVSITE_INGEST_TOKEN": secret,
-    }
-    env.pop("DATABASE_URL", None)  # the proxy runs without a database
-    log = open(tmp_path / "proxy.log", "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [executable, "--config", str(config), "--port", str(port), "--host", "127.0.0.1"],
+        "litellm_settings: {callbacks: ['govsite_callback.proxy_handler_instance']}\n",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def alive():
-        if proc.poll() is not None:
-            raise AssertionError("the proxy exited: " + (tmp_path / "proxy.log").read_text()[-2000:])
-        try:
-            return httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(alive, timeout=120, what="the LiteLLM proxy to start", process=proc)
-        yield url
+        yield proxy.url
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        proxy.stop()
 
 
 def _call(url, model, **extra):

@@ -3,13 +3,8 @@ spools each payload; restarted, the proxy still holds them; when govsite is back
 once, and the reconciliation page shows what the callback reported of its spool."""
 
 import contextlib
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,10 +12,10 @@ import pytest
 from budgets import services
 from budgets.models import IngestToken, SpendRecord
 from tests.gateway_fixtures import free_port
+from tests.litellm_proxy import callback_env, start_real_proxy
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-CALLBACK_DIR = Path(__file__).resolve().parents[2] / "govsite" / "gateway"
 MASTER = "sk-proxy-spool-master-key"
 
 
@@ -55,38 +50,6 @@ class Forwarder:
         self.server.close()
 
 
-def _start_proxy(tmp_path: Path, env: dict, n: int):
-    executable = shutil.which("litellm", path=str(Path(sys.executable).parent))
-    port = free_port()
-    log_path = tmp_path / f"proxy-{n}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed by _stop
-    proc = subprocess.Popen(
-        [executable, "--config", str(tmp_path / "config.yaml"), "--port", str(port), "--host", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def alive():
-        if proc.poll() is not None:
-            raise AssertionError("the proxy exited: " + log_path.read_text()[-2000:])
-        try:
-            return httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(alive, timeout=120, what="the LiteLLM proxy to start")
-    return proc, log, url
-
-
-def _stop(proc, log):
-    proc.terminate()
-    proc.wait(20)
-    log.close()
-
-
 def _call(url: str):
     response = httpx.post(
         f"{url}/chat/completions",
@@ -101,11 +64,8 @@ def _call(url: str):
 def test_payloads_spooled_while_govsite_is_down_survive_a_proxy_restart_and_arrive_once(
     tmp_path, live_server, admin_user, admin_client
 ):
-    if shutil.which("litellm", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("litellm[proxy] is not installed (the dev extra)")
     _token, secret = services.ingest_token_create(actor=admin_user, name="spooling proxy")
-    (tmp_path / "govsite_callback.py").write_text((CALLBACK_DIR / "callback.py").read_text())
-    (tmp_path / "config.yaml").write_text(
+    config = (
         "model_list:\n"
         "  - model_name: gpt-4o\n"
         "    litellm_params: {model: openai/gpt-4o, api_key: sk-fake, mock_response: 'hello'}\n"
@@ -114,29 +74,27 @@ def test_payloads_spooled_while_govsite_is_down_survive_a_proxy_restart_and_arri
     )
     spool = tmp_path / "spool"
     govsite_port = free_port()  # nothing listens there yet: govsite is down
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(tmp_path),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "GOVSITE_INGEST_URL": f"http://127.0.0.1:{govsite_port}/api/ingest/spend",
-        "GOVSITE_INGEST_TOKEN": secret,
-        "GOVSITE_SPOOL_DIR": str(spool),
-        "GOVSITE_SPOOL_MAX_DELAY": "1",
-    }
-    env.pop("DATABASE_URL", None)
+    env = callback_env(
+        tmp_path,
+        ingest_url=f"http://127.0.0.1:{govsite_port}/api/ingest/spend",
+        ingest_token=secret,
+        GOVSITE_SPOOL_DIR=str(spool),
+        GOVSITE_SPOOL_MAX_DELAY="1",
+    )
 
     def spooled():
         return sorted(p.name for p in spool.glob("*.json")) if spool.exists() else []
 
-    proc, log, url = _start_proxy(tmp_path, env, 1)
+    proxy = start_real_proxy(tmp_path, config, env=env, name="proxy-1")
     try:
         for _ in range(2):
-            _call(url)
+            _call(proxy.url)
         wait_until(lambda: len(spooled()) == 2, timeout=60, what="two payloads in the spool")
     finally:
-        _stop(proc, log)
+        proxy.stop()
 
-    proc, log, url = _start_proxy(tmp_path, env, 2)
+    proxy = start_real_proxy(tmp_path, config, env=env, name="proxy-2")
+    url = proxy.url
     forwarder = None
     try:
         assert len(spooled()) == 2, "the restarted proxy still holds what the first one spooled"
@@ -154,6 +112,6 @@ def test_payloads_spooled_while_govsite_is_down_survive_a_proxy_restart_and_arri
         page = admin_client.get("/budgets/reconciliation/")
         assert "Callback spool (spooling proxy)" in page.content.decode()
     finally:
-        _stop(proc, log)
+        proxy.stop()
         if forwarder is not None:
             forwarder.close()

@@ -6,23 +6,18 @@ govsite), started once to keep CI time down. For each pricing case the proxy's o
 ledger row the push booked. The proxy runs without a database, so these rows arrive by push only.
 """
 
-import os
-import shutil
-import subprocess
-import sys
+import json
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
 
 from budgets.models import CostSource, IngestToken, SpendRecord
 from budgets.services import hash_ingest_token
-from tests.gateway_fixtures import free_port
+from tests.litellm_proxy import callback_env, start_real_proxy
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-CALLBACK = Path(__file__).resolve().parents[2] / "govsite" / "gateway" / "callback.py"
 MASTER = "sk-contract-master-key"
 INGEST_SECRET = "gsi_contract-tests-ingest-token-0123456789"
 NANO = Decimal("0.000000001")
@@ -132,51 +127,19 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory, live_server):
-    import json
-
-    executable = shutil.which("litellm", path=str(Path(sys.executable).parent))
-    if executable is None:
-        pytest.skip("litellm[proxy] is not installed (the dev extra)")
     directory = tmp_path_factory.mktemp("contract-proxy")
-    (directory / "govsite_callback.py").write_text(CALLBACK.read_text())
-    (directory / "config.yaml").write_text(json.dumps(CONFIG))  # JSON is YAML
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(directory),
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "GOVSITE_INGEST_URL": f"{live_server.url}/api/ingest/spend",
-        "GOVSITE_INGEST_TOKEN": INGEST_SECRET,
-        "GOVSITE_SPOOL_DIR": str(directory / "spool"),
-        "GOVSITE_SPOOL_MAX_DELAY": "1",
-    }
-    env.pop("DATABASE_URL", None)
-    log_path = directory / "proxy.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(
-        [executable, "--config", str(directory / "config.yaml"), "--port", str(port), "--host", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=directory,
+    env = callback_env(
+        directory,
+        ingest_url=f"{live_server.url}/api/ingest/spend",
+        ingest_token=INGEST_SECRET,
+        GOVSITE_SPOOL_DIR=str(directory / "spool"),
+        GOVSITE_SPOOL_MAX_DELAY="1",
     )
-    url = f"http://127.0.0.1:{port}"
-
-    def alive():
-        if proc.poll() is not None:
-            raise AssertionError("the proxy exited: " + log_path.read_text()[-3000:])
-        try:
-            return httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    proxy = start_real_proxy(directory, json.dumps(CONFIG), env=env)  # JSON is YAML
     try:
-        wait_until(alive, timeout=120, what="the LiteLLM proxy to start")
-        yield url
+        yield proxy.url
     finally:
-        proc.terminate()
-        proc.wait(20)
-        log.close()
+        proxy.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -3,63 +3,31 @@
 records "the gateway has no database" where admins read its errors. The same tests run against both, so
 the sandbox cannot drift from the proxy unnoticed."""
 
-import os
-import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 
 from budgets.models import PullState
 from budgets.pull import spend_pull_run
 from govsite.gateway.client import GatewayClient, NoDatabase, Unauthorized
-from tests.gateway_fixtures import free_port
-from tests.waiting import wait_until
+from tests.litellm_proxy import start_real_proxy
 
 MASTER = "sk-no-database-master-key"
 
 
 @pytest.fixture(scope="module")
 def proxy_without_a_database(tmp_path_factory):
-    executable = shutil.which("litellm", path=str(Path(sys.executable).parent))
-    if executable is None:
-        pytest.skip("litellm[proxy] is not installed (the dev extra)")
-    directory = tmp_path_factory.mktemp("proxy-without-a-database")
-    (directory / "config.yaml").write_text(
+    proxy = start_real_proxy(
+        tmp_path_factory.mktemp("proxy-without-a-database"),
         "model_list:\n"
         "  - model_name: gpt-4o\n"
         "    litellm_params: {model: openai/gpt-4o, api_key: sk-fake, mock_response: 'hello'}\n"
-        f"general_settings: {{master_key: {MASTER}}}\n"
+        f"general_settings: {{master_key: {MASTER}}}\n",
     )
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env.pop("DATABASE_URL", None)
-    port = free_port()
-    log_path = directory / "proxy.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [executable, "--config", str(directory / "config.yaml"), "--port", str(port), "--host", "127.0.0.1"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=directory,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def alive():
-        try:
-            return httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(alive, timeout=120, what="the LiteLLM proxy to start", process=proc)
-        yield url
+        yield proxy.url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        proxy.stop()
 
 
 @pytest.fixture(params=["sandbox", pytest.param("proxy", marks=pytest.mark.slow)])
