@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audit import reports, reviews, selectors, services
+from audit import checkpoints, reports, reviews, selectors, services
 from audit.forms import (
     AccessReviewDecisionForm,
     AccessReviewOpenForm,
@@ -51,8 +51,21 @@ def audit_log(request):
             "page": paginate(request, events, per_page=50),
             "query": query.urlencode(),
             "actions": selectors.audit_actions(),
+            "signing": _checkpoint_signing(),
         },
     )
+
+
+def _checkpoint_signing() -> dict:
+    """The checkpoints' public key, for auditors to compare with a bundle's (`verify_evidence --public-key`)."""
+    key = checkpoints.public_key()
+    if key is None:
+        return {"pem": "", "fingerprint": "", "last": checkpoints.latest()}
+    return {
+        "pem": checkpoints.public_pem(key),
+        "fingerprint": checkpoints.fingerprint(key),
+        "last": checkpoints.latest(),
+    }
 
 
 # --- the auditor workspace -------------------------------------------------------------------------------
