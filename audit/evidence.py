@@ -4,7 +4,9 @@
 Rows are written to the archive as they are read; a report's JSON is spooled to a temporary file on
 disk while its CSV goes straight into the archive (a ZIP takes one entry at a time), then copied in.
 Memory stays flat whatever the size of the period. `verify_bundle` re-reads a bundle and checks every
-hash against its manifest (`manage.py verify_evidence`).
+hash against its manifest (`manage.py verify_evidence`); the bundle also carries the signed audit checkpoint
+written when the export started and its public key (`check_bundle_checkpoint`, offline;
+`check_checkpoint_against_site`, against the live chain).
 """
 
 from __future__ import annotations
