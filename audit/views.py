@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -58,7 +58,10 @@ def audit_log(request):
 
 def _checkpoint_signing() -> dict:
     """The checkpoints' public key, for auditors to compare with a bundle's (`verify_evidence --public-key`)."""
-    key = checkpoints.public_key()
+    try:
+        key = checkpoints.public_key()
+    except ImproperlyConfigured as exc:
+        return {"pem": "", "fingerprint": "", "error": str(exc), "last": None}
     if key is None:
         return {"pem": "", "fingerprint": "", "last": checkpoints.latest()}
     return {

@@ -311,3 +311,15 @@ def test_a_bundle_whose_checkpoint_was_re_signed_by_another_key_fails_offline_wi
     # ... and even without it, the checkpoint does not verify with the site's key.
     assert check_bundle_checkpoint(forged_path, Path(key).read_bytes()).ok is False
     assert check_bundle_checkpoint(forged_path).ok is True
+
+
+def test_a_malformed_key_is_named_by_audit_verify_and_on_the_audit_page(settings, auditor_user):
+    write_events(1)
+    checkpoints.checkpoint_write(reason="test")
+    settings.AUDIT_CHECKPOINT_KEY = "not-a-key"
+    assert_audit_verify_fails("FAIL AUDIT_CHECKPOINT_KEY is not an Ed25519 private key")
+    client = Client()
+    client.force_login(auditor_user)
+    response = client.get("/audit/")
+    assert response.status_code == 200
+    assert "AUDIT_CHECKPOINT_KEY is not an Ed25519 private key" in response.content.decode()
