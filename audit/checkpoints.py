@@ -233,15 +233,23 @@ def checkpoint_write(*, reason: str, only_if_new: bool = False) -> Checkpoint | 
     seq, head = chain.locked_head()
     directory = checkpoint_dir()
     files = _numbered_files(directory)
-    number = max(files, default=0) + 1
-    prev_sha256 = hashlib.sha256(files[number - 1].read_bytes()).hexdigest() if files else GENESIS_SHA256
-    if only_if_new and files:
+    # The chain's record counts too: a newest file that was deleted leaves its number taken and its gap visible.
+    recorded = AuditEvent.objects.filter(action=ACTION).order_by("-seq").values_list("data", flat=True).first() or {}
+    recorded_number = int(recorded.get("checkpoint") or 0)
+    number = max(max(files, default=0), recorded_number) + 1
+    if number - 1 in files:
+        previous_raw = files[number - 1].read_bytes()
+        prev_sha256 = hashlib.sha256(previous_raw).hexdigest()
         try:
-            last_seq = parse(files[number - 1].read_bytes()).seq
+            last_seq = parse(previous_raw).seq
         except CheckpointError:
             last_seq = 0
-        if not AuditEvent.objects.filter(seq__gt=last_seq).exclude(action=ACTION).exists():
-            return None
+    elif recorded_number == number - 1 and recorded_number:
+        prev_sha256, last_seq = str(recorded.get("sha256")), int(recorded.get("seq") or 0)
+    else:
+        prev_sha256, last_seq = GENESIS_SHA256, 0
+    if only_if_new and number > 1 and not AuditEvent.objects.filter(seq__gt=last_seq).exclude(action=ACTION).exists():
+        return None
     body = {
         "format": FORMAT,
         "checkpoint": number,

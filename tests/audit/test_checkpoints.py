@@ -323,3 +323,11 @@ def test_a_malformed_key_is_named_by_audit_verify_and_on_the_audit_page(settings
     response = client.get("/audit/")
     assert response.status_code == 200
     assert "AUDIT_CHECKPOINT_KEY is not an Ed25519 private key" in response.content.decode()
+
+
+def test_a_deleted_newest_checkpoint_is_not_papered_over_by_the_next_one():
+    checkpointed_chain()
+    checkpoint_file(2).unlink()
+    write_events(1)
+    assert checkpoints.checkpoint_write(reason="test").number == 3
+    assert_audit_verify_fails(f"FAIL checkpoint 2 ({checkpoints.file_name(2)}) is missing")
