@@ -16,7 +16,8 @@ COPY manage.py ./
 COPY templates ./templates
 COPY static ./static
 
-RUN useradd --system --home /srv/govsite govsite && mkdir -p var/exports && chown -R govsite var
+RUN useradd --system --home /srv/govsite govsite && mkdir -p var/exports var/audit-checkpoints var/audit-key \
+    && chmod 700 var/audit-key && chown -R govsite var
 USER govsite
 EXPOSE 8000
 CMD ["gunicorn", "govsite.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

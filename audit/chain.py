@@ -67,6 +67,16 @@ def _lock_chain() -> None:
     # SQLite: the connection opens transactions IMMEDIATE, so writers are already serialised.
 
 
+def locked_head() -> tuple[int, str]:
+    """The chain's last (seq, hash), read under the writers' lock: nothing is appended until the caller's
+    transaction ends. For whoever must sign the head and record that it did in one step (audit.checkpoints)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.chain.locked_head must be called inside a transaction")
+    _lock_chain()
+    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    return (last["seq"], last["hash"]) if last else (0, GENESIS_HASH)
+
+
 def record(
     *,
     action: str,
@@ -161,6 +171,30 @@ def verify() -> VerifyResult:
             expected_seq += 1
             count += 1
     return VerifyResult(True, count, prev_hash)
+
+
+# The append-only triggers of audit/migrations/0002; "D" is disabled, "R" fires only in replica sessions.
+APPEND_ONLY_TRIGGERS = ("audit_event_no_update_delete", "audit_event_no_truncate")
+
+
+def append_only_problems() -> list[str]:
+    """What is wrong with PostgreSQL's guard of the audit table: a trigger dropped or disabled (as a
+    superuser's `ALTER TABLE … DISABLE TRIGGER` leaves it). Empty on SQLite, which has no such guard."""
+    if connection.vendor != "postgresql":
+        return []
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal", [table]
+        )
+        state = {name: str(enabled) for name, enabled in cursor.fetchall()}
+    problems = []
+    for name in APPEND_ONLY_TRIGGERS:
+        if name not in state:
+            problems.append(f"the append-only trigger {name} on {table} is missing (dropped)")
+        elif state[name] not in ("O", "A"):
+            problems.append(f"the append-only trigger {name} on {table} is disabled (ALTER TABLE … DISABLE TRIGGER)")
+    return problems
 
 
 def head_hash() -> str:

@@ -4,7 +4,9 @@
 Rows are written to the archive as they are read; a report's JSON is spooled to a temporary file on
 disk while its CSV goes straight into the archive (a ZIP takes one entry at a time), then copied in.
 Memory stays flat whatever the size of the period. `verify_bundle` re-reads a bundle and checks every
-hash against its manifest (`manage.py verify_evidence`).
+hash against its manifest (`manage.py verify_evidence`); the bundle also carries the signed audit checkpoint
+written when the export started and its public key (`check_bundle_checkpoint`, offline;
+`check_checkpoint_against_site`, against the live chain).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 
-from audit import chain
+from audit import chain, checkpoints
 from audit.models import AuditEvent
 from audit.period import Period
 from audit.reports import FAIL, ReportSpec, draw_sample, evidence_reports, iso, sample_population
@@ -38,6 +40,8 @@ FORMAT = "govsite-evidence/1"
 MANIFEST = "manifest.json"
 SUMMARY = "summary.html"
 VERIFY_FILE = "audit_verify.txt"
+CHECKPOINT_FILE = "audit_checkpoint.json"
+PUBLIC_KEY_FILE = "audit_checkpoint_public_key.pem"
 CONTROLS = {
     "CC6.1": "Logical access design: key inventory, roles",
     "CC6.2": "Granting access: requests, approvals, samples",
@@ -239,6 +243,9 @@ class BundleRequest:
     export_id: int | None = None
     retention_months: int = 25
     raw_ledger_from: datetime | None = None
+    # The signed checkpoint written when this export started, with the public key that verifies it.
+    checkpoint: checkpoints.Checkpoint | None = None
+    public_key_pem: str = ""
 
 
 @dataclass
@@ -316,6 +323,19 @@ def build_bundle(out: Path, req: BundleRequest, progress: Callable[[int, str], N
             "hash and the event's canonical JSON; the first missing, unlinked or altered event is reported.\n"
         )
         writer.write_bytes(VERIFY_FILE, verify_text.encode(), report="audit_log", controls=("CC7.2",))
+        signed = None
+        if req.checkpoint is not None:
+            writer.write_bytes(CHECKPOINT_FILE, req.checkpoint.raw, report="audit_log", controls=("CC7.2",))
+            writer.write_bytes(PUBLIC_KEY_FILE, req.public_key_pem.encode(), report="audit_log", controls=("CC7.2",))
+            signed = {
+                "file": CHECKPOINT_FILE,
+                "public_key_file": PUBLIC_KEY_FILE,
+                "public_key_fingerprint": checkpoints.fingerprint(checkpoints.load_public_pem(req.public_key_pem)),
+                "checkpoint": req.checkpoint.number,
+                "seq": req.checkpoint.seq,
+                "head_hash": req.checkpoint.head_hash,
+                "created_at": req.checkpoint.created_at,
+            }
         checks = [
             {
                 "report": report,
@@ -381,6 +401,7 @@ def build_bundle(out: Path, req: BundleRequest, progress: Callable[[int, str], N
                 "bad_seq": verified.bad_seq,
                 "reason": verified.reason,
                 "result": verified.line(),
+                "signed_checkpoint": signed,
             },
             "ledger": {
                 "retention_months": req.retention_months,
@@ -527,3 +548,84 @@ def check_against_record(check: BundleCheck) -> RecordCheck:
     return RecordCheck(
         True, f"manifest.json is the one recorded for export #{check.export_id} (audit event #{event['seq']})"
     )
+
+
+# --- the signed checkpoint --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """The bundle's signed checkpoint: `ok` None when the bundle carries none (made before checkpoints)."""
+
+    ok: bool | None
+    message: str
+    checkpoint: checkpoints.Checkpoint | None = None
+    fingerprint: str = ""
+
+
+def check_bundle_checkpoint(path: Path, public_key_pem: str | bytes | None = None) -> CheckpointCheck:
+    """Offline: the checkpoint's signature, with `public_key_pem` when given (the key the site publishes on
+    its audit page), else with the key the bundle carries; and that the manifest names the same head."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if CHECKPOINT_FILE not in names:
+                return CheckpointCheck(None, f"the bundle carries no {CHECKPOINT_FILE} (made before checkpoints)")
+            raw = zf.read(CHECKPOINT_FILE)
+            bundled_key = zf.read(PUBLIC_KEY_FILE) if PUBLIC_KEY_FILE in names else None
+            manifest = json.loads(zf.read(MANIFEST))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        return CheckpointCheck(False, f"{CHECKPOINT_FILE}: unreadable ({exc})")
+    source = "the given public key" if public_key_pem else f"the bundle's {PUBLIC_KEY_FILE}"
+    try:
+        checkpoint = checkpoints.parse(raw)
+        key_pem = public_key_pem or bundled_key
+        if key_pem is None:
+            return CheckpointCheck(False, f"{PUBLIC_KEY_FILE}: missing, and no public key was given")
+        key = checkpoints.load_public_pem(key_pem)
+    except checkpoints.CheckpointError as exc:
+        return CheckpointCheck(False, f"{CHECKPOINT_FILE} or its key: {exc}")
+    print_ = checkpoints.fingerprint(key)
+    if not checkpoint.signed_by(key):
+        return CheckpointCheck(False, f"{CHECKPOINT_FILE}: the signature does not verify with {source} ({print_})")
+    named = ((manifest.get("audit_chain") or {}).get("signed_checkpoint") or {}) if isinstance(manifest, dict) else {}
+    if (named.get("seq"), named.get("head_hash")) != (checkpoint.seq, checkpoint.head_hash):
+        return CheckpointCheck(False, f"{MANIFEST}: its signed_checkpoint is not the one in {CHECKPOINT_FILE}")
+    return CheckpointCheck(
+        True,
+        f"checkpoint {checkpoint.number} (event #{checkpoint.seq}, head {checkpoint.head_hash}) is signed by "
+        f"{source} {print_}",
+        checkpoint,
+        print_,
+    )
+
+
+def check_checkpoint_against_site(signed: CheckpointCheck) -> list[str]:
+    """On a site: the bundle was signed with this site's key, and the live chain still holds its head at its
+    sequence number, intact up to there. Each problem found, named."""
+    checkpoint = signed.checkpoint
+    if checkpoint is None:
+        return []
+    problems = []
+    site_key = checkpoints.public_key()
+    if site_key is None:
+        problems.append("this site has no checkpoint key: the bundle's signer cannot be compared with it")
+    elif checkpoints.fingerprint(site_key) != signed.fingerprint:
+        problems.append(
+            f"{CHECKPOINT_FILE} was signed by {signed.fingerprint}, this site signs with "
+            f"{checkpoints.fingerprint(site_key)}"
+        )
+    live, end = checkpoints.live_hashes([checkpoint.seq])
+    problem = checkpoints.live_chain_problem(
+        number_label=f"the bundle's checkpoint {checkpoint.number}",
+        seq=checkpoint.seq,
+        head_hash=checkpoint.head_hash,
+        live=live,
+        chain_end=end,
+    )
+    if problem:
+        problems.append(problem)
+    walked = chain.verify()
+    if not walked.ok and walked.bad_seq is not None and walked.bad_seq <= checkpoint.seq:
+        problems.append(f"the live chain is broken before the bundle's head: {walked.line()}")
+    return problems

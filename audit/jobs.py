@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audit import reviews, services
+from audit import checkpoints, reviews, services
 
 
 def build_evidence_export(export_id: int) -> str:
@@ -12,6 +12,12 @@ def build_evidence_export(export_id: int) -> str:
 def sweep_evidence_exports() -> int:
     """Every five minutes: exports the queue lost, or whose worker died, are sent again."""
     return services.evidence_exports_sweep()
+
+
+def write_audit_checkpoint() -> str:
+    """On a schedule: sign the chain's head into a checkpoint outside the database, when it moved."""
+    written = checkpoints.checkpoint_write(reason="schedule", only_if_new=True)
+    return f"checkpoint {written.number} at event #{written.seq}" if written else "no new events"
 
 
 def send_access_review_reminders() -> int:

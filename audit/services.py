@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Iterable
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
-from audit import evidence
+from audit import checkpoints, evidence
 from audit.models import EvidenceExport, EvidenceSample
 from audit.period import Period
 from audit.reports import draw_sample, sample_population
@@ -196,7 +197,14 @@ def evidence_export_build(*, export_id: int, out: Path | None = None) -> str:
         EXPORTS.extend_lease(export_id, progress=percent, step=step[:120], heartbeat_at=timezone.now())
 
     try:
-        result = evidence.build_bundle(part, _bundle_request(export), progress)
+        # Signed before the bundle is built, so the bundle carries a head that its own verification covers.
+        signed = checkpoints.checkpoint_write(reason=f"evidence export #{export.pk}")
+        request = dataclasses.replace(
+            _bundle_request(export),
+            checkpoint=signed,
+            public_key_pem=checkpoints.public_pem(checkpoints.private_key().public_key()),
+        )
+        result = evidence.build_bundle(part, request, progress)
         part.replace(out)
         digest = evidence.file_sha256(out)
     except Exception as exc:

@@ -1,14 +1,14 @@
 from datetime import timedelta
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from audit import reports, reviews, selectors, services
+from audit import checkpoints, reports, reviews, selectors, services
 from audit.forms import (
     AccessReviewDecisionForm,
     AccessReviewOpenForm,
@@ -51,8 +51,24 @@ def audit_log(request):
             "page": paginate(request, events, per_page=50),
             "query": query.urlencode(),
             "actions": selectors.audit_actions(),
+            "signing": _checkpoint_signing(),
         },
     )
+
+
+def _checkpoint_signing() -> dict:
+    """The checkpoints' public key, for auditors to compare with a bundle's (`verify_evidence --public-key`)."""
+    try:
+        key = checkpoints.public_key()
+    except ImproperlyConfigured as exc:
+        return {"pem": "", "fingerprint": "", "error": str(exc), "last": None}
+    if key is None:
+        return {"pem": "", "fingerprint": "", "last": checkpoints.latest()}
+    return {
+        "pem": checkpoints.public_pem(key),
+        "fingerprint": checkpoints.fingerprint(key),
+        "last": checkpoints.latest(),
+    }
 
 
 # --- the auditor workspace -------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ SCHEDULES: list[dict] = [
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
     {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},
     {"func": budget_jobs.prune_ledger, "interval": 24 * 60 * 60},
-    # The auditor workspace: exports the queue lost, review reminders and due dates.
+    # The auditor workspace: exports the queue lost, audit checkpoints, review reminders and due dates.
     {"func": audit_jobs.sweep_evidence_exports, "interval": 5 * 60},
+    # Signed checkpoints of the audit chain, outside the database.
+    {"func": audit_jobs.write_audit_checkpoint, "interval": settings.AUDIT_CHECKPOINT_INTERVAL_MINUTES * 60},
     {"func": audit_jobs.send_access_review_reminders, "interval": 60 * 60},
     {"func": audit_jobs.handle_access_review_deadlines, "interval": 15 * 60},
 ]

@@ -285,6 +285,12 @@ ANOMALY_MIN_SPEND = env("ANOMALY_MIN_SPEND", "5")
 LEDGER_RETENTION_MONTHS = env_int("LEDGER_RETENTION_MONTHS", 25)
 LEAVER_REVOCATION_SLA_HOURS = env_int("LEAVER_REVOCATION_SLA_HOURS", 24)
 EVIDENCE_EXPORT_DIR = Path(env("EVIDENCE_EXPORT_DIR") or VAR_DIR / "exports")
+# Signed checkpoints of the audit chain (audit.checkpoints), outside the database: the files, and the Ed25519
+# key that signs them (PEM or base64 in the environment, or a PEM file made on first use when absent).
+AUDIT_CHECKPOINT_DIR = Path(env("AUDIT_CHECKPOINT_DIR") or VAR_DIR / "audit-checkpoints")
+AUDIT_CHECKPOINT_KEY = env("AUDIT_CHECKPOINT_KEY")
+AUDIT_CHECKPOINT_KEY_FILE = Path(env("AUDIT_CHECKPOINT_KEY_FILE") or VAR_DIR / "audit-key" / "checkpoint-ed25519.pem")
+AUDIT_CHECKPOINT_INTERVAL_MINUTES = env_int("AUDIT_CHECKPOINT_INTERVAL_MINUTES", 60)
 
 # --- i18n, static.
 LANGUAGE_CODE = "en-us"

@@ -44,6 +44,20 @@ def _flush_past_append_only_audit(request):
                 cursor.execute("SET session_replication_role = replica")
 
 
+@pytest.fixture(scope="session")
+def _checkpoint_key_file(tmp_path_factory):
+    return tmp_path_factory.mktemp("audit-key") / "checkpoint-ed25519.pem"
+
+
+@pytest.fixture(autouse=True)
+def _audit_checkpoints_in_tmp(settings, tmp_path, _checkpoint_key_file):
+    """Signed audit checkpoints go to the test's own directory (never var/); one signing key for the session,
+    made on first use as a first deployment makes it."""
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    settings.AUDIT_CHECKPOINT_KEY = ""
+    settings.AUDIT_CHECKPOINT_KEY_FILE = _checkpoint_key_file
+
+
 # --- teams and people ---------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ import yaml
 from django.conf import settings
 from django.core.management import get_commands
 
+from govsite import settings as project_settings
+
 ROOT = Path(settings.BASE_DIR)
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -73,3 +75,23 @@ def test_the_web_and_the_worker_share_the_evidence_exports():
         assert exports in mounts, f"{name} does not mount {exports}"
         assert mounts[exports] in COMPOSE["volumes"], f"{name}'s {exports} is not a named volume"
     assert SERVICES["web"]["volumes"] == SERVICES["worker"]["volumes"]
+
+
+def test_the_audit_checkpoints_and_their_key_are_volumes_outside_the_database():
+    """Every govsite service that may write a checkpoint (the worker: exports and the schedule; the web and the
+    cron scheduler: the public key, `audit_verify`) mounts AUDIT_CHECKPOINT_DIR and the key's directory, each a
+    named volume of its own, at the settings' defaults under GOVSITE_VAR_DIR."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    var_dir = next(line for line in dockerfile.splitlines() if "GOVSITE_VAR_DIR=" in line).split("GOVSITE_VAR_DIR=")[1]
+    var_dir = var_dir.strip()
+    checkpoints, key = f"{var_dir}/audit-checkpoints", f"{var_dir}/audit-key"
+    # The defaults as the settings module computes them (the tests move both under a temporary directory).
+    assert project_settings.AUDIT_CHECKPOINT_DIR == project_settings.VAR_DIR / "audit-checkpoints"
+    assert project_settings.AUDIT_CHECKPOINT_KEY_FILE.parent == project_settings.VAR_DIR / "audit-key"
+    for name in ("web", "worker", "cron"):
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in SERVICES[name].get("volumes", [])}
+        for path in (checkpoints, key):
+            assert path in mounts, f"{name} does not mount {path}"
+            assert mounts[path] in COMPOSE["volumes"], f"{name}'s {path} is not a named volume"
+        assert mounts[checkpoints] != mounts[key], "the signing key shares a volume with the checkpoints"
+        assert mounts[checkpoints] != "govsite-db"

@@ -67,6 +67,9 @@ def start_api_server(workdir: Path, gateway: GatewayTarget, *, server: str = "gu
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SITE_URL": url,
         "EVIDENCE_EXPORT_DIR": str(export_dir),
+        # Signed audit checkpoints and their key beside the exports, never the checkout's var/.
+        "AUDIT_CHECKPOINT_DIR": str(workdir / "audit-checkpoints"),
+        "AUDIT_CHECKPOINT_KEY_FILE": str(workdir / "audit-key" / "checkpoint-ed25519.pem"),
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONUNBUFFERED": "1",

@@ -45,7 +45,7 @@ def test_intact_chain_prints_ok_with_count_and_head_hash():
     events = write_events(5)
     code, out, err = run_audit_verify()
     assert code == 0
-    assert out.strip() == f"OK 5 events, head {events[-1].hash}"
+    assert out.splitlines()[0] == f"OK 5 events, head {events[-1].hash}"
     assert err == ""
 
 
@@ -53,7 +53,7 @@ def test_intact_chain_prints_ok_with_count_and_head_hash():
 def test_empty_audit_log_verifies_with_the_genesis_head():
     code, out, _ = run_audit_verify()
     assert code == 0
-    assert out.strip() == f"OK 0 events, head {GENESIS_HASH}"
+    assert out.splitlines()[0] == f"OK 0 events, head {GENESIS_HASH}"
 
 
 @pytest.mark.django_db
@@ -255,7 +255,7 @@ def test_events_written_from_many_connections_at_once_form_one_unbroken_chain():
     result = verify()
     assert result.ok, result.line()
     assert result.count == total
-    assert run_audit_verify()[1].strip() == f"OK {total} events, head {head_hash()}"
+    assert run_audit_verify()[1].splitlines()[0] == f"OK {total} events, head {head_hash()}"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -279,12 +279,17 @@ def _database_url() -> str:
 @pytest.mark.django_db(transaction=True)
 def test_manage_py_audit_verify_exits_0_when_intact_and_1_naming_the_bad_event():
     events = write_events(4)
-    env = {**os.environ, "DATABASE_URL": _database_url()}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "AUDIT_CHECKPOINT_DIR": str(settings.AUDIT_CHECKPOINT_DIR),
+        "AUDIT_CHECKPOINT_KEY_FILE": str(settings.AUDIT_CHECKPOINT_KEY_FILE),
+    }
     command = [sys.executable, "manage.py", "audit_verify"]
 
     intact = subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
     assert intact.returncode == 0, intact.stderr
-    assert intact.stdout.strip() == f"OK 4 events, head {events[-1].hash}"
+    assert intact.stdout.splitlines()[0] == f"OK 4 events, head {events[-1].hash}"
 
     with append_only_bypassed() as cursor:
         cursor.execute("UPDATE audit_auditevent SET action = 'forged' WHERE seq = 2")

@@ -52,7 +52,7 @@ REPORTS = (
 EXPECTED_FILES = (
     {f"{name}.csv" for name in REPORTS}
     | {f"{name}.json" for name in REPORTS}
-    | {"audit_verify.txt", "summary.html", "manifest.json"}
+    | {"audit_verify.txt", "audit_checkpoint.json", "audit_checkpoint_public_key.pem", "summary.html", "manifest.json"}
 )
 
 
@@ -204,8 +204,9 @@ def test_the_start_service_queues_the_build_job_after_commit(admin_user, django_
         export = audit_services.evidence_export_start(actor=admin_user, period_start=today, period_end=today)
     export.refresh_from_db()
     assert export.status == EvidenceExport.Status.DONE
-    assert [e.action for e in AuditEvent.objects.order_by("seq")][-2:] == [
+    assert [e.action for e in AuditEvent.objects.order_by("seq")][-3:] == [
         "evidence.export_requested",
+        "audit.checkpoint_written",
         "evidence.exported",
     ]
 
@@ -554,7 +555,8 @@ def test_a_team_filter_narrows_the_key_reports_not_the_audit_log(world, auditor_
     assert [row["team"] for row in bundle.csv("key_inventory")] == ["Team B"]
     assert bundle.manifest()["filters"]["teams"] == ["Team B"]
     assert "audit_log" not in bundle.manifest()["filters_apply_to"]
-    assert bundle.manifest()["row_counts"]["audit_log"] == 3  # both test events and the export request
+    # both test events, the export request and the checkpoint signed for it
+    assert bundle.manifest()["row_counts"]["audit_log"] == 4
 
 
 def test_csv_cells_that_look_like_formulas_are_neutralised_and_json_keeps_them(world, auditor_user, open_bundle):

@@ -168,6 +168,9 @@ def e2e_site(tmp_path_factory) -> Site:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SITE_URL": base_url,
         "REDIS_URL": redis_url,
+        # Signed audit checkpoints and their key in the run's own directory, never the checkout's var/.
+        "AUDIT_CHECKPOINT_DIR": str(workdir / "audit-checkpoints"),
+        "AUDIT_CHECKPOINT_KEY_FILE": str(workdir / "audit-key" / "checkpoint-ed25519.pem"),
         "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONUNBUFFERED": "1",
