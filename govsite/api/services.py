@@ -95,6 +95,24 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
     return token
 
 
+def api_tokens_revoke_on_deactivation(*, user: User, actor: User | None, actor_label: str = "") -> int:
+    """Inside the deactivation's transaction (registered with accounts in ApiConfig.ready): every token of
+    the person still in force is revoked, each with its event. A reactivation does not bring them back."""
+    tokens = list(ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True))
+    now = timezone.now()
+    for token in tokens:
+        token.revoked_at, token.revoked_by = now, actor
+        token.save(update_fields=["revoked_at", "revoked_by"])
+        audit.record(
+            actor=actor,
+            actor_label=actor_label,
+            action="api_token.revoked",
+            target=token,
+            data={**_snapshot(token), "owner": user.email, "reason": "the person was deactivated"},
+        )
+    return len(tokens)
+
+
 @transaction.atomic(durable=True)
 def api_token_refuse(*, token: ApiToken, reason: str, method: str, path: str) -> None:
     """Record that a known token was refused (expired, revoked, its person deactivated, or read-only
