@@ -234,3 +234,33 @@ def test_deactivation_revokes_the_tokens_and_a_reactivation_does_not_bring_them_
     assert [e.data["reason"] for e in _refusals()] == ["revoked"]
     # Their new token works: the person is back, not their old credentials.
     assert _bearer(make_token(member_a_user)).get(reverse("api_me")).status_code == 200
+
+
+# --- refusals are recorded once per window per token and source ------------------------------------
+
+
+def test_a_revoked_token_sent_again_and_again_writes_one_event_per_source_and_window(member_a_user):
+    secret = make_token(member_a_user, revoked_at=timezone.now())
+    for _ in range(40):
+        assert _bearer(secret).get(reverse("api_me"), REMOTE_ADDR="198.51.100.7").status_code == 401
+    assert _bearer(secret).get(reverse("api_me"), REMOTE_ADDR="203.0.113.9").status_code == 401
+    assert [(e.data["reason"], e.data["source"]) for e in _refusals()] == [
+        ("revoked", "198.51.100.7"),
+        ("revoked", "203.0.113.9"),
+    ]
+
+
+def test_the_next_windows_event_counts_the_refusals_of_the_window_before(member_a_user, settings):
+    settings.API_TOKEN_REFUSAL_WINDOW_SECONDS = 60
+    token = ApiToken.objects.get(prefix=make_token(member_a_user)[:12])
+    start = 1_000_020.0  # inside a window: [1_000_020, 1_000_080)
+
+    def refuse(at):
+        return services.api_token_refuse(token=token, reason="revoked", method="GET", path="/", source="x", now=at)
+
+    assert refuse(start) is True
+    assert [refuse(start + i) for i in range(1, 25)] == [False] * 24
+    assert refuse(start + 60) is True  # the next window
+    first, second = _refusals()
+    assert first.data["refused_in_previous_window"] == 0
+    assert second.data["refused_in_previous_window"] == 25 and second.data["window_seconds"] == 60
