@@ -154,7 +154,15 @@ DATABASE_CACHE_TABLE = "govsite_cache"
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": DATABASE_CACHE_TABLE}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": DATABASE_CACHE_TABLE,
+            # Django culls a third of the entries past MAX_ENTRIES (300 by default): failures against a few
+            # hundred made-up accounts would otherwise wipe the real accounts' failed-login counters.
+            "OPTIONS": {"MAX_ENTRIES": env_int("DATABASE_CACHE_MAX_ENTRIES", 200_000)},
+        }
+    }
 
 # --- The gateway. Unset LITELLM_URL: the sandbox gateway (govsite/devtools/sandbox/) on SANDBOX_PORT.
 SANDBOX_PORT = env_int("SANDBOX_PORT", 4000)
