@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -236,7 +236,7 @@ def key_reassign(request, pk):
                 )
             else:
                 messages.success(request, "Owner changed.")
-        except (ValidationError, PermissionDenied, services.InvalidTransition) as exc:
+        except (ValidationError, services.InvalidTransition) as exc:
             messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
         messages.error(request, "Choose an active person.")

@@ -34,7 +34,8 @@ def test_reassign_then_reveal_the_new_owner_never_sees_the_old_secret(
     # The approver cannot take it for himself, not by the service and not by the page.
     with pytest.raises(PermissionDenied, match="Nobody makes themselves"):
         services.key_reassign_owner(key=old, actor=approver_a_user, new_owner=approver_a_user)
-    approver_a_client.post(reverse("key_reassign", args=[old.pk]), {"owner": approver_a_user.pk})
+    page = approver_a_client.post(reverse("key_reassign", args=[old.pk]), {"owner": approver_a_user.pk})
+    assert page.status_code == 403
     old.refresh_from_db()
     assert old.owner == member_a_user and old.can_reveal
 
