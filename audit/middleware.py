@@ -1,17 +1,8 @@
-import ipaddress
 import re
 import uuid
 
 from audit import context
-
-
-def _client_ip(request) -> str | None:
-    # REMOTE_ADDR only: a forwarded header is trivially forged unless a proxy we trust sets it.
-    raw = request.META.get("REMOTE_ADDR", "")
-    try:
-        return str(ipaddress.ip_address(raw))
-    except ValueError:
-        return None
+from govsite.web import client_ip
 
 
 class RequestContextMiddleware:
@@ -26,7 +17,7 @@ class RequestContextMiddleware:
         request.request_id = request_id
         token = context.bind(
             context.RequestContext(
-                ip=_client_ip(request),
+                ip=client_ip(request),  # X-Forwarded-For only from TRUSTED_PROXIES
                 user_agent=request.headers.get("User-Agent", "")[:400],
                 request_id=request_id,
             )

@@ -4,6 +4,7 @@ Unset `DATABASE_URL`, `REDIS_URL` and `LITELLM_URL` give the embedded defaults o
 SQLite under var/, jobs in-process, the sandbox gateway. Production sets them.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -55,6 +56,14 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For is believed (govsite.web.client_ip): the
+# client's address for login limits and the audit log. Unset: REMOTE_ADDR, and the header is ignored.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or a network") from _exc
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
@@ -138,10 +147,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: delivery only. Unset means jobs run in-process, right after the transaction commits.
 REDIS_URL = env("REDIS_URL")
 RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}}
+# The cache holds the failed-login counters (allauth) and the refused-token windows (govsite.api), so it
+# must be shared by every process: Redis when there is one, else Django's database cache, whose table the
+# accounts migration 0003 makes on every deployment (never a per-process memory cache).
+DATABASE_CACHE_TABLE = "govsite_cache"
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": DATABASE_CACHE_TABLE,
+            # Django culls a third of the entries past MAX_ENTRIES (300 by default): failures against a few
+            # hundred made-up accounts would otherwise wipe the real accounts' failed-login counters.
+            "OPTIONS": {"MAX_ENTRIES": env_int("DATABASE_CACHE_MAX_ENTRIES", 200_000)},
+        }
+    }
 
 # --- The gateway. Unset LITELLM_URL: the sandbox gateway (govsite/devtools/sandbox/) on SANDBOX_PORT.
 SANDBOX_PORT = env_int("SANDBOX_PORT", 4000)
@@ -194,10 +215,13 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_ADAPTER = "govsite.accounts.adapters.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = False
-# Failed logins are throttled per account and per IP (allauth keeps the counters in the cache).
+# Failed logins are limited per account (5 in 5 minutes: the 6th attempt is refused, a correct password
+# included), never per address: failures against other accounts from an office's or a proxy's address do
+# not stop anyone else's login. Per address only the rate of login attempts is limited, under the
+# client's own address (TRUSTED_PROXIES). allauth keeps the counters in the shared cache (CACHES).
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": env("LOGIN_FAILED_RATE_LIMIT", "10/m/ip,5/5m/key"),
-    "login": "30/m/ip",
+    "login_failed": env("LOGIN_FAILED_RATE_LIMIT", "5/5m/key"),
+    "login": env("LOGIN_RATE_LIMIT", "60/m/ip"),
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
@@ -250,6 +274,9 @@ SPECTACULAR_SETTINGS = {
         "KeyStatusEnum": "keys.models.VirtualKey.Status",
     },
 }
+
+# A refused API token is audited once per window per token and source, with the count of the window before.
+API_TOKEN_REFUSAL_WINDOW_SECONDS = env_int("API_TOKEN_REFUSAL_WINDOW_SECONDS", 900)
 
 # --- Email.
 EMAIL_BACKEND = env(

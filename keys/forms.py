@@ -88,6 +88,12 @@ class ConfirmForm(forms.Form):
 class ReassignForm(forms.Form):
     owner = forms.ModelChoiceField(queryset=User.objects.filter(is_active=True).order_by("email"))
 
+    def __init__(self, *args, user=None, key=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None and key is not None:
+            # The choices a page offers; the service checks the choice itself all the same.
+            self.fields["owner"].queryset = permissions.key_owner_candidates(user, key)
+
 
 class ModelPolicyForm(forms.ModelForm):
     class Meta:

@@ -141,7 +141,7 @@ def key_detail(request, pk):
         {
             "key": key,
             "actions": permissions.key_actions_for(request.user, key),
-            "reassign_form": ReassignForm(),
+            "reassign_form": ReassignForm(user=request.user, key=key),
             "rotated_to": getattr(key, "rotated_to", None),
         },
     )
@@ -225,8 +225,17 @@ def key_reassign(request, pk):
     form = ReassignForm(request.POST)
     if form.is_valid():
         try:
-            services.key_reassign_owner(key=key, actor=request.user, new_owner=form.cleaned_data["owner"])
-            messages.success(request, "Owner changed.")
+            new_key = services.key_reassign_owner(
+                key=key, actor=request.user, new_owner=form.cleaned_data["owner"]
+            ).rotation
+            if new_key is not None:
+                messages.success(
+                    request,
+                    f"Owner changed. The key's unrevealed secret was destroyed; {new_key.alias} is being made "
+                    "for the new owner to reveal.",
+                )
+            else:
+                messages.success(request, "Owner changed.")
         except (ValidationError, services.InvalidTransition) as exc:
             messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:

@@ -7,10 +7,12 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 import audit
 from govsite.accounts import services
+from govsite.web import client_ip
 
 
 def groups_from_sociallogin(sociallogin) -> list[str]:
@@ -30,6 +32,14 @@ def groups_from_sociallogin(sociallogin) -> list[str]:
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request) -> bool:
         return settings.ACCOUNT_ALLOW_SIGNUP and not settings.SOCIALACCOUNT_ONLY
+
+    def get_client_ip(self, request) -> str:
+        # The address allauth's per-IP rate limits count under: X-Forwarded-For only from TRUSTED_PROXIES,
+        # the same answer the audit log records.
+        ip = client_ip(request)
+        if not ip:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return ip
 
     def authentication_failed(self, request, **credentials: Any) -> None:
         attempted = str(credentials.get("email") or credentials.get("username") or "")[:254]

@@ -13,6 +13,7 @@ from rest_framework import permissions as drf_permissions
 from govsite.accounts import permissions
 from govsite.api import services
 from govsite.api.models import ApiToken
+from govsite.web import client_ip
 
 REALM = 'Bearer realm="govsite-api"'
 
@@ -30,7 +31,9 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if not secret or " " in secret:
             raise exceptions.AuthenticationFailed("Send exactly one token: Authorization: Bearer gst_...")
         try:
-            token = services.api_token_authenticate(secret=secret, method=request.method, path=request.path)
+            token = services.api_token_authenticate(
+                secret=secret, method=request.method, path=request.path, source=client_ip(request)
+            )
         except services.ApiTokenRefused as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         return token.user, token
@@ -51,7 +54,9 @@ class TokenScopeAllows(drf_permissions.BasePermission):
         write = request.method not in drf_permissions.SAFE_METHODS
         if permissions.api_token_permits(token, write=write):
             return True
-        services.api_token_refuse(token=token, reason="read_only", method=request.method, path=request.path)
+        services.api_token_refuse(
+            token=token, reason="read_only", method=request.method, path=request.path, source=client_ip(request)
+        )
         return False
 
 

@@ -288,7 +288,7 @@ class BudgetIncreaseQueueApi(ApiView):
         operation_id="budget_increases_queue",
         summary="Budget increases waiting for my decision",
         description="Approvers see their teams' requests within the approver limit; finance and admins all. "
-        "Never my own.",
+        "Never one I asked for or benefit from.",
         tags=TAG,
         parameters=PAGE_PARAMETERS,
         responses={200: paginated(BudgetIncreaseOutput), **errors(*READ_ERRORS)},
@@ -327,7 +327,7 @@ class BudgetIncreaseDecideApi(ApiView):
         operation_id="budget_increases_decide",
         summary="Approve or reject a budget increase",
         description="Approvers within the budget's approver limit, finance and admins any amount; "
-        "nobody their own request (403).",
+        "nobody one they asked for or benefit from: their own budget or key's (403).",
         tags=TAG,
         request=Input,
         responses={200: BudgetIncreaseOutput, **errors(*WRITE_ERRORS)},

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -95,19 +99,64 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
     return token
 
 
-@transaction.atomic(durable=True)
-def api_token_refuse(*, token: ApiToken, reason: str, method: str, path: str) -> None:
+def api_tokens_revoke_on_deactivation(*, user: User, actor: User | None, actor_label: str = "") -> int:
+    """Inside the deactivation's transaction (registered with accounts in ApiConfig.ready): every token of
+    the person still in force is revoked, each with its event. A reactivation does not bring them back."""
+    tokens = list(ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True))
+    now = timezone.now()
+    for token in tokens:
+        token.revoked_at, token.revoked_by = now, actor
+        token.save(update_fields=["revoked_at", "revoked_by"])
+        audit.record(
+            actor=actor,
+            actor_label=actor_label,
+            action="api_token.revoked",
+            target=token,
+            data={**_snapshot(token), "owner": user.email, "reason": "the person was deactivated"},
+        )
+    return len(tokens)
+
+
+def api_token_refuse(
+    *, token: ApiToken, reason: str, method: str, path: str, source: str | None, now: float | None = None
+) -> bool:
     """Record that a known token was refused (expired, revoked, its person deactivated, or read-only
-    and used for a write). The event is the owner's: it is their credential, wherever it was used from."""
-    audit.record(
-        actor=token.user,
-        action="api_token.refused",
-        target=token,
-        data={"reason": reason, "prefix": token.prefix, "scope": token.scope, "method": method, "path": path[:200]},
+    and used for a write). The event is the owner's: it is their credential, wherever it was used from.
+
+    Anyone holding an old token could otherwise grow the audit log at will, so a token refused from one
+    source is recorded once per window (API_TOKEN_REFUSAL_WINDOW_SECONDS): the first refusal of a window
+    writes the event, with the number of refusals of the window before (the later ones were only counted,
+    in the shared cache). Returns whether an event was written."""
+    window = settings.API_TOKEN_REFUSAL_WINDOW_SECONDS
+    number = int(time.time() if now is None else now) // window
+    counters = f"govsite:api-token-refused:{token.pk}:{source or '-'}"
+    current, previous = f"{counters}:{number}", f"{counters}:{number - 1}"
+    if not cache.add(current, 1, timeout=2 * window):  # atomic: one first refusal per window
+        with contextlib.suppress(ValueError):  # the counter expired in between: nothing left to count
+            cache.incr(current)
+        return False
+    _api_token_refused_record(
+        token=token,
+        data={
+            "reason": reason,
+            "prefix": token.prefix,
+            "scope": token.scope,
+            "method": method,
+            "path": path[:200],
+            "source": source or "",
+            "window_seconds": window,
+            "refused_in_previous_window": cache.get(previous, 0),
+        },
     )
+    return True
 
 
-def api_token_authenticate(*, secret: str, method: str, path: str) -> ApiToken:
+@transaction.atomic(durable=True)
+def _api_token_refused_record(*, token: ApiToken, data: dict) -> None:
+    audit.record(actor=token.user, action="api_token.refused", target=token, data=data)
+
+
+def api_token_authenticate(*, secret: str, method: str, path: str, source: str | None = None) -> ApiToken:
     """The token this secret belongs to, if it may be used now; otherwise ApiTokenRefused.
 
     A refusal of a token govsite knows is audited. A secret that matches no token is only logged:
@@ -127,7 +176,7 @@ def api_token_authenticate(*, secret: str, method: str, path: str) -> ApiToken:
     elif not token.user.is_active:
         refusal = ("user_inactive", "The account this token belongs to is deactivated.")
     if refusal is not None:
-        api_token_refuse(token=token, reason=refusal[0], method=method, path=path)
+        api_token_refuse(token=token, reason=refusal[0], method=method, path=path, source=source)
         raise ApiTokenRefused(*refusal)
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -23,6 +23,7 @@ from keys.services.commands import (
 from keys.services.lifecycle import (
     REVOCABLE,
     ROTATION_GRACE,
+    KeyReassignment,
     key_create,
     key_reassign_owner,
     key_reduce,
@@ -65,6 +66,7 @@ __all__ = [
     "REVOCABLE",
     "ROTATION_GRACE",
     "InvalidTransition",
+    "KeyReassignment",
     "KeyRequestInput",
     "ReconcileResult",
     "data_classification_relabel",

@@ -3,6 +3,7 @@ Every change of a key's status or grants writes an audit event targeting the key
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -32,12 +33,13 @@ def key_create(
     rotated_from: VirtualKey | None = None,
 ) -> VirtualKey:
     """A key row and its provisioning command, in the caller's transaction; the secret is made
-    here so a re-run command can recognise the key it already created."""
+    here so a re-run command can recognise the key it already created. A rotation belongs to the
+    rotated key's owner (who may no longer be the request's, after a reassignment)."""
     secret = crypto.new_secret()
     number = request.keys.count() + 1
     key = VirtualKey.objects.create(
         request=request,
-        owner=request.owner,
+        owner=rotated_from.owner if rotated_from else request.owner,
         team=request.team,
         kind=request.kind,
         service_name=request.service_name,
@@ -186,6 +188,12 @@ def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
     key = VirtualKey.objects.select_for_update(of=("self",)).select_related("request").get(pk=key.pk)
     if refusal := permissions.key_rotate_refusal(key):
         raise InvalidTransition(key.status, "rotate", refusal)
+    return _rotate(key=key, actor=actor)
+
+
+def _rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
+    """The rotation of a locked key its caller checked: the new key (for the key's owner) and its
+    provisioning command, the old key's grace period, `key.rotated`."""
     key.grace_until = timezone.now() + ROTATION_GRACE
     key.save(update_fields=["grace_until"])
     new_key = key_create(
@@ -205,23 +213,41 @@ def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
     return new_key
 
 
+@dataclass(frozen=True)
+class KeyReassignment:
+    key: VirtualKey
+    rotation: VirtualKey | None  # the new owner's own key, when the old one's secret was never revealed
+
+
 @transaction.atomic(durable=True)
-def key_reassign_owner(*, key: VirtualKey, actor: User, new_owner: User) -> VirtualKey:
-    permissions.require_can_reassign_key_owner(actor, key)
-    key = VirtualKey.objects.select_for_update().get(pk=key.pk)
+def key_reassign_owner(*, key: VirtualKey, actor: User, new_owner: User) -> KeyReassignment:
+    """Give a service key to another member of its team. Its one reveal never changes hands: a secret
+    not yet revealed is destroyed, and the new owner gets a rotation (a new key, a secret of their own).
+    Nobody makes themselves the owner (permissions: an admin does it for them)."""
+    permissions.require_can_reassign_key_owner_to(actor, key, new_owner)
+    key = VirtualKey.objects.select_for_update(of=("self",)).select_related("request", "owner", "team").get(pk=key.pk)
     if refusal := permissions.key_reassign_refusal(key):
         raise InvalidTransition(key.status, "reassign", refusal)
     if not new_owner.is_active or not permissions.is_member_of(new_owner, key.team_id):
         raise ValidationError({"owner": "The new owner must be an active member of the team."})
     before = key.owner.email
+    destroy_secret = key.can_reveal
     key.owner = new_owner
     key.owner_needs_reassignment = False
-    key.save(update_fields=["owner", "owner_needs_reassignment"])
+    fields = ["owner", "owner_needs_reassignment"]
+    if destroy_secret:
+        key.secret_encrypted = None
+        fields.append("secret_encrypted")
+    key.save(update_fields=fields)
     audit.record(
         actor=actor,
         action="key.owner_reassigned",
         target=key,
         team=key.team,
-        data={"before": before, "after": new_owner.email},
+        data={"before": before, "after": new_owner.email, "unrevealed_secret_destroyed": destroy_secret},
     )
-    return key
+    rotation = None
+    # A key already rotated has its successor (which holds its own secret); any other gets a rotation.
+    if destroy_secret and permissions.key_rotate_refusal(key) is None:
+        rotation = _rotate(key=key, actor=actor)
+    return KeyReassignment(key=key, rotation=rotation)

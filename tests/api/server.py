@@ -42,21 +42,31 @@ class ApiServer:
         processes.stop(self.process, timeout=10)
 
 
-def start_api_server(workdir: Path, gateway: GatewayTarget, *, server: str = "gunicorn") -> ApiServer:
-    """gunicorn (2 workers x 4 threads) on a free port, or (`server="runserver"`) Django's development
-    server, which keeps connections alive; returns once /healthz answers."""
+def start_api_server(
+    workdir: Path,
+    gateway: GatewayTarget | None,
+    *,
+    server: str = "gunicorn",
+    workers: int = 2,
+    env: dict[str, str] | None = None,
+) -> ApiServer:
+    """gunicorn (`workers` x 4 threads) on a free port, or (`server="runserver"`) Django's development
+    server, which keeps connections alive; returns once /healthz answers. Without a gateway the server has
+    none to call (tests of what needs none: signing in); `env` adds to or overrides its environment.
+    gunicorn's access log names the worker (pid) that answered each request."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     export_dir = workdir / "exports"
     export_dir.mkdir(parents=True, exist_ok=True)
+    extra = env or {}
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
         # No idle connections left open: the test database is emptied after each test and dropped at the end.
         "DB_CONN_MAX_AGE": "0",
         "REDIS_URL": "",
-        "LITELLM_URL": gateway.url,
-        "LITELLM_MASTER_KEY": gateway.master_key,
+        "LITELLM_URL": gateway.url if gateway else "",
+        "LITELLM_MASTER_KEY": gateway.master_key if gateway else "",
         # The test process's key material: secrets the tests encrypt for a reveal decrypt in the server.
         "SECRET_KEY": django_settings.SECRET_KEY,
         "KEY_ENCRYPTION_SECRET": django_settings.KEY_ENCRYPTION_SECRET or "",
@@ -73,13 +83,15 @@ def start_api_server(workdir: Path, gateway: GatewayTarget, *, server: str = "gu
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
     log = workdir / f"{server}.log"
     command = {
         "gunicorn": [
             sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
+            "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
             "--graceful-timeout", "5", "--timeout", "60", "--access-logfile", "-",
+            "--access-logformat", '%(h)s pid=%(p)s "%(r)s" %(s)s',
         ],
         "runserver": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"],
     }[server]  # fmt: skip

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from govsite.accounts import services as accounts
 from govsite.api import services
 from govsite.api.models import ApiToken
 from keys.models import KeyRequest
@@ -206,3 +207,60 @@ def test_revoke_by_owner_or_admin_only_once_and_audited(member_a_user, member_b_
     assert event.actor_id == admin_user.pk and event.data["owner"] == member_a_user.email
     with pytest.raises(services.InvalidTransition):
         services.api_token_revoke(token=token, actor=member_a_user)
+
+
+@pytest.mark.parametrize("via", ["admin", "scim"])
+def test_deactivation_revokes_the_tokens_and_a_reactivation_does_not_bring_them_back(member_a_user, admin_user, via):
+    secret = make_token(member_a_user)
+    assert _bearer(secret).get(reverse("api_me")).status_code == 200
+    if via == "admin":
+        accounts.user_deactivate(actor=admin_user, user=member_a_user)
+        accounts.user_reactivate(actor=admin_user, user=member_a_user)
+    else:
+        scim, _ = accounts.scim_token_create(actor=admin_user, name="okta")
+        person = accounts.ScimUserInput(email=member_a_user.email, active=False)
+        accounts.scim_user_update(token=scim, user=member_a_user, data=person)
+        accounts.scim_user_update(token=scim, user=member_a_user, data=accounts.ScimUserInput(email=person.email))
+    member_a_user.refresh_from_db()
+    assert member_a_user.is_active
+
+    token = ApiToken.objects.get(prefix=secret[:12])
+    assert token.status == "revoked"
+    revoked = AuditEvent.objects.get(action="api_token.revoked", target_id=str(token.pk))
+    assert revoked.data["reason"] == "the person was deactivated"
+    assert revoked.seq > AuditEvent.objects.get(action="user.deactivated").seq
+    response = _bearer(secret).get(reverse("api_me"))
+    assert response.status_code == 401
+    assert [e.data["reason"] for e in _refusals()] == ["revoked"]
+    # Their new token works: the person is back, not their old credentials.
+    assert _bearer(make_token(member_a_user)).get(reverse("api_me")).status_code == 200
+
+
+# --- refusals are recorded once per window per token and source ------------------------------------
+
+
+def test_a_revoked_token_sent_again_and_again_writes_one_event_per_source_and_window(member_a_user):
+    secret = make_token(member_a_user, revoked_at=timezone.now())
+    for _ in range(40):
+        assert _bearer(secret).get(reverse("api_me"), REMOTE_ADDR="198.51.100.7").status_code == 401
+    assert _bearer(secret).get(reverse("api_me"), REMOTE_ADDR="203.0.113.9").status_code == 401
+    assert [(e.data["reason"], e.data["source"]) for e in _refusals()] == [
+        ("revoked", "198.51.100.7"),
+        ("revoked", "203.0.113.9"),
+    ]
+
+
+def test_the_next_windows_event_counts_the_refusals_of_the_window_before(member_a_user, settings):
+    settings.API_TOKEN_REFUSAL_WINDOW_SECONDS = 60
+    token = ApiToken.objects.get(prefix=make_token(member_a_user)[:12])
+    start = 1_000_020.0  # inside a window: [1_000_020, 1_000_080)
+
+    def refuse(at):
+        return services.api_token_refuse(token=token, reason="revoked", method="GET", path="/", source="x", now=at)
+
+    assert refuse(start) is True
+    assert [refuse(start + i) for i in range(1, 25)] == [False] * 24
+    assert refuse(start + 60) is True  # the next window
+    first, second = _refusals()
+    assert first.data["refused_in_previous_window"] == 0
+    assert second.data["refused_in_previous_window"] == 25 and second.data["window_seconds"] == 60

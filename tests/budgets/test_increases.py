@@ -6,13 +6,19 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from budgets import services
+from budgets import selectors, services
 from budgets.models import Budget, BudgetIncreaseRequest
+from govsite.accounts import permissions
+from govsite.accounts.models import TeamRole
 from keys.models import GatewayCommand
+from tests.api.helpers import make_token
 from tests.concurrency import at_once
+from tests.factories import BudgetIncreaseRequestFactory, VirtualKeyFactory, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +103,53 @@ def test_two_deciders_at_once_give_one_outcome(team_a, admin_user, member_a_user
     assert budget.amount == Decimal("130")
     assert sum(isinstance(o, services.InvalidTransition) for o in outcomes) == 1
     assert AuditEvent.objects.filter(action="budget_increase.approved").count() == 1
+
+
+# --- nobody decides an increase they benefit from ----------------------------------------------------
+
+
+@pytest.fixture
+def approvers_key_budget(team_a, approver_a_user, admin_user):
+    """A key budget of approver A's own key, raised at the request of a second approver of the team."""
+    key = VirtualKeyFactory(owner=approver_a_user, team=team_a)
+    budget = Budget.objects.create(
+        team=team_a, key=key, amount=Decimal("40"), approver_limit=Decimal("50"), created_by=admin_user
+    )
+    other_approver = make_user(email="approver-2@example.com", teams={team_a: TeamRole.APPROVER})
+    return _ask(budget, other_approver, "10")
+
+
+def test_the_keys_owner_does_not_decide_an_increase_of_its_budget_by_page_or_api(
+    approvers_key_budget, approver_a_user, approver_a_client, finance_user
+):
+    increase = approvers_key_budget
+    assert not permissions.can_decide_budget_increase(approver_a_user, increase)
+    assert increase not in selectors.increase_queue(user=approver_a_user)
+    with pytest.raises(PermissionDenied, match="of their own budget or key"):
+        services.budget_increase_approve(increase=increase, approver=approver_a_user)
+
+    page = approver_a_client.post(
+        reverse("budget_increase_decide", args=[increase.pk]), {"decision": "approve", "note": ""}
+    )
+    assert page.status_code == 403
+    api = Client(headers={"Authorization": f"Bearer {make_token(approver_a_user)}"})
+    response = api.post(
+        reverse("api_budget_increase_decide", args=[increase.pk]),
+        {"decision": "approve"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    increase.refresh_from_db()
+    assert increase.status == BudgetIncreaseRequest.Status.PENDING
+    assert services.budget_increase_approve(increase=increase, approver=finance_user).amount == Decimal("50")
+
+
+def test_a_persons_budget_is_not_raised_by_that_person(team_a, approver_a_user, admin_user):
+    budget = Budget.objects.create(
+        team=team_a, user=approver_a_user, amount=Decimal("40"), approver_limit=Decimal("50"), created_by=admin_user
+    )
+    increase = BudgetIncreaseRequestFactory(budget=budget, requested_by=admin_user)  # asked for on his behalf
+    assert not permissions.can_decide_budget_increase(approver_a_user, increase)
+    assert increase not in selectors.increase_queue(user=approver_a_user)
+    with pytest.raises(PermissionDenied):
+        services.budget_increase_reject(increase=increase, approver=approver_a_user, note="no")

@@ -71,9 +71,20 @@ def _increase_above_team_limit(increase) -> bool:
     return increase.amount > increase.budget.approver_limit
 
 
+def _benefits_from_increase(user, increase) -> bool:
+    """The person who asked, and the person whose money it is: a personal budget's person, a key budget's
+    key owner. Neither decides it (an approver's own key budget goes to another approver, finance or an
+    admin)."""
+    budget = increase.budget
+    return user.pk in (increase.requested_by_id, budget.user_id) or (
+        budget.key_id is not None and budget.key.owner_id == user.pk
+    )
+
+
 def can_decide_budget_increase(user, increase) -> bool:
-    """Approvers decide within the budget's approver limit, finance and admins any amount; never their own."""
-    if not may_change_state(user) or increase.requested_by_id == user.pk:
+    """Approvers decide within the budget's approver limit, finance and admins any amount; never one they
+    asked for or benefit from."""
+    if not may_change_state(user) or _benefits_from_increase(user, increase):
         return False
     if is_admin(user) or is_finance(user):
         return True
@@ -83,6 +94,8 @@ def can_decide_budget_increase(user, increase) -> bool:
 def require_can_decide_budget_increase(user, increase) -> None:
     if _active(user) and increase.requested_by_id == user.pk:
         raise PermissionDenied("Nobody decides their own request.")
+    if _active(user) and _benefits_from_increase(user, increase):
+        raise PermissionDenied("Nobody decides an increase of their own budget or key.")
     if (
         is_approver_of(user, increase.budget.team_id)
         and _increase_above_team_limit(increase)
@@ -102,10 +115,10 @@ def budget_increase_scope(user) -> Q:
 
 
 def budget_increase_queue_scope(user) -> Q:
-    """The increase queue: pending requests the user may decide, never their own."""
+    """The increase queue: pending requests the user may decide, never one they asked for or benefit from."""
     if not may_change_state(user):
         return NOTHING
-    pending = Q(status="pending") & ~Q(requested_by=user)
+    pending = Q(status="pending") & ~Q(requested_by=user) & ~Q(budget__user=user) & ~Q(budget__key__owner=user)
     if is_admin(user) or is_finance(user):
         return pending
     return pending & Q(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 
-from govsite.accounts.models import Team
+from govsite.accounts.models import Team, User
 from govsite.accounts.permissions.roles import (
     EVERYTHING,
     NOTHING,
@@ -105,6 +105,10 @@ def key_reveal_refusal(key) -> str | None:
     if key.status != "active":
         return "The key can be revealed once it is active."
     if not key.can_reveal:
+        if key.revealed_at is None:
+            # Destroyed unrevealed when the key changed owner (its new owner got a rotation), or made
+            # outside govsite: nobody can reveal it.
+            return "govsite holds no secret for this key; its owner reveals the key that replaced it."
         return "This key was already revealed; it is shown only once."
     return None
 
@@ -144,6 +148,11 @@ def key_rotate_refusal(key) -> str | None:
     return None
 
 
+# A key's one reveal never changes hands: reassigning destroys an unrevealed secret and the new owner gets
+# a rotation (keys.services.key_reassign_owner), and nobody makes themselves the owner of a key: an admin
+# does it for them, audited.
+
+
 def can_reassign_key_owner(user, key) -> bool:
     return may_change_state(user) and (is_admin(user) or is_approver_of(user, key.team_id))
 
@@ -152,9 +161,32 @@ def require_can_reassign_key_owner(user, key) -> None:
     require(can_reassign_key_owner(user, key), "Only approvers or admins can reassign.")
 
 
+def can_reassign_key_owner_to(user, key, new_owner) -> bool:
+    return can_reassign_key_owner(user, key) and new_owner.pk != user.pk
+
+
+def require_can_reassign_key_owner_to(user, key, new_owner) -> None:
+    if _active(user) and new_owner.pk == user.pk:
+        raise PermissionDenied("Nobody makes themselves a key's owner; an admin reassigns it to you.")
+    require_can_reassign_key_owner(user, key)
+
+
+def key_owner_candidates(user, key):
+    """Whom `user` may make the key's owner: the team's active members, never themselves."""
+    return (
+        User.objects.filter(is_active=True, memberships__team_id=key.team_id)
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("email")
+    )
+
+
 def key_reassign_refusal(key) -> str | None:
     if key.kind != "service" or not key.is_live:
         return "Only live service keys change owner."
+    if key.status != "active" and key.can_reveal:
+        # Its unrevealed secret is replaced by a rotation on reassignment, and only an active key rotates.
+        return "The key is still being made; change its owner once it is active."
     return None
 
 

@@ -1,8 +1,9 @@
-"""People: created by an admin, deactivated (their sessions end) and reactivated, each with its audit event."""
+"""People: created by an admin, deactivated (their sessions and credentials end) and reactivated, each
+with its audit event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
@@ -31,6 +32,21 @@ def user_create(*, actor: User, email: str, full_name: str = "", org_roles: Iter
     return user
 
 
+# What a deactivation must also end that apps above accounts hold: govsite.api registers the revocation of
+# the person's API tokens (ApiConfig.ready). A registration, not an import, because accounts is the
+# foundation and may not import the API (the layers' contract); and a revocation at deactivation, not a
+# check at each call, because a revoked token is revoked for good: the token pages and the audit log say
+# so, and a reactivation (by an admin or SCIM) brings back the person, not their old credentials.
+# Each hook runs inside the deactivation's transaction and writes its own audit events.
+DeactivationHook = Callable[..., None]  # hook(*, user, actor, actor_label)
+_deactivation_hooks: list[DeactivationHook] = []
+
+
+def register_deactivation_hook(hook: DeactivationHook) -> None:
+    if hook not in _deactivation_hooks:
+        _deactivation_hooks.append(hook)
+
+
 def _deactivate(*, actor: User | None, user: User, reason: str, actor_label: str = "") -> bool:
     user = User.objects.select_for_update().get(pk=user.pk)
     if not user.is_active:
@@ -42,6 +58,8 @@ def _deactivate(*, actor: User | None, user: User, reason: str, actor_label: str
     # deleting the stored sessions as well leaves nothing to replay.
     _end_sessions(user)
     audit.record(actor=actor, actor_label=actor_label, action="user.deactivated", target=user, data={"reason": reason})
+    for hook in _deactivation_hooks:
+        hook(user=user, actor=actor, actor_label=actor_label)
     return True
 
 
