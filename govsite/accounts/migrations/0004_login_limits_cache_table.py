@@ -24,6 +24,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0002_scim_tokens_groups_and_external_id")]
+    dependencies = [("accounts", "0003_scim_attributes_and_provisioning_history")]
 
     operations = [migrations.RunPython(create, drop)]
