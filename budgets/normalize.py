@@ -3,7 +3,7 @@
 Two shapes arrive: a `LiteLLM_SpendLogs` row (from `/spend/logs/v2`, `metadata` often a JSON
 string) and a `StandardLoggingPayload` (what a callback receives, pushed to `/api/ingest/spend`).
 Both describe the same request with the same id, so pull and push land on the same ledger row.
-See /work/shared/reference/litellm-samples for real examples of each.
+Real examples of each, captured from a LiteLLM proxy, are in tests/budgets/samples/.
 """
 
 from __future__ import annotations

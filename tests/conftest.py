@@ -4,7 +4,8 @@ pytest_plugins = ["tests.gateway_fixtures"]
 # Shared fixtures: two teams, one person per role, and a logged-in client for each.
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.db import DatabaseCache
 from django.db import connections
 from django.test import Client
 
@@ -14,9 +15,17 @@ from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEM
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    # allauth keeps its login rate-limit counters in the cache (Redis when REDIS_URL is set);
-    # each test starts with none, whatever ran before it.
+def _fresh_cache(request):
+    # allauth keeps its login rate-limit counters in the cache (Redis when REDIS_URL is set, else the
+    # database cache); each test starts with none, whatever ran before it. Without Redis the cache is a
+    # table, so a test without database access has nothing to clear.
+    database_cache = isinstance(caches["default"], DatabaseCache)
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if database_cache and not uses_db:
+        yield
+        return
     cache.clear()
     yield
     cache.clear()

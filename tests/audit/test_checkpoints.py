@@ -22,7 +22,7 @@ from django.test import Client
 
 from audit import checkpoints, jobs
 from audit.chain import GENESIS_HASH, compute_hash
-from audit.evidence import check_bundle_checkpoint
+from audit.evidence_check import check_bundle_checkpoint
 from audit.models import AuditEvent
 from tests.audit.conftest import build_export, export_path
 from tests.audit.helpers import append_only_bypassed, write_events

@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from audit import evidence, reports
+from audit import evidence, evidence_check, reports
 from audit import services as audit_services
 from audit.chain import verify
 from audit.models import AuditEvent, EvidenceExport
@@ -118,7 +118,7 @@ def test_bundle_for_a_seeded_period_has_every_file_its_hashes_verify_and_counts_
     bundle = open_bundle(export_path(export))
 
     assert bundle.names == EXPECTED_FILES
-    assert evidence.verify_bundle(bundle.path).ok
+    assert evidence_check.verify_bundle(bundle.path).ok
     assert evidence.file_sha256(bundle.path) == export.sha256
     manifest = bundle.manifest()
     assert set(manifest["files"]) == EXPECTED_FILES - {"manifest.json"}
@@ -269,7 +269,7 @@ def test_a_tampered_audit_event_fails_the_chain_check_in_the_bundle(admin_user, 
     top = summary[: summary.index("Audit log integrity")]
     assert "check_audit_chain_intact" in top and "seq=3" in top
     assert "FAIL at event 3" in summary
-    assert evidence.verify_bundle(bundle.path).ok  # the bundle itself is intact: it reports the broken log
+    assert evidence_check.verify_bundle(bundle.path).ok  # the bundle itself is intact: it reports the broken log
 
 
 # --- verify_evidence ----------------------------------------------------------------------------------

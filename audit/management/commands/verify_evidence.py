@@ -10,7 +10,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.evidence import check_against_record, check_bundle_checkpoint, check_checkpoint_against_site, verify_bundle
+from audit.evidence_check import (
+    check_against_record,
+    check_bundle_checkpoint,
+    check_checkpoint_against_site,
+    verify_bundle,
+)
 
 
 class Command(BaseCommand):

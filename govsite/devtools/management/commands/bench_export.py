@@ -36,7 +36,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from audit import evidence, services
+from audit import evidence_check, services
 from audit.chain import GENESIS_HASH, canonical_json, compute_hash
 from audit.models import AuditEvent, EvidenceExport
 from audit.reports import in_report_order
@@ -206,7 +206,7 @@ class Command(BaseCommand):
             tracemalloc.stop()
         peak_rss = _maxrss_mb()
         export = EvidenceExport.objects.get(pk=export.pk)
-        check = evidence.verify_bundle(out)
+        check = evidence_check.verify_bundle(out)
         result = {
             "events": AuditEvent.objects.count(),
             "keys": VirtualKey.objects.count(),
