@@ -73,3 +73,12 @@ def test_the_web_and_the_worker_share_the_evidence_exports():
         assert exports in mounts, f"{name} does not mount {exports}"
         assert mounts[exports] in COMPOSE["volumes"], f"{name}'s {exports} is not a named volume"
     assert SERVICES["web"]["volumes"] == SERVICES["worker"]["volumes"]
+
+
+def test_the_callback_spool_is_on_a_volume_of_the_litellm_service():
+    """Payloads the callback could not deliver must outlive the proxy's container."""
+    litellm = SERVICES["litellm"]
+    spool = litellm["environment"]["GOVSITE_SPOOL_DIR"]
+    mounts = {entry.split(":")[1]: entry.split(":")[0] for entry in litellm["volumes"]}
+    assert spool in mounts, f"{spool} is not mounted"
+    assert mounts[spool] in COMPOSE["volumes"], "the spool is on a bind mount or the container's own disk"
