@@ -2,7 +2,7 @@
 
 LiteLLM's unmodified proxy app (its routes, master-key auth, date parsing, SQL and paging) serves the
 rows of a PostgreSQL `LiteLLM_SpendLogs` table built from its `schema.prisma`; only the query
-executor stands in for Prisma's engine (tests/contract/litellm_spend_logs.py). One proxy process and
+executor stands in for Prisma's engine (govsite/devtools/litellm_spend_logs.py). One proxy process and
 one database for the module; the table is emptied before each test.
 """
 
@@ -26,8 +26,8 @@ from django.db import connection
 from budgets.completeness import spend_completeness_run
 from budgets.models import PullState, SpendRecord
 from budgets.pull import spend_pull_run
+from govsite.devtools.litellm_spend_logs import TABLE, spend_logs_ddl
 from govsite.devtools.processes import free_port, tail
-from tests.contract.litellm_spend_logs import TABLE, spend_logs_ddl
 from tests.factories import SpendLogRowFactory
 from tests.gateway_fixtures import unavailable
 from tests.waiting import wait_until
@@ -85,7 +85,7 @@ def litellm_proxy(litellm_database, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("spend-logs-proxy") / "proxy.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.contract.litellm_spend_logs"],
+            [sys.executable, "-m", "govsite.devtools.litellm_spend_logs"],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -11,7 +11,7 @@ reason LiteLLM's `_hydrate_spend_log_metadata` exists), bigint as int.
 The table is created from LiteLLM's installed `schema.prisma` (`spend_logs_ddl`), so a column LiteLLM
 adds or retypes reaches the test without anyone copying it.
 
-Run as a program (`python -m tests.contract.litellm_spend_logs`) it serves the proxy app with uvicorn:
+Run as a program (`python -m govsite.devtools.litellm_spend_logs`) it serves the proxy app with uvicorn:
 SPEND_LOGS_DSN names the database, LITELLM_MASTER_KEY the master key, SPEND_LOGS_PORT the port.
 """
 
@@ -122,6 +122,10 @@ class _Database:
             connection.adapters.register_loader(json_type, TextLoader)
         return connection
 
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
     async def query_raw(self, query: str, *args: object) -> list[dict]:
         from psycopg import AsyncRawCursor  # see _connect
 
@@ -135,10 +139,14 @@ class _Database:
 
 
 class PrismaStandIn:
-    """What LiteLLM's handler reads of its PrismaClient: `.db.query_raw`."""
+    """What LiteLLM's handler reads of its PrismaClient: `.db.query_raw`; and `disconnect`, which its
+    shutdown calls."""
 
     def __init__(self, dsn: str):
         self.db = _Database(dsn)
+
+    async def disconnect(self) -> None:
+        await self.db.close()
 
 
 def app_with_database(dsn: str):
