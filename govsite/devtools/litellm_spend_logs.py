@@ -6,7 +6,9 @@ engine is a binary downloaded on first use — not possible here. `PrismaStandIn
 placeholders) and runs that SQL on PostgreSQL through psycopg's raw cursor (server-side `$n`
 parameters, as Prisma's engine sends them). Rows come back the way prisma-client-py returns raw rows:
 timestamps as RFC 3339 strings in UTC (the engine's serialisation), JSON columns as their text (the
-reason LiteLLM's `_hydrate_spend_log_metadata` exists), bigint as int.
+reason LiteLLM's `_hydrate_spend_log_metadata` exists), bigint as int. Beside it, master-key auth's
+user lookup finds no user (an empty `LiteLLM_UserTable`). The stand-in is put in place after the
+app's own startup and taken away before its shutdown, which then runs as for a proxy without a database.
 
 The table is created from LiteLLM's installed `schema.prisma` (`spend_logs_ddl`), so a column LiteLLM
 adds or retypes reaches the test without anyone copying it.
@@ -104,13 +106,22 @@ def _as_prisma_sends(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+class _EmptyUserTable:
+    """`prisma_client.db.litellm_usertable`: master-key auth looks its user up there on every call;
+    these tests hold no users, so it finds none, as an empty table would."""
+
+    async def find_unique(self, **_query: object) -> None:
+        return None
+
+
 class _Database:
-    """`prisma_client.db`: only `query_raw`, the one call `/spend/logs/v2` makes."""
+    """`prisma_client.db`: `query_raw`, the one call `/spend/logs/v2` makes, and the user table its auth reads."""
 
     def __init__(self, dsn: str):
         self._dsn = dsn
         self._connection = None
         self._lock = asyncio.Lock()
+        self.litellm_usertable = _EmptyUserTable()
 
     async def _connect(self):
         import psycopg  # imported here: the module is also imported by tests that only need the DDL
@@ -139,14 +150,10 @@ class _Database:
 
 
 class PrismaStandIn:
-    """What LiteLLM's handler reads of its PrismaClient: `.db.query_raw`; and `disconnect`, which its
-    shutdown calls."""
+    """What LiteLLM's handler reads of its PrismaClient: `.db`."""
 
     def __init__(self, dsn: str):
         self.db = _Database(dsn)
-
-    async def disconnect(self) -> None:
-        await self.db.close()
 
 
 def app_with_database(dsn: str):
@@ -158,8 +165,13 @@ def app_with_database(dsn: str):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         async with original(app) as state:
-            proxy_server.prisma_client = PrismaStandIn(dsn)
-            yield state
+            stand_in = PrismaStandIn(dsn)
+            proxy_server.prisma_client = stand_in
+            try:
+                yield state
+            finally:
+                proxy_server.prisma_client = None
+                await stand_in.db.close()
 
     proxy_server.app.router.lifespan_context = lifespan
     return proxy_server.app
