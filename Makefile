@@ -39,6 +39,7 @@ test: $(STAMP)
 # Benchmarks print figures; they need DATABASE_URL pointing at PostgreSQL (each makes its own <name>_bench database).
 bench: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py bench_ingest
+	DEBUG=true $(BIN)/python manage.py bench_completeness
 	DEBUG=false SECRET_KEY=bench-only $(BIN)/python manage.py bench_dashboards --check
 	DEBUG=true $(BIN)/python manage.py bench_export
 	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)

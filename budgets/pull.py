@@ -2,8 +2,10 @@
 
 The pull reads `/spend/logs/v2` from a stored watermark, less an overlap (LiteLLM writes its rows
 in batches, ~10-15 s late, and a row's startTime is when the request began), in ascending
-startTime order, one page of up to 1000 rows at a time until a page comes back empty (`total`
-stops at 10,000 and means nothing beyond that). Each page is booked by `ingest_spend_rows` in
+startTime order, one page of up to 1000 rows at a time until a page comes back empty, and checks
+what it read against the `total` LiteLLM counted (`read_window`: its handler breaks no ties between
+equal startTimes, so offset pages may skip some; a window over the 10,000-row count cap is split).
+Each page is booked by `ingest_spend_rows` in
 its own transaction, and only then does the watermark move past it. Rows read twice are skipped
 by request_id, so a crash at any point loses nothing and counts nothing twice.
 """
@@ -45,6 +47,8 @@ class PullResult:
     alerts: int = 0
     error: str = ""
     skipped: bool = False
+    rereads: int = 0  # windows read again because fewer rows came back than the handler counted
+    unverified_windows: int = 0  # windows still short of their count after every re-read
     rejected_examples: list[str] = field(default_factory=list)
 
 
@@ -90,15 +94,68 @@ def read_window(
     *,
     after_page: Callable[[list[dict]], None] | None = None,
 ) -> None:
-    """Book every row of [start, end] (both inclusive, second resolution) page by page."""
-    page = 1
-    while True:
-        response = client.spend_logs_v2(
-            start=start, end=end, page=page, page_size=PAGE_SIZE, sort_by="startTime", sort_order="asc"
-        )
-        rows = response.get("data") or []
-        if not rows:
+    """Book every row of [start, end] (both inclusive, second resolution), checked against the count.
+
+    LiteLLM's handler pages with `ORDER BY "startTime" LIMIT/OFFSET` and nothing to break ties, so
+    rows sharing one startTime across a page boundary may be served twice on one page and never on
+    the next (PostgreSQL orders ties as its plan likes), and a row written into the window behind
+    the offset is not served at all. So a window is read until the rows seen reach the `total` the
+    handler counted, re-reading in the other order (other ties) up to `_READS` times; a window whose
+    count is capped (over 10,000 rows) is split in halves first, down to one second.
+    """
+    first = _page(client, start, end, 1, "asc")
+    if _capped(first) and end - start > timedelta(seconds=1):
+        middle = (start + (end - start) / 2).replace(microsecond=0)
+        read_window(client, start, middle, result, after_page=after_page)
+        read_window(client, middle, end, result, after_page=after_page)
+        return
+    seen: set[str] = set()
+    for attempt in range(_READS):
+        order = "asc" if attempt % 2 == 0 else "desc"
+        total = _read_pages(client, start, end, order, result, seen, after_page, first=first if attempt == 0 else None)
+        if _capped_total(total) or len(seen) >= total:
             return
+        result.rereads += 1
+    result.unverified_windows += 1
+    log.warning(
+        "spend window %s..%s: %d rows read of the %d counted after %d reads; the completeness pass reads it again",
+        start.isoformat(),
+        end.isoformat(),
+        len(seen),
+        total,
+        _READS,
+    )
+
+
+_READS = 4
+_COUNT_CAP = 10_000  # LiteLLM's SPEND_LOGS_PAGINATION_COUNT_CAP
+
+
+def _page(client, start: datetime, end: datetime, page: int, order: str) -> dict:
+    return client.spend_logs_v2(
+        start=start, end=end, page=page, page_size=PAGE_SIZE, sort_by="startTime", sort_order=order
+    )
+
+
+def _capped(response: dict) -> bool:
+    return bool(response.get("total_is_capped")) or _capped_total(int(response.get("total") or 0))
+
+
+def _capped_total(total: int) -> bool:
+    return total >= _COUNT_CAP
+
+
+def _read_pages(client, start, end, order, result, seen, after_page, *, first: dict | None) -> int:
+    """Book the window's pages until an empty one; returns the last count the handler gave."""
+    page, response = 1, first
+    while True:
+        if response is None:
+            response = _page(client, start, end, page, order)
+        rows = response.get("data") or []
+        total = int(response.get("total") or 0)
+        if not rows:
+            return total
+        seen.update(str(row.get("request_id")) for row in rows if isinstance(row, dict))
         booked = ingest_spend_rows(rows, "pull")
         result.pages += 1
         result.rows_seen += len(rows)
@@ -111,7 +168,7 @@ def read_window(
                 result.rejected_examples.append(f"row {rows[index].get('request_id', index)}: {message}")
         if after_page is not None:
             after_page(rows)
-        page += 1
+        page, response = page + 1, None
 
 
 def _last_start_time(rows: list[dict]) -> datetime | None:

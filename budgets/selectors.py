@@ -1,15 +1,16 @@
-"""Reads for budget pages, alerts and reconciliation. Spend always comes from the daily rollups."""
+"""Reads for budget pages, alerts and reconciliation. Spend comes from the daily rollups; only the
+reconciliation's per-key-and-day explanation reads the ledger (one grouped query per page)."""
 
 from __future__ import annotations
 
 import calendar
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from budgets.models import (
@@ -17,10 +18,13 @@ from budgets.models import (
     Budget,
     BudgetBlock,
     BudgetIncreaseRequest,
+    CostDisagreement,
+    CostSource,
     DailyRollup,
     IngestToken,
     Notice,
     PullState,
+    SpendRecord,
 )
 from govsite.accounts import permissions
 from keys.models import VirtualKey
@@ -271,6 +275,82 @@ def reconciliation(*, start: date, end: date, by: str = "key") -> list[dict]:
     for row in result:
         row["difference"] = row["cost"] - row["gateway_spend"]
     return result
+
+
+def _explained(source: str) -> dict:
+    """How many of a group's rows were priced this way, and how much of the difference they make."""
+    rows = Q(cost_source=source)
+    if source == CostSource.UNPRICED:  # no ledger cost: the gateway's whole figure is the difference
+        amount = Coalesce(Sum(-F("gateway_spend"), filter=rows), Value(ZERO))
+    else:
+        amount = Coalesce(Sum(F("cost") - F("gateway_spend"), filter=rows), Value(ZERO))
+    return {source: Count("pk", filter=rows), f"{source}_difference": amount}
+
+
+RECONCILIATION_REASONS = [
+    (CostSource.COMPUTED, "the gateway logged $0 for tokens (streamed without usage): the ledger computed it"),
+    (CostSource.FLAT_RATE, "flat-rate model: the ledger books 0"),
+    (CostSource.UNPRICED, "unpriced: the model is not in the price map, the ledger has no cost"),
+    (CostSource.CACHE_HIT, "LiteLLM cache hit: the ledger books 0"),
+]
+
+
+def reconciliation_days(*, start: date, end: date, by: str = "key") -> QuerySet:
+    """Per key (unmanaged keys by their hash) or team, and UTC day: the gateway's figure, the ledger's,
+    their difference (ledger − gateway) and, per way of pricing, the rows and the part of the difference they explain.
+    One grouped query over the ledger for the period (paged by the caller); `reconciliation_disagreements`
+    adds the disagreements of a page in one more."""
+    first = datetime.combine(start, time.min, tzinfo=UTC)
+    last = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
+    dims = ("team_id", "team__name") if by == "team" else ("key_id", "token_hash", "key__alias", "team__name")
+    sums = {}
+    for source, _label in RECONCILIATION_REASONS:
+        sums.update(_explained(source))
+    return (
+        SpendRecord.objects.filter(time__gte=first, time__lt=last)
+        .annotate(day=TruncDate("time", tzinfo=UTC))
+        .values("day", *dims)
+        .annotate(
+            requests=Count("pk"),
+            gateway=Coalesce(Sum("gateway_spend"), Value(ZERO)),
+            ledger=Coalesce(Sum("cost"), Value(ZERO)),
+            difference=Coalesce(Sum("cost"), Value(ZERO)) - Coalesce(Sum("gateway_spend"), Value(ZERO)),
+            **sums,
+        )
+        .order_by("-day", *dims)
+    )
+
+
+def reconciliation_disagreements(rows: list[dict], *, by: str = "key") -> None:
+    """Add to each (key or team, day) row its disagreements by reason (`row["disagreements"]`: label,
+    requests, the gateway's figure kept and litellm's): one query for the whole page."""
+    for row in rows:
+        row["disagreements"] = []
+    if not rows:
+        return
+    days = [row["day"] for row in rows]
+    first = datetime.combine(min(days), time.min, tzinfo=UTC)
+    last = datetime.combine(max(days) + timedelta(days=1), time.min, tzinfo=UTC)
+    if by == "team":
+        # A disagreement names its key, not its team: the team is the key's.
+        dim, found = "key__team_id", CostDisagreement.objects.filter(key__team_id__in={r["team_id"] for r in rows})
+    else:
+        dim, found = "key_id", CostDisagreement.objects.filter(key_id__in={r["key_id"] for r in rows if r["key_id"]})
+    labels = dict(CostDisagreement.Reason.choices)
+    grouped = (
+        found.filter(time__gte=first, time__lt=last)
+        .annotate(day=TruncDate("time", tzinfo=UTC))
+        .values(dim, "day", "reason")
+        .annotate(requests=Count("pk"), gateway=Sum("gateway_cost"), computed=Sum("computed_cost"))
+        .order_by(dim, "day", "-requests", "reason")
+    )
+    by_group: dict[tuple, list[dict]] = {}
+    for item in grouped:
+        item["label"] = labels.get(item["reason"], item["reason"])
+        by_group.setdefault((item[dim], item["day"]), []).append(item)
+    owner = "team_id" if by == "team" else "key_id"
+    for row in rows:
+        row["disagreements"] = by_group.get((row[owner], row["day"]), [])
 
 
 def reconciliation_totals(*, start: date, end: date) -> dict:

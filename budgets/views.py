@@ -1,7 +1,10 @@
 import calendar
+import csv
+from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -204,7 +207,14 @@ def reconciliation(request):
         start = form.cleaned_data["start"] or start
         end = form.cleaned_data["end"] or end
         by = form.cleaned_data["by"] or by
-    rows = selectors.reconciliation(start=start, end=end, by=by)
+    rows = selectors.reconciliation_days(start=start, end=end, by=by)
+    if request.GET.get("format") == "csv" and not form.errors:
+        rows = list(rows)
+        selectors.reconciliation_disagreements(rows, by=by)
+        return _reconciliation_csv(rows, by=by, filename=f"reconciliation-{start:%Y-%m-%d}-{end:%Y-%m-%d}")
+    page = paginate(request, rows, per_page=100)
+    page.object_list = list(page.object_list)
+    selectors.reconciliation_disagreements(page.object_list, by=by)
     return render(
         request,
         "budgets/reconciliation.html",
@@ -213,7 +223,8 @@ def reconciliation(request):
             "start": start,
             "end": end,
             "by": by,
-            "page": paginate(request, rows, per_page=100),
+            "page": page,
+            "reasons": selectors.RECONCILIATION_REASONS,
             "totals": selectors.reconciliation_totals(start=start, end=end),
             "pull": selectors.pull_state(),
             "disagreements": disagreements.disagreement_summary(start=start, end=end),
@@ -223,6 +234,53 @@ def reconciliation(request):
         },
         status=400 if form.errors else 200,
     )
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value) -> str:
+    # A key alias or team name starting like a formula would run in a spreadsheet; numbers stay as they are.
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START) and not isinstance(value, int | Decimal):
+        return "'" + text
+    return text
+
+
+def _reconciliation_csv(rows: list[dict], *, by: str, filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    writer = csv.writer(response)
+    owner = ["team"] if by == "team" else ["key", "token_hash", "team"]
+    reasons = [source for source, _label in selectors.RECONCILIATION_REASONS]
+    writer.writerow(
+        ["day", *owner, "requests", "gateway", "ledger", "difference"]
+        + [column for source in reasons for column in (f"{source}_rows", f"{source}_difference")]
+        + ["disagreements"]
+    )
+    for row in rows:
+        names = [row["team__name"]] if by == "team" else [row["key__alias"], row["token_hash"], row["team__name"]]
+        explained = [value for source in reasons for value in (row[source], row[f"{source}_difference"])]
+        found = "; ".join(
+            f"{d['reason']}: {d['requests']} (gateway {d['gateway']}, litellm {d['computed']})"
+            for d in row["disagreements"]
+        )
+        writer.writerow(
+            [
+                _csv_cell(value)
+                for value in (
+                    row["day"],
+                    *names,
+                    row["requests"],
+                    row["gateway"],
+                    row["ledger"],
+                    row["difference"],
+                    *explained,
+                    found,
+                )
+            ]
+        )
+    return response
 
 
 # --- ledger ingestion (admins) --------------------------------------------------------------------------------

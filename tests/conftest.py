@@ -48,7 +48,9 @@ def _flush_past_append_only_audit(request):
     if not transactional:
         return
     for connection in connections.all(initialized_only=True):
-        if connection.vendor == "postgresql" and connection.connection is not None:
+        if connection.vendor == "postgresql":
+            # A test that made no query of its own has no connection open yet: the flush would open one.
+            connection.ensure_connection()
             with connection.cursor() as cursor:
                 cursor.execute("SET session_replication_role = replica")
 

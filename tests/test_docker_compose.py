@@ -95,3 +95,12 @@ def test_the_audit_checkpoints_and_their_key_are_volumes_outside_the_database():
             assert mounts[path] in COMPOSE["volumes"], f"{name}'s {path} is not a named volume"
         assert mounts[checkpoints] != mounts[key], "the signing key shares a volume with the checkpoints"
         assert mounts[checkpoints] != "govsite-db"
+
+
+def test_the_callback_spool_is_on_a_volume_of_the_litellm_service():
+    """Payloads the callback could not deliver must outlive the proxy's container."""
+    litellm = SERVICES["litellm"]
+    spool = litellm["environment"]["GOVSITE_SPOOL_DIR"]
+    mounts = {entry.split(":")[1]: entry.split(":")[0] for entry in litellm["volumes"]}
+    assert spool in mounts, f"{spool} is not mounted"
+    assert mounts[spool] in COMPOSE["volumes"], "the spool is on a bind mount or the container's own disk"

@@ -135,5 +135,5 @@ def test_budget_alert_at_80_percent_then_finance_approves_an_increase(people, sh
     # Every call is booked once, at the gateway's cost.
     booked = row.filter(has_text=f"${spent:.6f}")
     flows.reload_until(ada, pulling(e2e_site, booked), timeout=30, what=f"the ledger to hold ${spent:.6f}")
-    expect(row.get_by_role("cell").nth(5)).to_have_text("0.000000")  # no difference to the gateway
+    expect(row.get_by_role("cell").nth(6)).to_have_text("0.000000")  # after day, key, team, requests, gateway, ledger
     shots(ada, "reconciliation of gateway spend and the ledger")
