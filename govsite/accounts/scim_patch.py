@@ -104,6 +104,9 @@ def clean_resource(body: dict, schemas: tuple[Schema, ...]) -> dict:
             continue
         attr = core.attribute(key)
         if attr is not None and attr.mutability != READ_ONLY:
+            if attr.multi and value is not None and not isinstance(value, list):
+                # A PATCH may carry one value of a multi-valued attribute; a whole resource lists them.
+                raise ScimError(400, f"{attr.name} must be a list.", "invalidValue")
             _put(doc, attr.name, clean_value(attr, value))
     return doc
 
