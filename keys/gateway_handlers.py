@@ -36,8 +36,17 @@ def _ensure_team(client: GatewayClient, team) -> None:
 
 
 def _ensure_user(client: GatewayClient, user) -> None:
-    with contextlib.suppress(Conflict):  # already there
-        client.user_new(user_id=gateway_user_id(user.pk), user_email=user.email, user_role="internal_user")
+    """The key's user exists in the gateway before the key (LiteLLM's /key/generate creates none)."""
+    fields = {"user_id": gateway_user_id(user.pk), "user_role": "internal_user"}
+    try:
+        client.user_new(**fields, user_email=user.email)
+    except Conflict as exc:
+        if "with email" not in str(exc):
+            return  # "User with id … already exists": made by an earlier try
+        # Another gateway user (made by hand) holds the e-mail, which LiteLLM keeps unique: govsite's user is
+        # made without it, so the key is still attributed to the person's own gateway user.
+        with contextlib.suppress(Conflict):
+            client.user_new(**fields)
 
 
 def _find_by_alias(client: GatewayClient, alias: str) -> dict | None:

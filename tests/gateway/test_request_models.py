@@ -281,7 +281,7 @@ def _error(message, type_, param=None, code="400"):
         ),
         (
             409,
-            _error("{'error': 'User with user_id u already exists'}", "internal_server_error", None, "409"),
+            _error("{'error': 'User with id u already exists'}", "internal_server_error", None, "409"),
             Conflict,
             False,
         ),

@@ -221,6 +221,24 @@ def test_the_keys_user_is_created_in_the_gateway_before_the_key(
     assert users == [(member_a_user.email,)]
 
 
+def test_an_email_another_gateway_user_holds_does_not_leave_the_keys_user_missing(
+    live_gateway, team_a, member_a_user, approver_a_user, open_model
+):
+    """LiteLLM keeps user e-mails unique: with a hand-made gateway user holding the person's e-mail, the
+    handler still makes govsite's own user for the key (without the e-mail) instead of assuming it exists."""
+    member_a_user.email = f"{live_gateway.unique('taken')}@example.com"
+    member_a_user.save(update_fields=["email"])
+    with live_gateway.client() as client:
+        client.user_new(user_id=live_gateway.unique("hand-made"), user_email=member_a_user.email)
+    key = _approved_key(member_a_user, approver_a_user, team_a, [open_model])
+    assert _refresh(key).status == VirtualKey.Status.ACTIVE
+    with sqlite3.connect(live_gateway.db_path) as conn:
+        users = conn.execute(
+            "SELECT user_email FROM users WHERE user_id = ?", (gateway_handlers.gateway_user_id(member_a_user.pk),)
+        ).fetchall()
+    assert users == [(None,)], "the key's own user exists, without the e-mail another user holds"
+
+
 def test_gateway_500s_are_retried_until_the_key_exists(
     live_gateway, team_a, member_a_user, approver_a_user, open_model
 ):

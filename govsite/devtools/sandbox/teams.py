@@ -91,10 +91,10 @@ def user_new(req: Request) -> dict:
     user_id = fields.get("user_id") or str(uuid.uuid4())
     with Transaction(req.conn):
         if req.conn.execute("SELECT 1 FROM users WHERE user_id = ?", (user_id,)).fetchone():
-            raise detail_error(409, {"error": f"User with user_id {user_id} already exists"})
+            raise detail_error(409, {"error": f"User with id {user_id} already exists"})  # LiteLLM's wording
         email = fields.get("user_email")
         if email and req.conn.execute("SELECT 1 FROM users WHERE lower(user_email) = lower(?)", (email,)).fetchone():
-            raise detail_error(409, {"error": f"User with user_email {email} already exists"})
+            raise detail_error(409, {"error": f"User with email {email} already exists"})
         record = {
             "user_id": user_id,
             "user_email": email,
