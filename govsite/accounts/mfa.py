@@ -203,22 +203,39 @@ class MfaAdapter(DefaultMFAAdapter):
 # --- the audit trail ----------------------------------------------------------------------------------------
 # Written from the Authenticator rows' own save and delete, so each event commits or rolls back with the change
 # (allauth sends its authenticator_added/removed/reset signals only after the commit). allauth's pages run
-# through `mfa_page` (govsite.accounts.mfa_urls): one transaction per page, and which page is at work, so new
+# through `mfa_page` (govsite.accounts.mfa_urls): one transaction per changing page, and which page is at work, so new
 # recovery codes replacing the old ones are one "regenerated" event, not a removal and an addition.
 
 _page: contextvars.ContextVar[tuple[str, HttpRequest] | None] = contextvars.ContextVar("mfa_page", default=None)
 REGENERATE_PAGE = "mfa_generate_recovery_codes"
 
 
+# The pages that add, change or remove a factor. Not the sign-in and confirmation pages: those carry out the
+# request they suspended (an approval...), whose services open durable transactions of their own.
+CHANGING_PAGES = frozenset(
+    {
+        "mfa_activate_totp",
+        "mfa_deactivate_totp",
+        "mfa_add_webauthn",
+        "mfa_remove_webauthn",
+        "mfa_edit_webauthn",
+        REGENERATE_PAGE,
+    }
+)
+
+
 def mfa_page(name: str, view):
-    """allauth's page `name`, in one transaction, with the page known to the audit receivers below."""
+    """allauth's page `name`, known to the audit receivers below; one transaction for a page that changes
+    the person's factors."""
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         token = _page.set((name, request))
         try:
-            with transaction.atomic():
-                return view(request, *args, **kwargs)
+            if name in CHANGING_PAGES:
+                with transaction.atomic():
+                    return view(request, *args, **kwargs)
+            return view(request, *args, **kwargs)
         finally:
             _page.reset(token)
 
