@@ -257,8 +257,9 @@ MFA_PASSKEY_LOGIN_ENABLED = False  # a security key is a second factor, never th
 MFA_ADAPTER = "govsite.accounts.mfa.MfaAdapter"  # TOTP secrets and recovery-code seeds encrypted at rest
 MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "govsite")
 MFA_RECOVERY_CODES_SHOW_ONCE = True  # like a key's secret: shown once, then only new codes
-# WebAuthn needs https; only tests and a demo on http://localhost may allow plain http.
-MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", False)
+# WebAuthn needs https; only tests and the demo (DEBUG, at http://localhost:8000: browsers refuse an IP address
+# as a security key's site) may allow plain http.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
 # MFA_REQUIRED: people holding one of MFA_REQUIRED_ROLES (org roles admin/finance/auditor, or "approver" of any
 # team) who sign in with a password must enrol before using the console, and approving a key or an increase,
 # changing roles or policy and exporting evidence ask for the second factor again when the last one is older
