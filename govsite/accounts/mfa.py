@@ -163,7 +163,7 @@ class MfaEnrolmentMiddleware:
             if request.path.startswith("/api/") and request.headers.get("Authorization"):
                 return self.get_response(request)  # a personal API token: not a browser session
             if must_enrol(request):
-                if request.path.startswith("/api/"):
+                if request.path.startswith("/api/v1/"):
                     return JsonResponse(
                         {"error": {"code": "second_factor_enrolment_required", "message": ENROL_MESSAGE}}, status=403
                     )
