@@ -152,7 +152,8 @@ def paginated(output_class: type[serializers.Serializer]) -> type[serializers.Se
 class ApiErrorDetail(serializers.Serializer):
     code = serializers.CharField(
         help_text="validation_error, parse_error, not_authenticated, permission_denied, not_found, "
-        "method_not_allowed, conflict, too_large, unsupported_media_type, second_factor_required"
+        "method_not_allowed, conflict, too_large, unsupported_media_type, second_factor_required (a browser "
+        "session whose second factor is too old, MFA_REQUIRED), second_factor_enrolment_required"
     )
     message = serializers.CharField()
     fields = serializers.DictField(

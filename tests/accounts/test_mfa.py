@@ -43,6 +43,8 @@ def mfa_required(settings):
     settings.MFA_REQUIRED = True
     # One step of clock drift either way, so a code computed at the end of a 30 s period still counts.
     settings.MFA_TOTP_TOLERANCE = 1
+    # Every test signs in with a password: a fast hasher (Argon2's cost is not what these tests check).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def password_person(team, *, org_roles=(), team_role=None, email="pat@example.com") -> User:

@@ -33,6 +33,8 @@ def mfa_required(settings):
     settings.MFA_REQUIRED = True
     settings.MFA_STEP_UP_SECONDS = WINDOW
     settings.MFA_TOTP_TOLERANCE = 1  # a code computed at the end of a 30 s period still counts
+    # Every test signs in with a password: a fast hasher (Argon2's cost is not what these tests check).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _guarded(patterns=None) -> dict[str, tuple[str, ...]]:
