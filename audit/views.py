@@ -21,6 +21,7 @@ from audit.forms import (
 from audit.models import AccessReview, AuditEvent, EvidenceSample
 from audit.period import Period
 from govsite.accounts import permissions
+from govsite.accounts.mfa import second_factor_required
 from govsite.errors import InvalidTransition
 from govsite.web import paginate, role_required, run_service
 
@@ -104,6 +105,7 @@ def evidence_export_list(request):
 
 
 @role_required(permissions.can_export_evidence, EXPORTERS)
+@second_factor_required
 def evidence_export_start(request):
     form = EvidenceExportForm(request.POST or None, initial=_default_period())
     if request.method == "POST" and form.is_valid():
@@ -145,6 +147,7 @@ def evidence_export_detail(request, pk):
 
 
 @role_required(permissions.can_export_evidence, EXPORTERS)
+@second_factor_required(methods=("GET", "POST"))
 def evidence_export_download(request, pk):
     export = get_object_or_404(selectors.evidence_exports(user=request.user), pk=pk)
     path = services.export_file(export)

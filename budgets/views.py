@@ -14,6 +14,7 @@ from budgets import disagreements, quarantine, selectors, services
 from budgets.forms import BudgetForm, DecisionForm, IncreaseRequestForm, IngestTokenForm, PeriodForm
 from budgets.models import BudgetIncreaseRequest, IngestToken, QuarantinedRow
 from govsite.accounts import permissions
+from govsite.accounts.mfa import second_factor_required
 from govsite.web import login_required, paginate, role_required, run_service
 
 # --- budgets ---------------------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ def increase_detail(request, pk):
 
 @require_POST
 @role_required(permissions.can_decide_budget_increases, "Only approvers, finance and admins decide budget increases.")
+@second_factor_required
 def increase_decide(request, pk):
     increase = get_object_or_404(selectors.increases_visible(user=request.user), pk=pk)
     permissions.require_can_decide_budget_increase(request.user, increase)

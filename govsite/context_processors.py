@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from budgets.models import Notice
-from govsite.accounts import permissions
+from govsite.accounts import mfa, permissions
 from keys.selectors import pending_approvals_count
 
 
@@ -16,6 +16,8 @@ def site(request):
     return {
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
         "sso_only": settings.SOCIALACCOUNT_ONLY,
+        "mfa_required": settings.MFA_REQUIRED,
+        "step_up_minutes": settings.MFA_STEP_UP_SECONDS // 60,
         "nav": {
             "is_admin": permissions.is_admin(user),
             "is_finance": permissions.is_finance(user),
@@ -30,5 +32,7 @@ def site(request):
             "exports_evidence": permissions.can_export_evidence(user),
             "reads_access_reviews": permissions.can_view_access_reviews(user),
             "reviews_access": permissions.can_review_access(user),
+            # Second factors are managed here for password sessions; SSO sessions rely on the identity provider.
+            "manages_second_factors": permissions._active(user) and not mfa.signed_in_with_sso(request),
         },
     }

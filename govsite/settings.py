@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -103,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # After allauth's: people whose role requires a second factor enrol before using the console.
+    "govsite.accounts.mfa.MfaEnrolmentMiddleware",
     "audit.middleware.RequestContextMiddleware",
 ]
 
@@ -245,6 +248,27 @@ if OIDC_SERVER_URL:
             "settings": {"server_url": OIDC_SERVER_URL, "oauth_pkce_enabled": True},
         }
     )
+
+# --- Multi-factor authentication (allauth.mfa; govsite/accounts/mfa.py): an authenticator app (TOTP),
+# security keys (WebAuthn) and recovery codes, for password accounts. People who sign in through SSO rely
+# on their identity provider's second factor and are never asked here.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+MFA_PASSKEY_LOGIN_ENABLED = False  # a security key is a second factor, never the only one
+MFA_ADAPTER = "govsite.accounts.mfa.MfaAdapter"  # TOTP secrets and recovery-code seeds encrypted at rest
+MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", "govsite")
+MFA_RECOVERY_CODES_SHOW_ONCE = True  # like a key's secret: shown once, then only new codes
+# WebAuthn needs https; only tests and the demo (DEBUG, at http://localhost:8000: browsers refuse an IP address
+# as a security key's site) may allow plain http.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env_bool("MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN", DEBUG)
+# MFA_REQUIRED: people holding one of MFA_REQUIRED_ROLES (org roles admin/finance/auditor, or "approver" of any
+# team) who sign in with a password must enrol before using the console, and approving a key or an increase,
+# changing roles or policy and exporting evidence ask for the second factor again when the last one is older
+# than MFA_STEP_UP_SECONDS. Off by default so a first run (make demo) signs in with the password alone.
+MFA_REQUIRED = env_bool("MFA_REQUIRED", False)
+MFA_REQUIRED_ROLES = frozenset(env_list("MFA_REQUIRED_ROLES", "admin,finance,approver"))
+if _unknown_roles := MFA_REQUIRED_ROLES - {"admin", "finance", "auditor", "approver", "member"}:
+    raise ImproperlyConfigured(f"MFA_REQUIRED_ROLES: unknown role(s) {sorted(_unknown_roles)}")
+MFA_STEP_UP_SECONDS = env_int("MFA_STEP_UP_SECONDS", 15 * 60)
 
 # --- REST framework: authenticated by default.
 REST_FRAMEWORK = {

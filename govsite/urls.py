@@ -8,6 +8,8 @@ from govsite.accounts import views as account_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # allauth's MFA pages, each in one transaction with its audit event; they shadow allauth's own.
+    path("accounts/2fa/", include("govsite.accounts.mfa_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("govsite.api.urls")),

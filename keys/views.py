@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
+from govsite.accounts.mfa import second_factor_required
 from govsite.accounts.models import Team
 from govsite.web import login_required, paginate, role_required, run_service
 from keys import selectors, services
@@ -105,6 +106,7 @@ def approval_queue(request):
 
 @require_POST
 @role_required(permissions.has_key_approval_queue, "Only team approvers and admins decide key requests.")
+@second_factor_required
 def approval_decide(request, pk):
     key_request = get_object_or_404(selectors.key_request_queue(user=request.user), pk=pk)
     form = DecisionForm(request.POST)
@@ -259,6 +261,7 @@ def model_policy_list(request):
 
 
 @role_required(permissions.can_manage_model_policy, "Only admins manage model policy.")
+@second_factor_required
 def model_policy_edit(request, pk=None):
     policy = get_object_or_404(ModelPolicy, pk=pk) if pk else None
     form = ModelPolicyForm(request.POST or None, instance=policy)
@@ -275,6 +278,7 @@ def model_policy_edit(request, pk=None):
 
 @require_POST
 @role_required(permissions.can_manage_model_policy, "Only admins rename data classes.")
+@second_factor_required
 def classification_relabel(request, pk):
     classification = get_object_or_404(DataClassification, pk=pk)
     form = ClassificationLabelForm(request.POST)
@@ -289,6 +293,7 @@ def classification_relabel(request, pk):
 
 
 @role_required(permissions.can_manage_teams, "Only admins change a team's key policy.")
+@second_factor_required
 def team_key_policy(request, slug):
     team = get_object_or_404(Team, slug=slug)
     policy = services.team_key_policy(team)

@@ -41,6 +41,15 @@ class AccountAdapter(DefaultAccountAdapter):
             raise PermissionDenied("Unable to determine the client's address.")
         return ip
 
+    def get_login_stages(self) -> list[str]:
+        # allauth's "enter your code" stage, skipped for SSO logins (govsite.accounts.mfa).
+        return [
+            "govsite.accounts.mfa.SsoExemptAuthenticateStage"
+            if stage == "allauth.mfa.stages.AuthenticateStage"
+            else stage
+            for stage in super().get_login_stages()
+        ]
+
     def authentication_failed(self, request, **credentials: Any) -> None:
         attempted = str(credentials.get("email") or credentials.get("username") or "")[:254]
         with transaction.atomic():

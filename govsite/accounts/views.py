@@ -13,6 +13,7 @@ from govsite.accounts.forms import (
     SsoMappingForm,
     TeamForm,
 )
+from govsite.accounts.mfa import second_factor_required
 from govsite.accounts.models import Membership, SsoGroupMapping, TeamRole
 from govsite.web import login_required, paginate, role_required, run_service
 
@@ -71,6 +72,7 @@ def team_edit(request, slug):
 
 
 @role_required(permissions.can_manage_teams, "Only admins can change memberships.")
+@second_factor_required
 def membership_add(request, slug):
     team = get_object_or_404(permissions.teams_visible_to(request.user), slug=slug)
     form = MembershipAddForm(request.POST or None)
@@ -96,6 +98,7 @@ def _scoped_membership(request, slug, pk) -> Membership:
 
 @require_POST
 @role_required(permissions.can_manage_teams, "Only admins can change memberships.")
+@second_factor_required
 def membership_role(request, slug, pk):
     membership = _scoped_membership(request, slug, pk)
     form = MembershipRoleForm(request.POST)
@@ -115,6 +118,7 @@ def membership_role(request, slug, pk):
 
 
 @role_required(permissions.can_manage_teams, "Only admins can change memberships.")
+@second_factor_required
 def membership_remove(request, slug, pk):
     membership = _scoped_membership(request, slug, pk)
     if request.method == "POST":
@@ -183,6 +187,7 @@ def person_create(request):
 
 @require_POST
 @role_required(permissions.can_manage_people, "Only admins can change org roles.")
+@second_factor_required
 def person_roles(request, pk):
     person = get_object_or_404(permissions.people_visible_to(request.user), pk=pk)
     form = OrgRolesForm(request.POST)
@@ -226,6 +231,7 @@ def person_reactivate(request, pk):
 
 
 @role_required(permissions.can_manage_people, "Only admins can edit SSO mappings.")
+@second_factor_required
 def sso_mappings(request):
     form = SsoMappingForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -246,6 +252,7 @@ def sso_mappings(request):
 
 @require_POST
 @role_required(permissions.can_manage_people, "Only admins can edit SSO mappings.")
+@second_factor_required
 def sso_mapping_delete(request, pk):
     mapping = get_object_or_404(SsoGroupMapping, pk=pk)
     services.sso_mapping_delete(actor=request.user, mapping=mapping)

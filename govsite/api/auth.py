@@ -10,8 +10,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework import permissions as drf_permissions
 
-from govsite.accounts import permissions
+from govsite.accounts import mfa, permissions
 from govsite.api import services
+from govsite.api.errors import SecondFactorRequired
 from govsite.api.models import ApiToken
 from govsite.web import client_ip
 
@@ -58,6 +59,22 @@ class TokenScopeAllows(drf_permissions.BasePermission):
             token=token, reason="read_only", method=request.method, path=request.path, source=client_ip(request)
         )
         return False
+
+
+class SecondFactorRecent(drf_permissions.BasePermission):
+    """The pages' step-up (govsite.accounts.mfa.second_factor_required) for a browser session's API call: with
+    MFA_REQUIRED, deciding or exporting through the API from a session whose last second factor is older than
+    MFA_STEP_UP_SECONDS is a 403 `second_factor_required`. A personal API token is not asked: it is a bearer
+    credential minted on the token page, which itself asks for a recent second factor."""
+
+    def has_permission(self, request, view):
+        if isinstance(request.auth, ApiToken):
+            return True
+        if request.method not in getattr(view, "second_factor_methods", ()):
+            return True
+        if mfa.must_enrol(request) or mfa.step_up_needed(request):
+            raise SecondFactorRequired()
+        return True
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

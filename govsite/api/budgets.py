@@ -314,6 +314,8 @@ class BudgetIncreaseDetailApi(ApiView):
 
 
 class BudgetIncreaseDecideApi(ApiView):
+    second_factor_methods = ("POST",)  # the pages' step-up, for session calls
+
     class Input(StrictSerializer):
         class Meta:
             ref_name = "BudgetDecisionInput"

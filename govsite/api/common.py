@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from govsite.api.auth import ApiTokenAuthentication, TokenScopeAllows
+from govsite.api.auth import ApiTokenAuthentication, SecondFactorRecent, TokenScopeAllows
 from govsite.api.errors import MAX_BODY_BYTES, PayloadTooLarge
 
 PAGE_SIZE = 50
@@ -49,7 +49,9 @@ def _no_constants(name: str):
 # docstring: the schema would show it as every operation's description.)
 class ApiView(APIView):
     authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated, TokenScopeAllows]
+    permission_classes = [IsAuthenticated, TokenScopeAllows, SecondFactorRecent]
+    # Methods that, from a browser session, ask for a recent second factor (auth.SecondFactorRecent).
+    second_factor_methods: tuple[str, ...] = ()
     parser_classes = [LimitedJSONParser]
     renderer_classes = [JSONRenderer]
 
@@ -150,7 +152,8 @@ def paginated(output_class: type[serializers.Serializer]) -> type[serializers.Se
 class ApiErrorDetail(serializers.Serializer):
     code = serializers.CharField(
         help_text="validation_error, parse_error, not_authenticated, permission_denied, not_found, "
-        "method_not_allowed, conflict, too_large, unsupported_media_type"
+        "method_not_allowed, conflict, too_large, unsupported_media_type, second_factor_required (a browser "
+        "session whose second factor is too old, MFA_REQUIRED), second_factor_enrolment_required"
     )
     message = serializers.CharField()
     fields = serializers.DictField(

@@ -38,6 +38,14 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+class SecondFactorRequired(exceptions.APIException):
+    """A browser session's call to a guarded operation when its second factor is too old (or not enrolled)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = "Confirm your second factor in the browser first (it was given too long ago)."
+    default_code = "second_factor_required"
+
+
 def body(status_code: int, message: str, fields: dict | None = None, code: str | None = None) -> dict:
     error = {"code": code or CODES.get(status_code, "error"), "message": message}
     if fields:
@@ -93,6 +101,8 @@ def exception_handler(exc, context):
     if code == 401:
         response["WWW-Authenticate"] = 'Bearer realm="govsite-api"'
     error_code = "parse_error" if isinstance(exc, exceptions.ParseError) else None
+    if isinstance(exc, SecondFactorRequired):
+        error_code = SecondFactorRequired.default_code
     response.data = body(code, str(getattr(exc, "detail", exc)), code=error_code)
     return response
 

@@ -63,6 +63,8 @@ class EvidenceExportOutput(serializers.ModelSerializer):
 
 
 class EvidenceExportListCreateApi(ApiView):
+    second_factor_methods = ("POST",)  # the pages' step-up, for session calls
+
     class Input(StrictSerializer):
         class Meta:
             ref_name = "EvidenceExportInput"
@@ -123,6 +125,8 @@ class EvidenceExportDetailApi(ApiView):
 
 
 class EvidenceExportDownloadApi(ApiView):
+    second_factor_methods = ("GET",)  # the pages' step-up, for session calls
+
     @extend_schema(
         operation_id="evidence_exports_download",
         summary="Download an evidence bundle (ZIP)",

@@ -295,6 +295,8 @@ class ApprovalQueueApi(ApiView):
 
 
 class ApprovalDecideApi(ApiView):
+    second_factor_methods = ("POST",)  # the pages' step-up, for session calls
+
     class Input(StrictSerializer):
         class Meta:
             ref_name = "KeyDecisionInput"

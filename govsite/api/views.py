@@ -14,6 +14,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 
+from govsite.accounts.mfa import second_factor_required
 from govsite.api import selectors, services
 from govsite.api.auth import ApiTokenAuthentication
 from govsite.api.forms import ApiTokenForm
@@ -59,6 +60,7 @@ def _token_page(request, form, *, new_secret: str = "", new_token=None, status: 
 
 @never_cache
 @login_required
+@second_factor_required  # a read-write token acts without a second factor: minting one asks for it
 def token_list(request):
     form = ApiTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

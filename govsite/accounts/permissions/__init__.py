@@ -92,6 +92,7 @@ from govsite.accounts.permissions.roles import (  # noqa: F401
     is_finance,
     is_member_of,
     may_change_state,
+    mfa_required_by_role,
     people_visible_to,
     require,
     require_admin,

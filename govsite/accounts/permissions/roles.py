@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
@@ -56,6 +57,15 @@ def is_approver_of(user, team: Team | int) -> bool:
 def is_member_of(user, team: Team | int) -> bool:
     team_id = team if isinstance(team, int) else team.pk
     return team_id in team_roles(user)
+
+
+def mfa_required_by_role(user) -> bool:
+    """Whether the person's roles are among MFA_REQUIRED_ROLES (org roles by name, "approver" of any team,
+    "member" of any team); only consulted when MFA_REQUIRED is on."""
+    if not _active(user):
+        return False
+    held = set(user.org_roles) | set(team_roles(user).values())
+    return bool(held & set(settings.MFA_REQUIRED_ROLES))
 
 
 def sees_whole_org(user) -> bool:
