@@ -21,6 +21,7 @@ from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
 
 ZERO = Decimal("0")
+NANO = Decimal("0.000000001")
 NO_TEAM = "No team (keys govsite does not manage)"
 
 
@@ -100,7 +101,7 @@ class Report:
 
 def _live(month: date) -> dict[int | None, Figures]:
     return {
-        team_id: Figures(row["cost"], row["requests"], row["unpriced"], row["flat_rate"])
+        team_id: Figures(row["cost"].quantize(NANO), row["requests"], row["unpriced"], row["flat_rate"])
         for team_id, row in selectors.chargeback_live(month).items()
     }
 
