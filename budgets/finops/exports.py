@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -145,6 +148,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class DeliveryFailed(Exception):
+    """The file was built but could not be put where its schedule says (retried)."""
+
+
+_S3_ERROR = re.compile(r"An error occurred \((\w+)\) when calling the \w+ operation: (.*)$")
+
+
 def _deliver(schedule: FocusSchedule, path: Path, name: str) -> str:
     """Put the finished file where the schedule says; where it went. Raises on any failure (retried)."""
     if schedule.target == FocusSchedule.Target.S3:
@@ -155,8 +165,14 @@ def _deliver(schedule: FocusSchedule, path: Path, name: str) -> str:
             config=Config(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=60),
         )
         key = f"{schedule.s3_prefix.strip('/')}/{name}" if schedule.s3_prefix.strip("/") else name
-        client.upload_file(str(path), schedule.s3_bucket, key)
-        return f"s3://{schedule.s3_bucket}/{key}"
+        where = f"s3://{schedule.s3_bucket}/{key}"
+        try:
+            client.upload_file(str(path), schedule.s3_bucket, key)  # multipart above 8 MB
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            found = _S3_ERROR.search(str(exc))
+            reason = f"{found.group(1)}: {found.group(2)}" if found else f"{type(exc).__name__}: {exc}"
+            raise DeliveryFailed(f"the upload to {where} failed: {reason}") from exc
+        return where
     directory = Path(schedule.directory)
     directory.mkdir(parents=True, exist_ok=True)
     part = directory / f".{name}.part"

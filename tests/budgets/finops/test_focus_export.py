@@ -120,7 +120,11 @@ def test_manage_py_export_focus_writes_the_file_reports_progress_and_is_audited(
     assert (export.status, export.focus_rows, export.ledger_rows_done) == ("done", 8, 10)
     assert export.delivered_to == str(out) and len(export.sha256) == 64
     assert pq.read_table(out).num_rows == 8
-    actions = list(AuditEvent.objects.filter(target_id=str(export.pk)).order_by("pk").values_list("action", flat=True))
+    actions = list(
+        AuditEvent.objects.filter(target_type="budgets.focusexport", target_id=str(export.pk))
+        .order_by("pk")
+        .values_list("action", flat=True)
+    )
     assert actions == ["focus_export.requested", "focus_export.built"]
 
 
