@@ -53,6 +53,8 @@ class MonthForm(forms.Form):
             return None
         try:
             year, month = (int(part) for part in value.split("-"))
+            if not 2000 <= year <= 2999:
+                raise ValueError(year)
             return date(year, month, 1)
         except ValueError as exc:
             raise forms.ValidationError("Give a month as YYYY-MM.") from exc
