@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
@@ -349,16 +349,23 @@ def focus_schedules_run(*, today: date | None = None) -> int:
         start, end = due_period(schedule, today)
         if FocusExport.objects.filter(schedule=schedule, period_start=start, period_end=end).exists():
             continue
-        with transaction.atomic(durable=True):
-            export = _create(
-                actor=None,
-                label=f"schedule:{schedule.name}",
-                start=start,
-                end=end,
-                fmt=schedule.format,
-                strict=schedule.strict,
-                schedule=schedule,
-            )
-            EXPORTS.enqueue(export.pk)
-        made += 1
+        try:
+            made += _schedule_export(schedule, start, end)
+        except IntegrityError:  # another run made it at the same moment
+            continue
     return made
+
+
+@transaction.atomic(durable=True)
+def _schedule_export(schedule: FocusSchedule, start: date, end: date) -> int:
+    export = _create(
+        actor=None,
+        label=f"schedule:{schedule.name}",
+        start=start,
+        end=end,
+        fmt=schedule.format,
+        strict=schedule.strict,
+        schedule=schedule,
+    )
+    EXPORTS.enqueue(export.pk)
+    return 1
