@@ -9,7 +9,7 @@ from datetime import date
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -183,9 +183,15 @@ class ChargebackOutput(serializers.Serializer):
     total = ChargebackLineOutput()
 
 
+MONTH_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
+MONTH = OpenApiParameter(
+    "month", str, OpenApiParameter.PATH, required=True, pattern=MONTH_PATTERN, description="YYYY-MM"
+)
+
+
 class _MonthInput(StrictSerializer):
     month = serializers.RegexField(
-        r"^2\d{3}-(0[1-9]|1[0-2])$",
+        MONTH_PATTERN,
         help_text="YYYY-MM (2000-01 to 2999-12)",
         error_messages={"invalid": "Give a month as YYYY-MM."},
     )
@@ -200,6 +206,7 @@ def _month(value: str) -> date:
 class ChargebackApi(ApiView):
     @extend_schema(
         operation_id="chargeback_retrieve",
+        parameters=[MONTH],
         summary="A month's chargeback per cost centre and team",
         tags=TAG,
         responses={200: ChargebackOutput, **errors(*READ_ERRORS)},
@@ -218,6 +225,7 @@ class ChargebackCloseApi(ApiView):
 
     @extend_schema(
         operation_id="chargeback_close",
+        parameters=[MONTH],
         summary="Close a month: freeze its figures (finance, admins)",
         tags=TAG,
         request=Input,
@@ -240,6 +248,7 @@ class ChargebackReopenApi(ApiView):
 
     @extend_schema(
         operation_id="chargeback_reopen",
+        parameters=[MONTH],
         summary="Reopen a closed month (finance, admins)",
         tags=TAG,
         request=Input,

@@ -187,7 +187,7 @@ class Command(BaseCommand):
                         1000 + i %% 500, 200 + i %% 300, 0, 0, 'success', '', 'other', '',
                         CASE WHEN i %% 4 = 0 THEN ('["project:p' || (i %% 10) || '"]')::jsonb ELSE '[]'::jsonb END,
                         COALESCE(m.cost, 0), m.cost, m.source, 'pull', now()
-                    FROM generate_series(0, %s - 1) AS i
+                    FROM generate_series(0::bigint, %s - 1) AS i
                     JOIN keys k ON k.n = (i * 31) %% %s
                     JOIN models m ON m.n = (i / 3) %% {len(MODELS)}
                     """,  # noqa: S608 - table names from the models, the rest constants
