@@ -60,7 +60,8 @@ EXPORTS = Outbox(
     done=FocusExport.Status.DONE,
     gave_up=FocusExport.Status.FAILED,
     max_attempts=getattr(settings, "FOCUS_EXPORT_MAX_ATTEMPTS", 6),
-    lease=timedelta(minutes=10),
+    # The month's grouped read may run for minutes before its first batch (the lease is renewed after each).
+    lease=timedelta(minutes=30),
     backoff_base=timedelta(minutes=2),
     error_field="error",
     grace=timedelta(minutes=2),
