@@ -31,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="end", required=True, help="last day, inclusive, YYYY-MM-DD (UTC)")
         parser.add_argument("--out", required=True, help="the file to write (.csv or .parquet)")
         parser.add_argument("--format", choices=FocusFormat.values, default=None, help="default: from --out")
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="leave unpriced rows out (FOCUS requires a cost on every row; govsite never books them at $0)",
+        )
 
     def handle(self, *args, **options):
         out = Path(options["out"]).expanduser().resolve()
@@ -40,7 +45,11 @@ class Command(BaseCommand):
         label = f"manage.py export_focus ({getpass.getuser()}@{socket.gethostname()})"
         try:
             export = exports.focus_export_create_for_cli(
-                label=label, period_start=_date(options["start"]), period_end=_date(options["end"]), fmt=fmt
+                label=label,
+                period_start=_date(options["start"]),
+                period_end=_date(options["end"]),
+                fmt=fmt,
+                strict=options["strict"],
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
@@ -55,6 +64,7 @@ class Command(BaseCommand):
             raise CommandError(f"export #{export.pk} failed: {export.error}")
         self.stdout.write(
             f"{out}: {export.focus_rows} FOCUS rows from {export.ledger_rows_done} ledger rows, "
-            f"effective cost {export.effective_cost} USD, {export.unpriced_rows} unpriced rows (null cost), "
+            f"effective cost {export.effective_cost} USD, {export.unpriced_rows} unpriced rows "
+            f"({'left out: --strict' if export.strict else 'null cost, tagged'}), "
             f"sha256 {export.sha256}"
         )

@@ -115,7 +115,8 @@ def test_manage_py_export_focus_writes_the_file_reports_progress_and_is_audited(
     call_command("export_focus", "--from", "2026-02-01", "--to", "2026-02-28", "--out", str(out))
     captured = capsys.readouterr()
     assert "10/10 ledger rows (100%)" in captured.err
-    assert "effective cost 0.076200000 USD" in captured.out and "1 unpriced rows" in captured.out
+    assert "effective cost 0.076200000 USD" in captured.out
+    assert "1 unpriced rows (null cost, tagged)" in captured.out
     export = FocusExport.objects.get()
     assert (export.status, export.focus_rows, export.ledger_rows_done) == ("done", 8, 10)
     assert export.delivered_to == str(out) and len(export.sha256) == 64
@@ -126,6 +127,16 @@ def test_manage_py_export_focus_writes_the_file_reports_progress_and_is_audited(
         .values_list("action", flat=True)
     )
     assert actions == ["focus_export.requested", "focus_export.built"]
+
+
+def test_manage_py_export_focus_strict_leaves_the_unpriced_rows_out_and_says_so(tmp_path, capsys):
+    seed_month()
+    out = tmp_path / "february.csv"
+    call_command("export_focus", "--from", "2026-02-01", "--to", "2026-02-28", "--out", str(out), "--strict")
+    assert "1 unpriced rows (left out: --strict)" in capsys.readouterr().out
+    rows = _csv_rows(out)
+    assert len(rows) == 7 and all(row["EffectiveCost"] != "" for row in rows)
+    assert FocusExport.objects.get().unpriced_left_out == 1
 
 
 def test_manage_py_export_focus_refuses_a_reversed_period(tmp_path):
