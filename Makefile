@@ -42,6 +42,7 @@ bench: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py bench_completeness
 	DEBUG=false SECRET_KEY=bench-only $(BIN)/python manage.py bench_dashboards --check
 	DEBUG=true $(BIN)/python manage.py bench_export
+	DEBUG=true $(BIN)/python manage.py bench_focus $(BENCH_FOCUS_ARGS)
 	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)
 
 lint: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from budgets import alerts, anomalies, completeness, pull, retention, services
+from budgets.finops import exports as finops_exports
 
 
 def pull_spend_logs() -> dict:
@@ -48,3 +49,18 @@ def scan_anomalies() -> int:
 def prune_ledger() -> int:
     """Daily: raw ledger rows past LEDGER_RETENTION_MONTHS go; the daily rollups stay."""
     return retention.ledger_prune()
+
+
+def build_focus_export(export_id: int) -> str:
+    """One FOCUS file (on commit of its request, or its schedule's run; again after a failure's back-off)."""
+    return finops_exports.focus_export_build(export_id=export_id)
+
+
+def run_focus_schedules() -> int:
+    """Hourly: each active FOCUS schedule's due period (yesterday, or last month), made once."""
+    return finops_exports.focus_schedules_run()
+
+
+def sweep_focus_exports() -> int:
+    """Every five minutes: FOCUS exports whose retry is due, that the queue lost, or whose worker died."""
+    return finops_exports.focus_exports_sweep()

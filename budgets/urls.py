@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from budgets import api, quarantine_views, views
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("budgets/quarantine/<int:pk>/", quarantine_views.quarantine_detail, name="quarantine_detail"),
     path("budgets/quarantine/<int:pk>/retry/", quarantine_views.quarantine_retry, name="quarantine_retry"),
     path("budgets/quarantine/<int:pk>/discard/", quarantine_views.quarantine_discard, name="quarantine_discard"),
+    path("", include("budgets.finops.urls")),
     path("notices/", views.notice_list, name="notice_list"),
     path("notices/read/", views.notices_read, name="notices_read"),
     # Token-authenticated machine endpoint (the gateway callback); deliberately unnamed, because the

@@ -336,6 +336,9 @@ ANOMALY_MIN_SPEND = env("ANOMALY_MIN_SPEND", "5")
 LEDGER_RETENTION_MONTHS = env_int("LEDGER_RETENTION_MONTHS", 25)
 LEAVER_REVOCATION_SLA_HOURS = env_int("LEAVER_REVOCATION_SLA_HOURS", 24)
 EVIDENCE_EXPORT_DIR = Path(env("EVIDENCE_EXPORT_DIR") or VAR_DIR / "exports")
+# FOCUS files of the ledger (budgets.finops): built here by the worker, served to finance from here.
+FOCUS_EXPORT_DIR = Path(env("FOCUS_EXPORT_DIR") or VAR_DIR / "focus-exports")
+FOCUS_EXPORT_MAX_ATTEMPTS = int(env("FOCUS_EXPORT_MAX_ATTEMPTS") or 6)
 # Signed checkpoints of the audit chain (audit.checkpoints), outside the database: the files, and the Ed25519
 # key that signs them (PEM or base64 in the environment, or a PEM file made on first use when absent).
 AUDIT_CHECKPOINT_DIR = Path(env("AUDIT_CHECKPOINT_DIR") or VAR_DIR / "audit-checkpoints")

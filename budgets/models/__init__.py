@@ -15,6 +15,13 @@ from budgets.models.budgets import (  # noqa: F401
     Notice,
     default_thresholds,
 )
+from budgets.models.finops import (  # noqa: F401, E402
+    ChargebackClose,
+    ChargebackLine,
+    FocusExport,
+    FocusFormat,
+    FocusSchedule,
+)
 from budgets.models.ledger import (  # noqa: F401
     ClientTool,
     CostDisagreement,

@@ -2,7 +2,7 @@
 
 from django.urls import include, path, re_path
 
-from govsite.api import audit, budgets, dashboards, errors, evidence, keys, me, views
+from govsite.api import audit, budgets, dashboards, errors, evidence, finops, keys, me, views
 
 v1 = [
     path("me/", me.MeApi.as_view(), name="api_me"),
@@ -41,6 +41,13 @@ v1 = [
         evidence.EvidenceExportDownloadApi.as_view(),
         name="api_evidence_export_download",
     ),
+    # FinOps: FOCUS exports and the chargeback
+    path("focus-exports/", finops.FocusExportListCreateApi.as_view(), name="api_focus_exports"),
+    path("focus-exports/<int:pk>/", finops.FocusExportDetailApi.as_view(), name="api_focus_export_detail"),
+    path("focus-exports/<int:pk>/download/", finops.FocusExportDownloadApi.as_view(), name="api_focus_export_download"),
+    path("chargeback/<str:month>/", finops.ChargebackApi.as_view(), name="api_chargeback"),
+    path("chargeback/<str:month>/close/", finops.ChargebackCloseApi.as_view(), name="api_chargeback_close"),
+    path("chargeback/<str:month>/reopen/", finops.ChargebackReopenApi.as_view(), name="api_chargeback_reopen"),
 ]
 
 urlpatterns = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -22,10 +23,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import EvidenceExport
-from budgets.models import Budget, BudgetIncreaseRequest
+from budgets.models import Budget, BudgetIncreaseRequest, ChargebackClose, FocusExport
 from govsite.accounts.models import Team
 from keys.models import KeyRequest, VirtualKey
 from tests.audit.url_cases import _export
+from tests.budgets.finops.url_cases import _closed_month, _done_export, _open_month
 from tests.budgets.url_cases import _budget, _increase_kwargs
 from tests.factories import TeamFactory
 from tests.keys.conftest import classification
@@ -52,6 +54,8 @@ BUDGET_DECIDERS = frozenset({ADMIN, FINANCE, APPROVER_A})
 ADMIN_ONLY = frozenset({ADMIN})
 AUDIT_READERS = frozenset({ADMIN, AUDITOR})
 DASHBOARD_READERS = frozenset({ADMIN, FINANCE, AUDITOR, APPROVER_A})
+ORG_READERS = frozenset({ADMIN, FINANCE, AUDITOR})
+CLOSERS = frozenset({ADMIN, FINANCE})
 MISSING = 987_654_321
 _n = itertools.count(1)
 
@@ -98,6 +102,11 @@ class ApiCase:
     def url(self, world: World, team: Team) -> str:
         url = reverse(self.name, kwargs=self.kwargs(world, team) if self.kwargs else None)
         return f"{url}?{urlencode(self.query(world, team))}" if self.query else url
+
+
+def _month_of(call):
+    year, month = call.kwargs["month"].split("-")
+    return date(int(year), int(month), 1)
 
 
 def _missing(world):
@@ -273,5 +282,40 @@ CASES: tuple[ApiCase, ...] = (
         allowed=AUDIT_READERS,
         unreachable=_missing,
         content_type="application/zip",
+    ),
+    # FinOps
+    ApiCase("api_focus_exports", allowed=ORG_READERS),
+    ApiCase(
+        "api_focus_exports",
+        "post",
+        body=lambda w, t: {"period_start": "2026-01-01", "period_end": "2026-01-31", "format": "csv"},
+        allowed=ORG_READERS,
+        ok=202,
+        effect=lambda c: FocusExport.objects.filter(requested_by=c.user).exists(),
+    ),
+    ApiCase("api_focus_export_detail", kwargs=_done_export, allowed=ORG_READERS, unreachable=_missing),
+    ApiCase(
+        "api_focus_export_download",
+        kwargs=_done_export,
+        allowed=ORG_READERS,
+        unreachable=_missing,
+        content_type="application/octet-stream",
+    ),
+    ApiCase("api_chargeback", kwargs=lambda w, t: {"month": "2026-02"}, allowed=ORG_READERS),
+    ApiCase(
+        "api_chargeback_close",
+        "post",
+        kwargs=_open_month,
+        body=lambda w, t: {"note": "month-end"},
+        allowed=CLOSERS,
+        effect=lambda c: ChargebackClose.objects.filter(month=_month_of(c), reopened_at__isnull=True).exists(),
+    ),
+    ApiCase(
+        "api_chargeback_reopen",
+        "post",
+        kwargs=_closed_month,
+        body=lambda w, t: {"reason": "a late invoice"},
+        allowed=CLOSERS,
+        effect=lambda c: ChargebackClose.objects.filter(month=_month_of(c), reopened_at__isnull=False).exists(),
     ),
 )

@@ -94,7 +94,10 @@ def _every_operation() -> set[str]:
         try:
             path = reverse(name)
         except NoReverseMatch:
-            path = reverse(name, kwargs={"pk": 4242}).replace("/4242/", "/{id}/")
+            try:
+                path = reverse(name, kwargs={"pk": 4242}).replace("/4242/", "/{id}/")
+            except NoReverseMatch:  # the chargeback's months
+                path = reverse(name, kwargs={"month": "2026-02"}).replace("/2026-02/", "/{month}/")
         labels.add(f"{method.upper()} {path}")
     return labels
 

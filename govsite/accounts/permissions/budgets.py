@@ -132,3 +132,26 @@ def can_view_reconciliation(user) -> bool:
 def can_manage_ingest(user) -> bool:
     """Ingest tokens for the gateway callback and the pull job's status."""
     return is_admin(user)
+
+
+# --- FinOps: FOCUS exports and chargeback ----------------------------------------------------------------
+
+
+def can_export_focus(user) -> bool:
+    """FOCUS files of the ledger (every team's cost): admins, finance and auditors."""
+    return sees_whole_org(user)
+
+
+def can_manage_focus_schedules(user) -> bool:
+    """Where scheduled FOCUS files go is a server setting: admins."""
+    return is_admin(user)
+
+
+def can_view_chargeback(user) -> bool:
+    """The month-end chargeback: admins, finance and auditors read it."""
+    return sees_whole_org(user)
+
+
+def can_close_chargeback_month(user) -> bool:
+    """Closing and reopening a month are finance's decision (and an admin's); auditors only read."""
+    return is_admin(user) or is_finance(user)
