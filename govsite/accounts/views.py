@@ -14,6 +14,7 @@ from govsite.accounts.forms import (
     TeamForm,
 )
 from govsite.accounts.models import Membership, SsoGroupMapping, TeamRole
+from govsite.accounts.slack import webhook_hint
 from govsite.web import login_required, paginate, role_required, run_service
 
 # --- teams ------------------------------------------------------------------------------------
@@ -43,6 +44,8 @@ def team_detail(request, slug):
             "can_manage": can_manage,
             "add_form": MembershipAddForm() if can_manage else None,
             "role_choices": TeamRole.choices,
+            "webhook_hint": webhook_hint(team.slack_webhook_url),
+            "slack_messages": selectors.team_slack_messages(team=team) if can_manage else None,
         },
     )
 
