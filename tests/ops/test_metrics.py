@@ -149,3 +149,27 @@ def test_a_scrape_makes_as_many_queries_with_many_rows_as_with_few(client, team_
         SlackMessage.objects.create(team=team_a, event=f"event.{n % 4}", text="t")
         AlertDelivery.objects.create(channel="email", subject="s", body="b", status="failed")
     assert queries() == few <= 16
+
+
+def test_the_example_alert_rules_only_use_metrics_govsite_exposes(client, team_a):
+    """deploy/prometheus/govsite-alerts.yml: valid rule groups whose govsite_* series all exist on /metrics."""
+    import re
+    from pathlib import Path
+
+    import yaml
+    from django.conf import settings
+
+    rules = yaml.safe_load((Path(settings.BASE_DIR) / "deploy/prometheus/govsite-alerts.yml").read_text())
+    # Rows of every kind, so that every labelled family has a series.
+    PullState.objects.create(name="spend_logs", watermark=timezone.now())
+    GatewayCommand.objects.create(kind="key.generate")
+    token, _ = budget_services.ingest_token_create(actor=None, name="gw")
+    budget_services.ingest_token_note_spool(token=token, report=f"1 {int(time.time())}")
+    scrape(client)  # a response for django-prometheus' response families
+    samples = scrape(client)
+    exposed = {name for name, _ in samples}
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule
+            for name in re.findall(r"\b(govsite_\w+|django_\w+)", rule["expr"]):
+                assert name in exposed, f"{rule['alert']} uses {name}, which /metrics does not expose"

@@ -104,3 +104,12 @@ def test_503_names_the_database_when_postgresql_is_down(tmp_path, closed_port, s
 
 def test_readyz_is_get_only(client, dependencies_up):
     assert client.post("/readyz").status_code == 405
+
+
+def test_the_command_runs_the_same_checks_for_the_worker_and_cron(dependencies_up, closed_port):
+    from django.core.management import CommandError, call_command
+
+    call_command("readyz", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    dependencies_up.LITELLM_URL = f"http://127.0.0.1:{closed_port}"
+    with pytest.raises(CommandError, match="not ready: gateway"):
+        call_command("readyz", stdout=open(os.devnull, "w"))  # noqa: SIM115
