@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,6 +23,21 @@ from govsite.accounts.slack import MESSAGES
 from govsite.ops.health import pull_lag_seconds
 from govsite.outbox import Outbox
 from keys.services.commands import COMMANDS
+
+# The rows booked on days before today are summed once per day and then every few minutes (the shared cache,
+# so every process answers the same); today's are summed at each scrape. A late row booked on a past day is
+# counted at the next refresh: the counter never goes down (rollups outlive ledger retention).
+BOOKED_BEFORE_SECONDS = 300
+
+
+def booked_before(today) -> int:
+    key = f"govsite:metrics:booked-before:{today.isoformat()}"
+    total = cache.get(key)
+    if total is None:
+        total = DailyRollup.objects.filter(day__lt=today).aggregate(n=Sum("requests"))["n"] or 0
+        cache.set(key, total, BOOKED_BEFORE_SECONDS)
+    return total
+
 
 # Each outbox, and the field that tells its rows' kinds apart (None: one kind).
 OUTBOXES: list[tuple[str, Outbox, str | None]] = [
@@ -62,21 +78,23 @@ class GovsiteCollector:
 
     def _ledger(self, now) -> Iterator[Metric]:
         today = now.date()
-        totals = DailyRollup.objects.aggregate(
-            booked=Sum("requests"),
+        week_start = today - timedelta(days=6)
+        # One range of the rollups' (day, …) index: the last seven days, and anything dated later.
+        totals = DailyRollup.objects.filter(day__gte=week_start).aggregate(
+            from_today=Sum("requests", filter=Q(day__gte=today)),
             today=Sum("requests", filter=Q(day=today)),
             today_unpriced=Sum("unpriced_count", filter=Q(day=today)),
-            week=Sum("requests", filter=Q(day__gt=today - timedelta(days=7))),
-            week_unpriced=Sum("unpriced_count", filter=Q(day__gt=today - timedelta(days=7))),
+            week=Sum("requests", filter=Q(day__lte=today)),
+            week_unpriced=Sum("unpriced_count", filter=Q(day__lte=today)),
         )
         booked = CounterMetricFamily(
             "govsite_ledger_rows_booked", "Spend rows booked into the ledger (pull and push), as the rollups count."
         )
-        booked.add_metric([], totals["booked"] or 0)
+        booked.add_metric([], booked_before(today) + (totals["from_today"] or 0))
         yield booked
         share = GaugeMetricFamily(
             "govsite_ledger_unpriced_share",
-            "Share of the window's requests booked without a price (0 to 1), by UTC day window.",
+            "Share of the window's requests booked without a price (0 to 1): today, or the last 7 UTC days.",
             labels=["window"],
         )
         for window, requests, unpriced in (

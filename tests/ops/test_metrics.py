@@ -143,6 +143,7 @@ def test_a_scrape_makes_as_many_queries_with_many_rows_as_with_few(client, team_
         return len(captured)
 
     GatewayCommand.objects.create(kind="key.generate")
+    scrape(client)  # the rows booked before today are summed once, then kept a few minutes
     few = queries()
     for n in range(30):
         GatewayCommand.objects.create(kind=["key.generate", "key.update", "team.sync"][n % 3])
@@ -173,3 +174,17 @@ def test_the_example_alert_rules_only_use_metrics_govsite_exposes(client, team_a
             assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule
             for name in re.findall(r"\b(govsite_\w+|django_\w+)", rule["expr"]):
                 assert name in exposed, f"{rule['alert']} uses {name}, which /metrics does not expose"
+
+
+def test_rows_booked_count_today_at_once_and_late_rows_of_past_days_at_the_next_refresh(client):
+    from django.core.cache import cache
+
+    now = timezone.now()
+    ingest_spend_rows([SpendLogRowFactory(start_time=now - timedelta(days=3))], "pull")
+    assert value(scrape(client), "govsite_ledger_rows_booked_total") == 1
+    ingest_spend_rows([SpendLogRowFactory(start_time=now)], "push")
+    assert value(scrape(client), "govsite_ledger_rows_booked_total") == 2  # today's: at once
+    ingest_spend_rows([SpendLogRowFactory(start_time=now - timedelta(days=2))], "pull")  # a late row
+    assert value(scrape(client), "govsite_ledger_rows_booked_total") == 2  # never less than before
+    cache.clear()  # what the refresh (BOOKED_BEFORE_SECONDS) does
+    assert value(scrape(client), "govsite_ledger_rows_booked_total") == 3
