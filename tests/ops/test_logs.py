@@ -114,6 +114,10 @@ def test_cron_runs_write_json_lines_naming_their_job(json_log, settings, closed_
     pull = [line for line in lines if line["logger"] == "budgets.pull"]
     assert pull, "the failing pull logs a warning"
     assert pull[0]["job"] == "budgets.jobs.pull_spend_logs" and pull[0]["job_id"]
+    # A scheduled job that raised is logged with its traceback, under its own run's id.
+    failed = [line for line in lines if line["event"].startswith("scheduled job")]
+    assert failed and all(line["job_id"] and line["job"].endswith(line["event"].split()[2]) for line in failed)
+    assert all("exception" in line for line in failed)
 
 
 @pytest.mark.django_db(transaction=True)
