@@ -19,7 +19,7 @@ from budgets import alerts
 from budgets.ingest import BatchInvalid, ingest_spend_rows
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
 from govsite import jobs
-from govsite.accounts import permissions
+from govsite.accounts import permissions, slack
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
 from govsite.periods import period_validate
@@ -222,7 +222,28 @@ def budget_increase_request_create(
         link=_increase_link(increase),
         team=budget.team,
     )
+    text, blocks = slack.payload(
+        title=f"{slack.escape(str(requester))} asks for ${amount:.2f} more on the "
+        f"{slack.escape(budget.scope_label)} budget of {slack.escape(budget.team.name)}",
+        lines=[
+            f"{'Until ' + str(until) if until else 'Permanently'}; for {who} to decide.",
+            f"Why: {slack.escape(increase.justification)}",
+        ],
+        link=_increase_link(increase),
+        link_label="Decide",
+    )
+    slack.slack_message_queue(team=budget.team, event="budget_increase.waiting", text=text, blocks=blocks)
     return increase
+
+
+def _slack_decision(increase: BudgetIncreaseRequest, *, outcome: str, approver: User, note: str) -> None:
+    text, blocks = slack.payload(
+        title=f"The increase of ${increase.amount:.2f} asked by {slack.escape(str(increase.requested_by))} was "
+        f"{outcome} by {slack.escape(str(approver))}",
+        lines=[f"Note: {slack.escape(note)}"] if note else [],
+        link=_increase_link(increase),
+    )
+    slack.slack_message_queue(team=increase.budget.team, event=f"budget_increase.{outcome}", text=text, blocks=blocks)
 
 
 def _locked_pending(increase: BudgetIncreaseRequest, action: str) -> BudgetIncreaseRequest:
@@ -278,6 +299,7 @@ def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, 
         link=_increase_link(increase),
         team=budget.team,
     )
+    _slack_decision(increase, outcome="approved", approver=approver, note=note)
     return budget
 
 
@@ -304,6 +326,7 @@ def budget_increase_reject(*, increase: BudgetIncreaseRequest, approver: User, n
         link=_increase_link(increase),
         team=increase.budget.team,
     )
+    _slack_decision(increase, outcome="rejected", approver=approver, note=note)
     return increase
 
 

@@ -8,6 +8,7 @@ from rq import cron
 
 from audit import jobs as audit_jobs
 from budgets import jobs as budget_jobs
+from govsite.accounts import jobs as account_jobs
 from keys import jobs as key_jobs
 
 SCHEDULES: list[dict] = [
@@ -22,6 +23,8 @@ SCHEDULES: list[dict] = [
     {"func": budget_jobs.pull_spend_logs, "interval": 60},
     {"func": budget_jobs.check_spend_completeness, "interval": settings.LEDGER_COMPLETENESS_INTERVAL_MINUTES * 60},
     {"func": budget_jobs.retry_alert_deliveries, "interval": 60},
+    # Slack messages about requests waiting for a team's approvers, and their decisions.
+    {"func": account_jobs.sweep_slack_messages, "interval": 60},
     {"func": budget_jobs.evaluate_budgets, "interval": 5 * 60},
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
     {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from govsite.logs import bound_job
+
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +32,7 @@ def enqueue(func: Callable | str, *args, queue: str = "default", **kwargs) -> No
 
             django_rq.get_queue(queue).enqueue(func, *args, **kwargs)
         else:
-            func(*args, **kwargs)
+            with bound_job(f"{func.__module__}.{func.__qualname__}"):
+                func(*args, **kwargs)
 
     transaction.on_commit(send, robust=True)

@@ -377,10 +377,64 @@ if not DEBUG:
 # Static files are served by the site itself (WhiteNoise), never from a CDN.
 WHITENOISE_USE_FINDERS = True
 
+# --- Logging: one JSON object per line, with request_id, user_id and job_id (govsite.logs), from the web, the RQ
+# workers (RQ["WORKER_CLASS"]) and cron; secrets are masked before a line is written. LOG_FORMAT=text for a
+# terminal.
+LOG_FORMAT = env("LOG_FORMAT", "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "govsite.logs.json_formatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        # RQ's loggers write through the root's JSON handler, not handlers of their own.
+        "rq": {"handlers": [], "propagate": True},
+        # The access line is govsite.request's (govsite.logs.LogContextMiddleware); Django's repeats 4xx/5xx.
+        "django.server": {"level": "WARNING"},
+    },
 }
+RQ = {"WORKER_CLASS": "govsite.logs.Worker"}
+MIDDLEWARE.append("govsite.logs.LogContextMiddleware")  # last: after the user and the request id are set
+
+
+# --- Metrics: /metrics in Prometheus' format (govsite.ops): django-prometheus' requests, database and cache
+# families, and govsite's own, computed from the database at each scrape. Only a scraper bearing METRICS_TOKEN
+# or coming from METRICS_ALLOWED_NETWORKS (its address as govsite.web.client_ip reads it) is answered.
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = []
+for _network in env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128"):
+    try:
+        METRICS_ALLOWED_NETWORKS.append(ipaddress.ip_network(_network, strict=False))
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not an address or a network") from _exc
+# /readyz fails its pull check when the spend pull's watermark is further behind than this.
+READYZ_MAX_PULL_LAG_SECONDS = env_int("READYZ_MAX_PULL_LAG_SECONDS", 15 * 60)
+INSTALLED_APPS.append("django_prometheus")
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    *MIDDLEWARE,
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+# Database metrics wrap each connection's engine (queries, errors, connections by alias), every alias alike.
+METRICS_DATABASE = env_bool("METRICS_DATABASE", True)
+_INSTRUMENTED_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+if METRICS_DATABASE:
+    for _database in DATABASES.values():
+        _database["ENGINE"] = _INSTRUMENTED_ENGINES.get(_database["ENGINE"], _database["ENGINE"])
+_INSTRUMENTED_CACHES = {
+    "django.core.cache.backends.redis.RedisCache": "govsite.cache_metrics.RedisCache",
+    "django.core.cache.backends.db.DatabaseCache": "govsite.cache_metrics.DatabaseCache",
+}
+for _cache in CACHES.values():
+    _cache["BACKEND"] = _INSTRUMENTED_CACHES.get(_cache["BACKEND"], _cache["BACKEND"])
+# Machines probe over plain http inside the network, whatever SECURE_SSL_REDIRECT says for people.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

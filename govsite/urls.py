@@ -4,12 +4,15 @@ from django.urls import include, path
 from audit import views as audit_views
 from govsite import views
 from govsite.accounts import views as account_views
+from govsite.ops import views as ops_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     # allauth's MFA pages, each in one transaction with its audit event; they shadow allauth's own.
     path("accounts/2fa/", include("govsite.accounts.mfa_urls")),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("govsite.api.urls")),

@@ -1,4 +1,5 @@
-"""Emails about keys. Always sent after the transaction commits, so a rollback sends nothing."""
+"""Emails about keys, and the team's Slack messages about its key requests. Always sent after the transaction
+commits, so a rollback sends nothing (a Slack message is an outbox row written in the transaction)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
 
-from govsite.accounts import permissions
+from govsite.accounts import permissions, slack
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,42 @@ def request_waiting(key_request, *, admins_only: bool = False) -> None:
         f"Purpose: {key_request.purpose}\n\nDecide it here: {_url('approval_queue')}\n",
         recipients,
     )
+    deciders = "an admin (a restricted model)" if admins_only else f"the approvers of {key_request.team.name}"
+    models = ", ".join(sorted(key_request.requested_models.values_list("name", flat=True)))
+    text, blocks = slack.payload(
+        title=f"Key request #{key_request.pk} from {slack.escape(who.display_name)} waits for {deciders}",
+        lines=[
+            f"Purpose: {slack.escape(key_request.purpose)}",
+            f"Models: {slack.escape(models) or '—'}; monthly budget ${key_request.monthly_budget}",
+        ],
+        link=_url("key_request_detail", key_request.pk),
+        link_label="Decide",
+    )
+    slack.slack_message_queue(
+        team=key_request.team,
+        event="key_request.waiting_admin" if admins_only else "key_request.waiting",
+        text=text,
+        blocks=blocks,
+    )
 
 
-def request_decided(key_request, *, outcome: str, note: str = "") -> None:
+def request_decided(key_request, *, outcome: str, note: str = "", by=None) -> None:
     body = f"Your key request #{key_request.pk} for {key_request.team.name} was {outcome}.\n"
     if note:
         body += f"\nNote from the approver: {note}\n"
     body += f"\nSee it here: {_url('key_request_detail', key_request.pk)}\n"
     _send(f"[govsite] Key request #{key_request.pk} {outcome}", body, [key_request.requested_by.email])
+    if key_request.approved_by_policy:
+        return  # never posted as waiting: the team's rule approved it
+    lines = [f"Note: {slack.escape(note)}"] if note else []
+    decider = f" by {slack.escape(by.display_name)}" if by is not None else ""
+    text, blocks = slack.payload(
+        title=f"Key request #{key_request.pk} from {slack.escape(key_request.requested_by.display_name)} "
+        f"was {outcome}{decider}",
+        lines=lines,
+        link=_url("key_request_detail", key_request.pk),
+    )
+    slack.slack_message_queue(team=key_request.team, event=f"key_request.{outcome}", text=text, blocks=blocks)
 
 
 def key_ready(key) -> None:

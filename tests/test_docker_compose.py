@@ -104,3 +104,9 @@ def test_the_callback_spool_is_on_a_volume_of_the_litellm_service():
     mounts = {entry.split(":")[1]: entry.split(":")[0] for entry in litellm["volumes"]}
     assert spool in mounts, f"{spool} is not mounted"
     assert mounts[spool] in COMPOSE["volumes"], "the spool is on a bind mount or the container's own disk"
+
+
+def test_the_web_is_checked_for_readiness_and_the_worker_and_cron_run_the_same_checks():
+    assert "/readyz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
+    for name in ("worker", "cron"):
+        assert SERVICES[name]["healthcheck"]["test"][1:] == ["python", "manage.py", "readyz"]

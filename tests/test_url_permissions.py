@@ -13,10 +13,11 @@ from tests.permissions import (
     check_wrong_roles_are_forbidden,
 )
 
-# Third-party sites with their own access rules (allauth, Django admin) and the unauthenticated health check.
-# The API and SCIM are token-authenticated and have their own tables (tests/api/, tests/scim/).
+# Third-party sites with their own access rules (allauth, Django admin) and the unauthenticated health checks.
+# The API and SCIM are token-authenticated and have their own tables (tests/api/, tests/scim/); /metrics
+# answers a token or a network, never a person (tests/ops/test_metrics.py).
 EXCLUDED_PREFIXES = ("accounts/", "admin/", "api/", "scim/")
-EXCLUDED_NAMES = {"healthz"}
+EXCLUDED_NAMES = {"healthz", "readyz", "metrics"}
 
 CASES = all_cases()
 

@@ -25,11 +25,8 @@ class TeamAdmin(AuditedModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [MembershipInline]
-
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        if db_field.name == "slack_webhook_url":
-            kwargs["assume_scheme"] = "https"
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+    # The Slack webhook URL is set on the team's own page, which never shows it whole once saved.
+    exclude = ("slack_webhook_url",)
 
 
 @admin.register(OrgRoleGrant)

@@ -1,21 +1,50 @@
 from django import forms
 
 from govsite.accounts.models import OrgRole, Team, TeamRole, User
+from govsite.accounts.slack import webhook_hint
 
 
 class TeamForm(forms.ModelForm):
+    """The Slack webhook URL is write-only: once saved it is shown by its hint, never whole; leaving the field
+    empty keeps it, ticking "remove" clears it."""
+
     slack_webhook_url = forms.URLField(
         required=False,
         assume_scheme="https",
         label="Slack webhook URL",
-        help_text="Budget alerts are posted here (an incoming-webhook URL).",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="An incoming-webhook URL: budget alerts, and key and increase requests waiting for the team's "
+        "approvers (with their decisions), are posted there.",
     )
+    remove_slack_webhook = forms.BooleanField(required=False, label="Remove the Slack webhook")
 
     class Meta:
         model = Team
-        fields = ["name", "slug", "description", "cost_centre", "slack_webhook_url"]
+        fields = ["name", "slug", "description", "cost_centre"]
         widgets = {"description": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"slug": "Short name used in URLs and as the team id in the gateway; letters, digits, -."}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.slack_webhook_url if self.instance.pk else ""
+        if current:
+            self.fields["slack_webhook_url"].help_text = (
+                f"Set ({webhook_hint(current)}). Leave empty to keep it, or enter a new URL to replace it. "
+                + self.fields["slack_webhook_url"].help_text
+            )
+        else:
+            del self.fields["remove_slack_webhook"]
+
+    def clean(self):
+        data = super().clean()
+        url = data.get("slack_webhook_url", "")
+        if data.pop("remove_slack_webhook", False):
+            if url:
+                self.add_error("slack_webhook_url", "Either enter a new URL or remove the webhook, not both.")
+            data["slack_webhook_url"] = ""
+        elif not url and self.instance.pk:
+            data.pop("slack_webhook_url", None)  # kept as it is
+        return data
 
 
 class MembershipAddForm(forms.Form):

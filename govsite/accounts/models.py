@@ -262,3 +262,35 @@ class ScimGroup(models.Model):
 
     def __str__(self):
         return self.display_name
+
+
+class SlackMessage(models.Model):
+    """One message to a team's Slack incoming webhook (a key or increase request waiting for its approvers,
+    and its decision): an outbox row (govsite.outbox), written in the transaction that decided it, sent by
+    a job after commit, retried with back-off and shown on the team's page when it fails."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        FAILED = "failed", "Failed — will retry"
+        SENT = "sent", "Sent"
+        GAVE_UP = "gave_up", "Gave up"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="slack_messages")
+    event = models.CharField(max_length=60, help_text="What it tells, e.g. key_request.waiting.")
+    text = models.TextField(help_text="The message's text (Slack's fallback and notification text).")
+    blocks = models.JSONField(default=list, blank=True, help_text="Slack Block Kit blocks.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "status"], name="slack_message_team_status")]
+
+    def __str__(self):
+        return f"Slack {self.event} to {self.team} ({self.status})"

@@ -3,7 +3,7 @@
 from django.db.models import Count, Prefetch, Q, QuerySet
 
 from govsite.accounts import permissions
-from govsite.accounts.models import Membership, SsoGroupMapping, Team, User
+from govsite.accounts.models import Membership, SlackMessage, SsoGroupMapping, Team, User
 
 
 def team_list(*, user: User) -> QuerySet[Team]:
@@ -55,3 +55,8 @@ def team_id_by_slug(*, slug: str) -> int | None:
 
 def team_slugs(*, team_ids) -> dict[int, str]:
     return dict(Team.objects.filter(pk__in=set(team_ids)).values_list("pk", "slug"))
+
+
+def team_slack_messages(*, team, limit: int = 10):
+    """The team's latest Slack messages (for its admins: whether Slack hears them, and why not)."""
+    return SlackMessage.objects.filter(team=team).order_by("-created_at")[:limit]

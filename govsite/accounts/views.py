@@ -15,6 +15,7 @@ from govsite.accounts.forms import (
 )
 from govsite.accounts.mfa import second_factor_required
 from govsite.accounts.models import Membership, SsoGroupMapping, TeamRole
+from govsite.accounts.slack import webhook_hint
 from govsite.web import login_required, paginate, role_required, run_service
 
 # --- teams ------------------------------------------------------------------------------------
@@ -44,6 +45,8 @@ def team_detail(request, slug):
             "can_manage": can_manage,
             "add_form": MembershipAddForm() if can_manage else None,
             "role_choices": TeamRole.choices,
+            "webhook_hint": webhook_hint(team.slack_webhook_url),
+            "slack_messages": selectors.team_slack_messages(team=team) if can_manage else None,
         },
     )
 

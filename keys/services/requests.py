@@ -197,7 +197,7 @@ def _approve(request: KeyRequest, *, actor: User | None, note: str = "", by_poli
         expires_at=request.decided_at + timedelta(days=request.expiry_days),
         actor=actor,
     )
-    notifications.request_decided(request, outcome="approved", note=note)
+    notifications.request_decided(request, outcome="approved", note=note, by=actor)
     return key
 
 
@@ -221,5 +221,5 @@ def key_request_reject(*, request: KeyRequest, approver: User, note: str = "") -
     request.decision_note = note
     request.save(update_fields=["status", "decided_at", "decision_note"])
     audit.record(actor=approver, action="key_request.rejected", target=request, team=request.team, data={"note": note})
-    notifications.request_decided(request, outcome="rejected", note=note)
+    notifications.request_decided(request, outcome="rejected", note=note, by=approver)
     return request

@@ -20,6 +20,7 @@ test module runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -105,6 +106,8 @@ class Site:
     def job_errors(self) -> list[str]:
         """What failed in the worker's jobs so far: the job, then the exception, for a failing test's report."""
         log = (self.log_dir / "rqworker.log").read_text(errors="replace") if self.redis_url else ""
+        # The worker writes JSON lines (govsite.logs): a traceback is in a line's "exception", unfolded here.
+        log = "\n".join(_unfold_json_line(line) for line in log.splitlines())
         pattern = re.compile(r"exception raised while executing \(([\w.]+)\)|^(\w[\w.]*(Error|Exception): .*)$", re.M)
         return [match.group(1) or match.group(2) for match in pattern.finditer(log)]
 
@@ -113,6 +116,16 @@ class Site:
             if process.poll() is not None:
                 log = processes.tail(self.log_dir / f"{name}.log")
                 raise AssertionError(f"{name} exited with {process.returncode}:\n{log}")
+
+
+def _unfold_json_line(line: str) -> str:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    return "\n".join(filter(None, [str(record.get("event", "")), str(record.get("exception", ""))]))
 
 
 def _postgres_database(url: str) -> tuple[str, dict] | None:

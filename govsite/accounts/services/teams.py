@@ -9,12 +9,16 @@ import audit
 from govsite.accounts import permissions
 from govsite.accounts.models import Membership, Source, Team, TeamRole, User
 from govsite.accounts.services.checks import _check_role, _require_active_person
+from govsite.accounts.slack import webhook_hint
 
 TEAM_FIELDS = ("name", "slug", "description", "cost_centre", "slack_webhook_url")
 
 
 def _team_snapshot(team: Team) -> dict:
-    return {field: getattr(team, field) for field in TEAM_FIELDS}
+    # The Slack webhook URL lets whoever holds it post into the channel: the audit trail keeps its hint only.
+    snapshot = {field: getattr(team, field) for field in TEAM_FIELDS}
+    snapshot["slack_webhook_url"] = webhook_hint(team.slack_webhook_url)
+    return snapshot
 
 
 # --- teams ------------------------------------------------------------------------------------
@@ -39,6 +43,7 @@ def team_update(*, actor: User, team: Team, **changes) -> Team:
     permissions.require(permissions.can_manage_teams(actor), "Only admins can edit teams.")
     team = Team.objects.select_for_update().get(pk=team.pk)
     before = _team_snapshot(team)
+    original_webhook = team.slack_webhook_url
     unknown = set(changes) - set(TEAM_FIELDS)
     if unknown:
         raise ValueError(f"Unknown team fields: {sorted(unknown)}")
@@ -46,10 +51,14 @@ def team_update(*, actor: User, team: Team, **changes) -> Team:
         setattr(team, field, value)
     team.full_clean()
     after = _team_snapshot(team)
-    if after == before:
+    webhook_changed = "slack_webhook_url" in changes and changes["slack_webhook_url"] != original_webhook
+    if after == before and not webhook_changed:
         return team
     team.save()
     changed = {k: {"before": before[k], "after": after[k]} for k in TEAM_FIELDS if before[k] != after[k]}
+    if webhook_changed:
+        # Two URLs may share their hint: a change is recorded all the same.
+        changed["slack_webhook_url"] = {"before": before["slack_webhook_url"], "after": after["slack_webhook_url"]}
     audit.record(actor=actor, action="team.updated", target=team, team=team, data={"changes": changed})
     return team
 

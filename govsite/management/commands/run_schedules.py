@@ -10,6 +10,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from govsite.cron import SCHEDULES
+from govsite.logs import bound_job
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,13 @@ class Command(BaseCommand):
                     continue
                 last_run[index] = now
                 name = entry["func"].__name__
-                try:
-                    entry["func"]()
-                except Exception:  # noqa: BLE001 - one failing job must not stop the others; it is logged
-                    log.exception("scheduled job %s failed", name)
+                # Every line of the run (and of the in-process jobs it starts), its failure included, carries
+                # this run's job id.
+                with bound_job(f"{entry['func'].__module__}.{name}"):
+                    try:
+                        entry["func"]()
+                    except Exception:  # noqa: BLE001 - one failing job must not stop the others; it is logged
+                        log.exception("scheduled job %s failed", name)
             if once:
                 return
             time.sleep(1)

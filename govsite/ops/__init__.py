@@ -1,0 +1,1 @@
+"""What operators look at from outside: `/readyz` (health.py), `/metrics` (metrics.py) and their views."""
