@@ -7,12 +7,13 @@ seconds per job before it talked to the gateway. These workers import, before th
 module a job reaches — the apps' job modules, litellm's request models (`litellm.proxy._types`) and the
 price map — so a forked child starts with all of it and pays only for its own work.
 
-`PreloadedWorker` still forks per job (a job that crashes or leaks cannot hurt the next one; rq's
-timeouts kill a stuck child): it is the default. `PreloadedSimpleWorker` runs jobs in the worker
-process itself, without forking; it is safe for govsite's jobs (each opens and closes what it uses,
-and Django's stale connections are closed between jobs) and saves the fork, at the price of one job's
-crash taking the worker down (its supervisor restarts it; the outbox's sweeper re-runs the job).
-Choose it with `manage.py rqworker --worker-class govsite.worker.PreloadedSimpleWorker`.
+`PreloadedWorker` (the default) also runs the short jobs — a gateway command, an alert delivery, the
+sweepers that only enqueue — in its own process, without forking (`IN_PROCESS_JOBS`): each is a few
+queries and HTTP calls with a timeout, opens and closes what it uses, and rq's timeout still applies (a
+SIGALRM in the worker). That saves the fork and the new PostgreSQL connection a child opens, most of a
+gateway command's cost once litellm is loaded. Every other job (an evidence bundle, a spend pull: long,
+memory-hungry) is forked as before, so it cannot hurt the next job. `PreloadedSimpleWorker` runs every
+job without forking (`--worker-class govsite.worker.PreloadedSimpleWorker`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import time
 
 from django.db import close_old_connections, connections
-from rq.worker import SimpleWorker, Worker
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 # The job modules: imported here so a job's first run imports nothing (they import the services, the
 # models, the gateway client). This module sits with the schedules, on top of every app.
@@ -50,6 +51,20 @@ def preload() -> float:
     return _preloaded_in
 
 
+# Short, bounded jobs (a few queries and gateway/SMTP calls with their own timeouts) that are safe to run in
+# the worker's own process: they keep no state between runs and leave no connection open but Django's.
+IN_PROCESS_JOBS = frozenset(
+    {
+        "keys.jobs.run_gateway_command",
+        "keys.jobs.sweep_gateway_commands",
+        "budgets.jobs.deliver_alert",
+        "budgets.jobs.retry_alert_deliveries",
+        "budgets.jobs.evaluate_budget",
+        "audit.jobs.sweep_evidence_exports",
+    }
+)
+
+
 class _Preloading:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,18 +74,37 @@ class _Preloading:
         connections.close_all()
         log.info("worker %s: litellm and the job modules loaded in %.2f s, before the first job", self.name, seconds)
 
+    def _run_here(self, job, queue):
+        """A job in this process (as rq's SimpleWorker does), between checks of Django's connections."""
+        close_old_connections()  # as Django does around a request: drop broken or expired connections
+        try:
+            self.prepare_execution(job)
+            self.perform_job(job, queue)
+            self.set_state(WorkerStatus.IDLE)
+        finally:
+            close_old_connections()
+
 
 class PreloadedWorker(_Preloading, Worker):
-    """Forks a child per job, from a parent that has already loaded everything a job needs."""
+    """Runs the short jobs itself and forks a child for the others, from a parent that has already loaded
+    everything a job needs."""
+
+    def execute_job(self, job, queue):
+        if job.func_name in IN_PROCESS_JOBS:
+            return self._run_here(job, queue)
+        # A child must not inherit the connection an in-process job left open (two processes on one socket).
+        connections.close_all()
+        return super().execute_job(job, queue)
+
+    def get_heartbeat_ttl(self, job) -> int:
+        if job.func_name in IN_PROCESS_JOBS:
+            # This process runs the job and cannot beat meanwhile: the heartbeat covers the job's whole timeout.
+            return SimpleWorker.get_heartbeat_ttl(self, job)
+        return super().get_heartbeat_ttl(job)
 
 
 class PreloadedSimpleWorker(_Preloading, SimpleWorker):
-    """Runs each job in the worker process itself (no fork), with everything loaded once."""
+    """Runs every job in the worker process itself (no fork), with everything loaded once."""
 
     def execute_job(self, job, queue):
-        # As Django does around a request: drop connections that broke or outlived CONN_MAX_AGE.
-        close_old_connections()
-        try:
-            return super().execute_job(job, queue)
-        finally:
-            close_old_connections()
+        return self._run_here(job, queue)

@@ -195,7 +195,12 @@ HANDLERS = {
 def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
     """Record in govsite what the gateway now holds (inside the command's 'done' transaction)."""
     if command.kind == GatewayCommand.Kind.KEY_GENERATE and "skipped" not in outcome:
-        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        # What the owner's e-mail names (a rollout's key says whose rollout it is) comes in the same query.
+        key = (
+            VirtualKey.objects.select_for_update(of=("self",))
+            .select_related("team", "owner", "request__rollout__requested_by")
+            .get(pk=command.key_id)
+        )
         if key.status in (VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED):
             key.status = VirtualKey.Status.ACTIVE
             key.provisioned_at = timezone.now()
