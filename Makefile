@@ -43,6 +43,7 @@ bench: $(STAMP)
 	DEBUG=false SECRET_KEY=bench-only $(BIN)/python manage.py bench_dashboards --check
 	DEBUG=true $(BIN)/python manage.py bench_export
 	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)
+	DEBUG=true $(BIN)/python manage.py bench_provision
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
