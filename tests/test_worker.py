@@ -34,7 +34,7 @@ def queue():
 
     url = os.environ.get("REDIS_URL")
     if not url:
-        unavailable("REDIS_URL is not set")
+        pytest.skip("REDIS_URL is not set (the SQLite run); CI sets it")
     conn = redis.Redis.from_url(url)
     try:
         conn.ping()

@@ -291,3 +291,21 @@ def test_revoking_the_rollout_revokes_every_key(client, live_gateway, admin_user
     # Nobody joins a revoked rollout.
     account_services.membership_add(actor=admin_user, team=team, user=make_user(email="after@revoke.example.com"))
     assert keys.count() == 6
+
+
+def test_the_rollout_page_reads_a_fixed_number_of_queries_whatever_its_size(client, settings, admin_user, open_model):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.REDIS_URL = ""
+    settings.LITELLM_URL = "http://127.0.0.1:9"  # nothing listens: the keys stay provisioning, the page still reads
+    counts = []
+    for size in (3, 12):
+        team, lead, _ = _team_of(size, slug=f"size-{size}")
+        rollout = _approved_rollout(team, lead, admin_user, [open_model])
+        client.force_login(lead)
+        with CaptureQueriesContext(connection) as ctx:
+            page = client.get(reverse("rollout_detail", args=[rollout.pk]))
+        assert page.status_code == 200 and f"{size} keys" in page.content.decode()
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1], counts
