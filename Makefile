@@ -44,6 +44,7 @@ bench: $(STAMP)
 	DEBUG=true $(BIN)/python manage.py bench_export
 	DEBUG=true $(BIN)/python manage.py bench_focus $(BENCH_FOCUS_ARGS)
 	DEBUG=true $(BIN)/python manage.py bench_load --check $(BENCH_ARGS)
+	DEBUG=true $(BIN)/python manage.py bench_provision
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Value
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -413,3 +413,14 @@ def team_key_allocation(*, team_ids: list[int]) -> dict[int, dict]:
         for row in spend:
             result[row["team_id"]]["spend"] = row["total"] or 0
     return result
+
+
+def key_usage(*, key_ids: list[int]) -> dict[int, dict]:
+    """Per key: requests booked, first and last day used (from the daily rollups; one query). A rollout's page
+    shows who has used their key."""
+    rows = (
+        DailyRollup.objects.filter(key_id__in=key_ids, requests__gt=0)
+        .values("key_id")
+        .annotate(requests=Sum("requests"), first_day=Min("day"), last_day=Max("day"))
+    )
+    return {row["key_id"]: row for row in rows}

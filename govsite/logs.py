@@ -158,9 +158,13 @@ request_finished.connect(_request_done, dispatch_uid="govsite.logs.request_done"
 # --- RQ workers ----------------------------------------------------------------------------------------------
 
 
-class Worker(RqWorker):
-    """RQ's worker with every line about a job (its start, its result, its failure) carrying the job."""
+class JobLogContext:
+    """Mixed into an RQ worker: every line about a job (its start, its result, its failure) carries the job."""
 
     def perform_job(self, job, queue):
         with bound_job(job.func_name, job.id):
             return super().perform_job(job, queue)
+
+
+class Worker(JobLogContext, RqWorker):
+    """RQ's own worker with the job on every line (govsite.worker's preloaded workers mix the same in)."""

@@ -150,6 +150,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: delivery only. Unset means jobs run in-process, right after the transaction commits.
 REDIS_URL = env("REDIS_URL")
 RQ_QUEUES = {"default": {"URL": REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 300}}
+# `manage.py rqworker` loads Django, the job modules, litellm's request models and its price map once,
+# before it forks a child per job (govsite.worker); RQ_WORKER_CLASS=govsite.worker.PreloadedSimpleWorker
+# runs jobs without forking.
+RQ = {"WORKER_CLASS": env("RQ_WORKER_CLASS", "govsite.worker.PreloadedWorker")}
 # The cache holds the failed-login counters (allauth) and the refused-token windows (govsite.api), so it
 # must be shared by every process: Redis when there is one, else Django's database cache, whose table the
 # accounts migration 0003 makes on every deployment (never a per-process memory cache).
@@ -399,7 +403,6 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
-RQ = {"WORKER_CLASS": "govsite.logs.Worker"}
 MIDDLEWARE.append("govsite.logs.LogContextMiddleware")  # last: after the user and the request id are set
 
 

@@ -121,3 +121,83 @@ class AdoptForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = Team.objects.order_by("name")
+
+
+class PeopleChoices(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.display_name} <{obj.email}>" if obj.full_name else obj.email
+
+
+class RolloutForm(forms.Form):
+    """A rollout: the team, who (everyone, and those who join later, or a chosen list), one policy, one
+    justification. The service checks the rules; its field errors land here."""
+
+    team = forms.ModelChoiceField(queryset=None, empty_label=None)
+    whole_team = forms.ChoiceField(
+        choices=[("yes", "Everyone in the team"), ("no", "Only the people chosen below")],
+        initial="yes",
+        widget=forms.RadioSelect,
+        label="Who gets a key",
+    )
+    people = PeopleChoices(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="For a chosen list: active members of the team.",
+    )
+    include_joiners = forms.BooleanField(
+        required=False, label="People who join the team later get a key too (everyone in the team only)"
+    )
+    ends_on = forms.DateField(
+        required=False,
+        label="Until (YYYY-MM-DD)",
+        help_text="The last day on which someone joining the team still gets a key.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    purpose = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), label="Purpose and justification", max_length=4000
+    )
+    data_classification = forms.ModelChoiceField(
+        queryset=DataClassification.objects.all(), empty_label=None, label="Most sensitive data the keys will process"
+    )
+    models = ModelChoices(queryset=None, widget=forms.CheckboxSelectMultiple)
+    monthly_budget = forms.DecimalField(max_digits=12, decimal_places=2, label="Monthly budget per key (USD)")
+    expiry_days = forms.IntegerField(initial=90, label="Each key expires after (days)")
+
+    def __init__(self, *args, user: User, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        teams = permissions.teams_user_decides_for(user).order_by("name")
+        self.fields["team"].queryset = teams
+        self.fields["people"].queryset = (
+            User.objects.filter(is_active=True, memberships__team__in=teams).distinct().order_by("email")
+        )
+        self.fields["models"].queryset = selectors.requestable_models()
+        self.fields["data_classification"].initial = DataClassification.objects.filter(key="internal").first()
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        self.rollout_input = services.RolloutInput(
+            team=data["team"],
+            purpose=data.get("purpose", ""),
+            data_classification=data["data_classification"],
+            models=list(data["models"]),
+            monthly_budget=data["monthly_budget"],
+            expiry_days=data["expiry_days"],
+            whole_team=data["whole_team"] == "yes",
+            people=list(data.get("people") or []),
+            include_joiners=bool(data.get("include_joiners")),
+            ends_on=data.get("ends_on"),
+        )
+        try:
+            services.rollout_validate(requester=self.user, data=self.rollout_input)
+        except ValidationError as exc:
+            for field, errors in exc.error_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
+class RolloutRevokeForm(forms.Form):
+    reason = forms.CharField(max_length=200, required=False, help_text="Told to each person whose key is revoked.")

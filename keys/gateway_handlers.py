@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 import audit
+from govsite.accounts.models import User
 from govsite.gateway.client import AliasConflict, Conflict, GatewayClient, NotFound, get_client
 from keys import crypto, notifications
 from keys.models import GatewayCommand, UnmanagedKey, VirtualKey
@@ -59,13 +61,18 @@ def key_generate(command: GatewayCommand) -> dict:
     if key.status not in (VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED):
         return {"skipped": f"key is {key.status}"}
     with get_client() as client:
-        return _key_generate(client, key)
+        # A rollout's keys come after its one team-and-users sync (rollout_sync): nothing to ensure per key.
+        synced = bool(command.payload.get("rollout"))
+        # On a command's first attempt no earlier try can have made the key; should the alias be taken all
+        # the same, /key/generate refuses it and the AliasConflict branch below looks it up.
+        return _key_generate(client, key, ensure=not synced, look_up=command.attempts > 1 or not synced)
 
 
-def _key_generate(client: GatewayClient, key: VirtualKey) -> dict:
-    _ensure_team(client, key.team)
-    _ensure_user(client, key.owner)
-    existing = _find_by_alias(client, key.alias)
+def _key_generate(client: GatewayClient, key: VirtualKey, *, ensure: bool = True, look_up: bool = True) -> dict:
+    if ensure:
+        _ensure_team(client, key.team)
+        _ensure_user(client, key.owner)
+    existing = _find_by_alias(client, key.alias) if look_up else None
     if existing is not None:
         if existing.get("token") != key.token_hash:
             raise AliasConflict(f"alias {key.alias} belongs to another key", status=400, param="key_alias")
@@ -162,6 +169,17 @@ def team_sync(command: GatewayCommand) -> dict:
     return {"updated": True}
 
 
+def rollout_sync(command: GatewayCommand) -> dict:
+    """A rollout's shared gateway work, once for all its keys: the team, then each person's gateway user.
+    Safe to run again (what exists is left as it is); the keys' own commands are issued when it is done."""
+    users = list(User.objects.filter(pk__in=command.payload.get("users", [])).order_by("pk"))
+    with get_client() as client:
+        _ensure_team(client, command.team)
+        for user in users:
+            _ensure_user(client, user)
+    return {"rollout": command.payload.get("rollout"), "users": len(users)}
+
+
 HANDLERS = {
     GatewayCommand.Kind.KEY_GENERATE: key_generate,
     GatewayCommand.Kind.KEY_DELETE: key_delete,
@@ -170,13 +188,19 @@ HANDLERS = {
     GatewayCommand.Kind.KEY_UPDATE: key_update,
     GatewayCommand.Kind.TEAM_SYNC: team_sync,
     GatewayCommand.Kind.UNMANAGED_DELETE: unmanaged_delete,
+    GatewayCommand.Kind.ROLLOUT_SYNC: rollout_sync,
 }
 
 
 def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
     """Record in govsite what the gateway now holds (inside the command's 'done' transaction)."""
     if command.kind == GatewayCommand.Kind.KEY_GENERATE and "skipped" not in outcome:
-        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+        # What the owner's e-mail names (a rollout's key says whose rollout it is) comes in the same query.
+        key = (
+            VirtualKey.objects.select_for_update(of=("self",))
+            .select_related("team", "owner", "request__rollout__requested_by")
+            .get(pk=command.key_id)
+        )
         if key.status in (VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED):
             key.status = VirtualKey.Status.ACTIVE
             key.provisioned_at = timezone.now()
@@ -218,6 +242,7 @@ def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
         GatewayCommand.Kind.KEY_UNBLOCK,
         GatewayCommand.Kind.KEY_UPDATE,
         GatewayCommand.Kind.TEAM_SYNC,
+        GatewayCommand.Kind.ROLLOUT_SYNC,
     ):
         # A key's block, unblock or update lands on the key, where the evidence reports read key events.
         target = command.key if command.key_id else command
@@ -230,8 +255,32 @@ def apply_outcome(command: GatewayCommand, outcome: dict) -> None:
         )
 
 
+def rollout_keys_waiting(command: GatewayCommand):
+    """The keys waiting on a rollout's sync command (made without a command of their own)."""
+    has_command = GatewayCommand.objects.filter(key=OuterRef("pk"))
+    return (
+        VirtualKey.objects.select_for_update(of=("self",))
+        .filter(request__rollout_id=command.payload.get("rollout"))
+        .filter(~Exists(has_command))
+        .select_related("team")
+        .order_by("pk")
+    )
+
+
 def apply_give_up(command: GatewayCommand) -> None:
-    """A command given up (inside that transaction): a key that could not be made is failed."""
+    """A command given up (inside that transaction): a key that could not be made is failed (a rollout's
+    sync given up: each of its keys waiting on it)."""
+    if command.kind == GatewayCommand.Kind.ROLLOUT_SYNC:
+        for key in rollout_keys_waiting(command).filter(status=VirtualKey.Status.PROVISIONING):
+            key.status = VirtualKey.Status.FAILED
+            key.save(update_fields=["status"])
+            audit.record(
+                action="key.provisioning_failed",
+                actor_label="system",
+                target=key,
+                team=key.team,
+                data={"alias": key.alias, "command": command.pk, "error": command.last_error},
+            )
     if command.kind == GatewayCommand.Kind.KEY_GENERATE and command.key_id:
         key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
         if key.status == VirtualKey.Status.PROVISIONING:
@@ -247,9 +296,15 @@ def apply_give_up(command: GatewayCommand) -> None:
 
 
 def apply_retry(command: GatewayCommand, *, actor) -> None:
-    """An admin retries a given-up command (inside that transaction): its failed key is provisioning again."""
-    if command.kind == GatewayCommand.Kind.KEY_GENERATE and command.key_id:
-        key = VirtualKey.objects.select_for_update().get(pk=command.key_id)
+    """An admin retries a given-up command (inside that transaction): its failed key (a rollout sync's
+    failed keys) is provisioning again."""
+    if command.kind == GatewayCommand.Kind.ROLLOUT_SYNC:
+        keys = list(rollout_keys_waiting(command).filter(status=VirtualKey.Status.FAILED))
+    elif command.kind == GatewayCommand.Kind.KEY_GENERATE and command.key_id:
+        keys = list(VirtualKey.objects.select_for_update().filter(pk=command.key_id))
+    else:
+        keys = []
+    for key in keys:
         if key.status == VirtualKey.Status.FAILED:
             key.status = VirtualKey.Status.PROVISIONING
             key.save(update_fields=["status"])

@@ -83,6 +83,85 @@ class KeyKind(models.TextChoices):
     SERVICE = "service", "Service key"
 
 
+class KeyRollout(models.Model):
+    """Keys for many people of one team in one decision: every member (and, until `ends_on`, those who join
+    later) or a chosen list, with one policy and one justification. Decided like a key request (nobody
+    decides a rollout they asked for or get a key from; a restricted model needs an admin's approval too);
+    its approval makes one approved `KeyRequest` and one key per person. See keys.services.rollouts."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled"
+        REVOKED = "revoked", "Revoked"
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="key_rollouts")
+    whole_team = models.BooleanField(default=True, help_text="Everyone in the team, rather than a chosen list.")
+    include_joiners = models.BooleanField(
+        default=False, help_text="People who join the team later get a key too, until the end date."
+    )
+    ends_on = models.DateField(null=True, blank=True)
+    purpose = models.TextField()
+    data_classification = models.ForeignKey("keys.DataClassification", on_delete=models.PROTECT, related_name="+")
+    requested_models = models.ManyToManyField("keys.ModelPolicy", related_name="key_rollouts")
+    monthly_budget = models.DecimalField(max_digits=12, decimal_places=2, help_text="Per key.")
+    expiry_days = models.PositiveIntegerField(default=90)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    needs_admin_approval = models.BooleanField(default=False)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Rollout #{self.pk} ({self.team})"
+
+
+class KeyRolloutApproval(models.Model):
+    """One person's decision on a rollout (a restricted model needs two, one an admin's)."""
+
+    rollout = models.ForeignKey(KeyRollout, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decision = models.CharField(max_length=10, choices=[("approve", "Approve"), ("reject", "Reject")])
+    as_admin = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["rollout", "approver"], name="one_rollout_decision_each")]
+
+    def __str__(self):
+        return f"{self.decision} by {self.approver}"
+
+
+class KeyRolloutMember(models.Model):
+    """A person a rollout gives a key to; `key_request` is theirs once the rollout is approved."""
+
+    rollout = models.ForeignKey(KeyRollout, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    joined_later = models.BooleanField(default=False)
+    key_request = models.OneToOneField(
+        "keys.KeyRequest", null=True, blank=True, on_delete=models.PROTECT, related_name="rollout_member"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["user__email"]
+        constraints = [models.UniqueConstraint(fields=["rollout", "user"], name="one_rollout_key_each")]
+
+    def __str__(self):
+        return f"{self.user} in {self.rollout}"
+
+
 class KeyRequest(models.Model):
     """Someone asks for a key; approvers decide. See keys.services for the transitions."""
 
@@ -115,6 +194,9 @@ class KeyRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    rollout = models.ForeignKey(
+        KeyRollout, null=True, blank=True, on_delete=models.PROTECT, related_name="key_requests"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -245,6 +327,7 @@ class GatewayCommand(models.Model):
         KEY_BLOCK = "key.block", "Block key"
         KEY_UNBLOCK = "key.unblock", "Unblock key"
         TEAM_SYNC = "team.sync", "Create or update team"
+        ROLLOUT_SYNC = "rollout.sync", "Create a rollout's team and users"
         UNMANAGED_DELETE = "unmanaged.delete", "Delete unmanaged key"
 
     class Status(models.TextChoices):

@@ -88,11 +88,49 @@ def request_decided(key_request, *, outcome: str, note: str = "", by=None) -> No
 
 
 def key_ready(key) -> None:
+    rollout_id = key.request.rollout_id if key.request_id else None
+    if rollout_id:
+        # A rollout's key was not asked for by its owner: say where it comes from and what it is for.
+        rollout = key.request.rollout
+        _send(
+            f"[govsite] A key for {key.team.name} waits for you",
+            f"{rollout.requested_by.display_name} rolled out keys to {key.team.name} (rollout #{rollout_id}), "
+            f"and yours is ready: {key.alias}.\n\nWhat it is for: {rollout.purpose}\n"
+            f"Models: {', '.join(key.allowed_models)}; budget ${key.max_budget} a month; "
+            f"until {key.expires_at:%Y-%m-%d}.\n\nReveal it once here: {_url('key_detail', key.pk)}\n",
+            [key.owner.email],
+        )
+        return
     _send(
         f"[govsite] Your key {key.alias} is ready",
         f"Your key {key.alias} is provisioned. Reveal it once here: {_url('key_detail', key.pk)}\n",
         [key.owner.email],
     )
+
+
+def rollout_waiting(rollout, *, people: int, admins_only: bool = False) -> None:
+    """Tell who can decide a rollout (a restricted model's second approval is the admins')."""
+    who = rollout.requested_by
+    deciders = permissions.admins() if admins_only else permissions.deciders_of(rollout.team_id)
+    members = set(rollout.members.values_list("user__email", flat=True))
+    recipients = [r for r in _emails(deciders) if r != who.email and r not in members]
+    if not recipients and not admins_only:
+        recipients = [r for r in _emails(permissions.admins()) if r != who.email and r not in members]
+    _send(
+        f"[govsite] Rollout #{rollout.pk} to {rollout.team.name} waits for you",
+        f"{who.display_name} asks for keys for {people} people in {rollout.team.name}.\n\n"
+        f"Purpose: {rollout.purpose}\n\nDecide it here: {_url('rollout_detail', rollout.pk)}\n",
+        recipients,
+    )
+
+
+def rollout_decided(rollout, *, outcome: str, note: str = "", keys: int = 0) -> None:
+    body = f"Your rollout #{rollout.pk} to {rollout.team.name} was {outcome}"
+    body += f": {keys} keys are being made.\n" if outcome == "approved" else ".\n"
+    if note:
+        body += f"\nNote from the approver: {note}\n"
+    body += f"\nSee it here: {_url('rollout_detail', rollout.pk)}\n"
+    _send(f"[govsite] Rollout #{rollout.pk} {outcome}", body, [rollout.requested_by.email])
 
 
 def key_expiring(key) -> None:

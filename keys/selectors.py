@@ -4,7 +4,16 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from govsite.accounts import permissions
 from govsite.accounts.models import User
-from keys.models import Approval, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
+from keys.models import (
+    Approval,
+    GatewayCommand,
+    KeyRequest,
+    KeyRollout,
+    KeyRolloutMember,
+    ModelPolicy,
+    UnmanagedKey,
+    VirtualKey,
+)
 
 
 def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest]:
@@ -111,3 +120,66 @@ def unmanaged_key_list(*, status: str = UnmanagedKey.Status.OPEN) -> QuerySet[Un
 
 def pending_approvals_count(*, user: User) -> int:
     return KeyRequest.objects.filter(permissions.key_request_queue_scope(user)).count()
+
+
+# --- rollouts ---------------------------------------------------------------------------------------------
+
+
+def rollouts_visible(*, user: User) -> QuerySet[KeyRollout]:
+    return (
+        KeyRollout.objects.filter(permissions.rollout_scope(user))
+        .select_related("team", "requested_by", "data_classification")
+        .prefetch_related("requested_models")
+        .annotate(people=Count("members", distinct=True))
+        .order_by("-created_at", "-pk")
+    )
+
+
+def rollout_queue(*, user: User) -> QuerySet[KeyRollout]:
+    """Pending rollouts the user may decide (never one they asked for or get a key from)."""
+    return (
+        KeyRollout.objects.filter(permissions.rollout_queue_scope(user))
+        .select_related("team", "requested_by", "data_classification")
+        .prefetch_related("requested_models")
+        .annotate(people=Count("members", distinct=True))
+        .distinct()
+        .order_by("created_at")
+    )
+
+
+def rollout_members(*, rollout: KeyRollout) -> QuerySet[KeyRolloutMember]:
+    """The rollout's people with their request and key (the key most recently made for that request)."""
+    return rollout.members.select_related("user", "key_request").prefetch_related(
+        Prefetch("key_request__keys", queryset=VirtualKey.objects.order_by("-created_at"))
+    )
+
+
+def rollout_keys(*, rollout: KeyRollout) -> QuerySet[VirtualKey]:
+    return VirtualKey.objects.filter(request__rollout=rollout)
+
+
+def rollout_key_counts(*, rollout: KeyRollout) -> dict:
+    """How far the rollout's keys are: by status, and how many were revealed."""
+    keys = rollout_keys(rollout=rollout)
+    counts = dict(keys.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    return {
+        "total": sum(counts.values()),
+        "by_status": counts,
+        "revealed": keys.filter(revealed_at__isnull=False).count(),
+    }
+
+
+def rollout_keys_waiting_to_be_revealed(*, user: User) -> QuerySet[VirtualKey]:
+    """For the person's inbox ("Needs me"): keys a rollout made for them, active, that they have not
+    revealed yet. Each item links to the key's page, where they reveal it once."""
+    return (
+        VirtualKey.objects.filter(
+            owner=user,
+            status=VirtualKey.Status.ACTIVE,
+            request__rollout__isnull=False,
+            revealed_at__isnull=True,
+            secret_encrypted__isnull=False,
+        )
+        .select_related("team", "request__rollout")
+        .order_by("created_at")
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from keys import views
+from keys import rollout_views, views
 
 urlpatterns = [
     path("keys/", views.key_list, name="key_list"),
@@ -12,6 +12,11 @@ urlpatterns = [
     path("keys/<int:pk>/revoke/", views.key_revoke, name="key_revoke"),
     path("keys/<int:pk>/rotate/", views.key_rotate, name="key_rotate"),
     path("keys/<int:pk>/reassign/", views.key_reassign, name="key_reassign"),
+    path("rollouts/", rollout_views.rollout_list, name="rollout_list"),
+    path("rollouts/new/", rollout_views.rollout_create, name="rollout_create"),
+    path("rollouts/<int:pk>/", rollout_views.rollout_detail, name="rollout_detail"),
+    path("rollouts/<int:pk>/decide/", rollout_views.rollout_decide, name="rollout_decide"),
+    path("rollouts/<int:pk>/revoke/", rollout_views.rollout_revoke, name="rollout_revoke"),
     path("approvals/", views.approval_queue, name="approval_queue"),
     path("approvals/<int:pk>/decide/", views.approval_decide, name="approval_decide"),
     path("settings/models/", views.model_policy_list, name="model_policy_list"),

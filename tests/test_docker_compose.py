@@ -5,9 +5,11 @@ import importlib
 from pathlib import Path
 
 import pytest
+import rq.worker
 import yaml
 from django.conf import settings
 from django.core.management import get_commands
+from django.utils.module_loading import import_string
 
 from govsite import settings as project_settings
 
@@ -24,6 +26,9 @@ def _check_command(argv: list[str]) -> None:
         assert command in get_commands(), f"manage.py has no command {command!r}"
         if command == "rqcron":
             importlib.import_module(args[2])
+        if "--worker-class" in args:
+            worker_class = import_string(args[args.index("--worker-class") + 1])
+            assert issubclass(worker_class, rq.worker.BaseWorker), f"{worker_class} is not an RQ worker"
     elif program == "python" and args[:1] == ["-c"]:
         compile(args[1], "<healthcheck>", "exec")
     elif program == "gunicorn":

@@ -7,6 +7,7 @@ audit event. Importers use `keys.services.<name>`; the modules:
 - sweeps: expiry, rotation grace, leavers (cron)
 - commands: gateway commands, issued in a transaction and run through the outbox
 - reconciliation: the gateway's keys set against govsite's; unmanaged keys
+- rollouts: keys for a whole team (or a chosen list) in one decision; people who join later
 """
 
 from govsite.errors import InvalidTransition
@@ -54,6 +55,16 @@ from keys.services.requests import (
     key_request_reject,
     key_request_validate,
 )
+from keys.services.rollouts import (
+    RolloutInput,
+    rollout_approve,
+    rollout_cancel,
+    rollout_create,
+    rollout_member_joined,
+    rollout_reject,
+    rollout_revoke,
+    rollout_validate,
+)
 from keys.services.sweeps import EXPIRY_REMINDER, keys_expire, leaver_keys_sweep, rotation_grace_sweep
 
 __all__ = [
@@ -69,6 +80,7 @@ __all__ = [
     "KeyReassignment",
     "KeyRequestInput",
     "ReconcileResult",
+    "RolloutInput",
     "data_classification_relabel",
     "gateway_command_execute",
     "gateway_command_issue",
@@ -92,6 +104,13 @@ __all__ = [
     "keys_expire",
     "leaver_keys_sweep",
     "model_policy_save",
+    "rollout_approve",
+    "rollout_cancel",
+    "rollout_create",
+    "rollout_member_joined",
+    "rollout_reject",
+    "rollout_revoke",
+    "rollout_validate",
     "rotation_grace_sweep",
     "team_key_policy",
     "team_key_policy_save",

@@ -82,6 +82,13 @@ def gateway_command_execute(*, command_id: int) -> str:
         command.done_at = timezone.now()
         command.save(update_fields=["done_at"])
         gateway_handlers.apply_outcome(command, outcome)
+        if command.kind == GatewayCommand.Kind.ROLLOUT_SYNC:
+            # The team and users exist: each waiting key gets its own command now (every worker can take one).
+            waiting = gateway_handlers.rollout_keys_waiting(command).filter(status=VirtualKey.Status.PROVISIONING)
+            for key in waiting:
+                gateway_command_issue(
+                    GatewayCommand.Kind.KEY_GENERATE, key=key, payload={"rollout": command.payload["rollout"]}
+                )
 
     return COMMANDS.complete(command.pk, apply=done).status
 

@@ -31,10 +31,12 @@ def key_create(
     expires_at,
     actor: User | None,
     rotated_from: VirtualKey | None = None,
+    issue_command: bool = True,
 ) -> VirtualKey:
     """A key row and its provisioning command, in the caller's transaction; the secret is made
     here so a re-run command can recognise the key it already created. A rotation belongs to the
-    rotated key's owner (who may no longer be the request's, after a reassignment)."""
+    rotated key's owner (who may no longer be the request's, after a reassignment). A rollout's keys are
+    made without their command (`issue_command=False`): the rollout's sync command issues them when done."""
     secret = crypto.new_secret()
     number = request.keys.count() + 1
     key = VirtualKey.objects.create(
@@ -55,7 +57,8 @@ def key_create(
         rotated_from=rotated_from,
     )
     del secret
-    gateway_command_issue(GatewayCommand.Kind.KEY_GENERATE, key=key)
+    if issue_command:
+        gateway_command_issue(GatewayCommand.Kind.KEY_GENERATE, key=key)
     audit.record(
         actor=actor,
         actor_label="" if actor else "policy",

@@ -41,6 +41,15 @@ def key_request_validate(*, requester: User, data: KeyRequestInput) -> None:
     errors: dict[str, str] = {}
     if not permissions.can_request_key(requester, data.team):
         errors["team"] = "You can only ask for keys in a team you belong to."
+    errors.update(key_policy_errors(data))
+    if errors:
+        raise ValidationError(errors)
+
+
+def key_policy_errors(data: KeyRequestInput) -> dict[str, str]:
+    """The rules of the policy asked for (kind, purpose, models, data class, budget, expiry, limits), by field:
+    a key request's and a rollout's."""
+    errors: dict[str, str] = {}
     if not (data.purpose or "").strip():
         errors["purpose"] = "Say what the key is for; approvers decide on it."
     if data.kind not in KeyKind.values:
@@ -74,8 +83,7 @@ def key_request_validate(*, requester: User, data: KeyRequestInput) -> None:
         value = getattr(data, field)
         if value is not None and value < 1:
             errors[field] = "Leave it empty for no limit, or give a positive number."
-    if errors:
-        raise ValidationError(errors)
+    return errors
 
 
 @transaction.atomic(durable=True)

@@ -119,8 +119,10 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def rq_worker(transactional_db, redis_queue, live_gateway):
-    """A real `manage.py rqworker` process on the test database, the test Redis and the sandbox."""
+def rq_worker(transactional_db, redis_queue, live_gateway, tmp_path):
+    """A real `manage.py rqworker` process on the test database, the test Redis and the sandbox. Its log is
+    `rq_worker.log` (a file, not a pipe nobody reads: a full pipe would stop the worker mid-test)."""
+    log_path = tmp_path / "rqworker.log"
     if connection.vendor != "postgresql":
         pytest.skip("the worker process shares the test database, which needs PostgreSQL")
 
@@ -141,10 +143,12 @@ def rq_worker(transactional_db, redis_queue, live_gateway):
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log_path.open("ab"),
         )
 
     class Worker:
+        log = log_path
+
         def __init__(self):
             self.process = start()
 

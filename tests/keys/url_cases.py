@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 
 from govsite.accounts.models import TeamRole
 from keys.models import (
@@ -10,6 +11,8 @@ from keys.models import (
     GatewayCommand,
     KeyKind,
     KeyRequest,
+    KeyRollout,
+    KeyRolloutMember,
     ModelPolicy,
     TeamKeyPolicy,
     UnmanagedKey,
@@ -272,6 +275,93 @@ register(
         allowed=ADMIN_ONLY,
         unreachable=_missing,
         effect=lambda c: UnmanagedKey.objects.get(pk=c.pk).status == UnmanagedKey.Status.ADOPTED,
+    ),
+)
+
+
+# --- rollouts ---------------------------------------------------------------------------------------------
+
+
+def _rollout(world, team, *, status=KeyRollout.Status.PENDING) -> KeyRollout:
+    """A rollout to one member of the team, asked by another approver of it (so approver_a may decide it)."""
+    lead = make_user(email=f"rollout-lead-{next(_n)}@example.com", teams={team: TeamRole.APPROVER})
+    rollout = KeyRollout.objects.create(
+        requested_by=lead,
+        team=team,
+        whole_team=False,
+        purpose="Claude Code for the team",
+        data_classification=classification("internal"),
+        monthly_budget=Decimal("20"),
+        expiry_days=30,
+        status=status,
+    )
+    rollout.requested_models.set([_policy()])
+    KeyRolloutMember.objects.create(rollout=rollout, user=_member_of(world, team))
+    return rollout
+
+
+def _rollout_kwargs(world, team):
+    return {"pk": _rollout(world, team).pk}
+
+
+def _approved_rollout_kwargs(world, team):
+    return {"pk": _rollout(world, team, status=KeyRollout.Status.APPROVED).pk}
+
+
+def _new_rollout_form(world, team):
+    return {
+        "team": team.pk,
+        "whole_team": "no",
+        "people": [_member_of(world, team).pk],
+        "purpose": f"Pilot {next(_n)}",
+        "data_classification": classification("internal").pk,
+        "models": [_policy().pk],
+        "monthly_budget": "25",
+        "expiry_days": "30",
+    }
+
+
+ROLLOUT_READERS = frozenset({ADMIN, FINANCE, AUDITOR, APPROVER_A})
+
+register(
+    UrlCase("rollout_list"),
+    UrlCase("rollout_create", allowed=DECIDERS),
+    UrlCase(
+        "rollout_create",
+        method="post",
+        data=_new_rollout_form,
+        allowed=DECIDERS,
+        effect=lambda c: KeyRollout.objects.filter(requested_by=c.user, purpose=c.data["purpose"]).exists(),
+    ),
+    # People outside a rollout's scope do not learn it exists: 404, like another team's.
+    UrlCase(
+        "rollout_detail",
+        kwargs=_rollout_kwargs,
+        scoped=True,
+        allowed=ROLLOUT_READERS,
+        refused_status=404,
+        unreachable=_missing,
+    ),
+    UrlCase(
+        "rollout_decide",
+        method="post",
+        kwargs=_rollout_kwargs,
+        scoped=True,
+        allowed=DECIDERS,
+        data=lambda w, t: {"decision": "approve", "note": "go"},
+        unreachable=_missing,
+        effect=lambda c: KeyRollout.objects.get(pk=c.pk).status == KeyRollout.Status.APPROVED,
+    ),
+    UrlCase("rollout_revoke", kwargs=_approved_rollout_kwargs, scoped=True, allowed=DECIDERS, unreachable=_missing),
+    UrlCase(
+        "rollout_revoke",
+        method="post",
+        kwargs=_approved_rollout_kwargs,
+        scoped=True,
+        allowed=DECIDERS,
+        data=lambda w, t: {"reason": "pilot over"},
+        unreachable=_missing,
+        effect=lambda c: KeyRollout.objects.get(pk=c.pk).status == KeyRollout.Status.REVOKED,
     ),
 )
 

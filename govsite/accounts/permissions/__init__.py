@@ -106,6 +106,19 @@ from govsite.accounts.permissions.roles import (  # noqa: F401
     teams_user_decides_for,
     teams_visible_to,
 )
+from govsite.accounts.permissions.rollouts import (  # noqa: F401
+    can_cancel_rollout,
+    can_decide_rollout,
+    can_request_any_rollout,
+    can_request_rollout,
+    can_revoke_rollout,
+    require_can_decide_rollout,
+    require_can_revoke_rollout,
+    rollout_decide_refusal,
+    rollout_queue_scope,
+    rollout_revoke_refusal,
+    rollout_scope,
+)
 from govsite.accounts.permissions.tokens_and_dashboards import (  # noqa: F401
     api_token_permits,
     api_token_scope,

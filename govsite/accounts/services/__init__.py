@@ -30,6 +30,7 @@ from govsite.accounts.services.teams import (
     membership_add,
     membership_change_role,
     membership_remove,
+    register_membership_added_hook,
     team_create,
     team_update,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "membership_add",
     "membership_change_role",
     "membership_remove",
+    "register_membership_added_hook",
     "scim_group_create",
     "scim_group_delete",
     "scim_group_sync",

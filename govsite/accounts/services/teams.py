@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -63,6 +65,19 @@ def team_update(*, actor: User, team: Team, **changes) -> Team:
     return team
 
 
+# What joining a team sets off in apps above accounts: keys registers the rollouts that include people who
+# join later (KeysConfig.ready). A registration, not an import, for the reason the deactivation hooks are
+# one (accounts is the foundation). Every way in — an admin, an SSO login's groups, a SCIM group — comes
+# through `_membership_set`; each hook runs inside its transaction and writes its own audit events.
+MembershipHook = Callable[..., None]  # hook(*, membership, actor, actor_label)
+_membership_added_hooks: list[MembershipHook] = []
+
+
+def register_membership_added_hook(hook: MembershipHook) -> None:
+    if hook not in _membership_added_hooks:
+        _membership_added_hooks.append(hook)
+
+
 def _membership_set(
     *, actor: User | None, user: User, team: Team, role: str, source: str, actor_label: str = ""
 ) -> Membership | None:
@@ -78,6 +93,8 @@ def _membership_set(
             team=team,
             data={"user": user.email, "role": role, "source": source},
         )
+        for hook in _membership_added_hooks:
+            hook(membership=membership, actor=actor, actor_label=actor_label)
         return membership
     if membership.role == role:
         return None

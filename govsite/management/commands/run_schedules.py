@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 
 from govsite.cron import SCHEDULES
 from govsite.logs import bound_job
+from govsite.worker import preload
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool = False, **options):
         last_run: dict[int, float] = {}
-        self.stdout.write(f"running {len(SCHEDULES)} schedules in-process")
+        # As the RQ workers do (govsite.worker): litellm and its price map once, before the first job.
+        self.stdout.write(f"litellm loaded in {preload():.1f}s; running {len(SCHEDULES)} schedules in-process")
         while True:
             now = time.monotonic()
             for index, entry in enumerate(SCHEDULES):
