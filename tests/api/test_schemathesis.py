@@ -31,7 +31,7 @@ from tests.factories import TeamFactory
 from tests.gateway_fixtures import unavailable
 from tests.keys.conftest import classification
 from tests.keys.url_cases import _key, _policy, _request
-from tests.permissions import ADMIN, MEMBER_A
+from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -159,7 +159,7 @@ def _run(operation, mode: GenerationMode, session: requests.Session, ids: list[i
     return calls
 
 
-@pytest.mark.parametrize("role", [ADMIN, MEMBER_A])
+@pytest.mark.parametrize("role", [ADMIN, MEMBER_A, APPROVER_A, FINANCE, AUDITOR])
 def test_every_operation_answers_as_documented_by_the_running_server(api_server, seeded, role):
     world, ids = seeded
     user = world.users[role]
