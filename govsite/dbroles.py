@@ -89,7 +89,9 @@ def _owner_wrapper():
 @contextmanager
 def owner_cursor() -> Iterator[Any]:
     """A cursor connected as the owner, for DDL at run time (a new partition, a trigger); the block is one
-    transaction, committed when it ends and rolled back if it raises. With no DATABASE_OWNER_URL it is the
+    transaction, committed when it ends and rolled back if it raises. With DATABASE_OWNER_URL it is a connection
+    of its own: it sees only what is committed, and DDL on a table the caller's open transaction has written
+    waits for that transaction (call it outside one, as a job does). With no DATABASE_OWNER_URL it is the
     default connection's cursor inside `transaction.atomic()` (a savepoint when a transaction is already open)."""
     if owner_credentials() is None:
         with transaction.atomic(), connection.cursor() as cursor:
