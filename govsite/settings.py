@@ -131,6 +131,11 @@ TEMPLATES = [
 
 # --- Database: PostgreSQL in production and CI, SQLite for the embedded demo.
 DATABASE_URL = env("DATABASE_URL")
+# Least privilege (govsite/dbroles.py): DATABASE_URL is the app's role, which owns nothing; the schema's owner
+# runs `migrate` (and DDL at run time). Unset: one role does both (SQLite, a developer's PostgreSQL user).
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
+if DATABASE_OWNER_URL and not DATABASE_URL:
+    raise ImproperlyConfigured("DATABASE_OWNER_URL is set but DATABASE_URL (the app's role) is not.")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 else:

@@ -6,12 +6,17 @@ pytest_plugins = ["tests.gateway_fixtures"]
 import pytest
 from django.core.cache import cache, caches
 from django.core.cache.backends.db import DatabaseCache
-from django.db import connections
+from django.core.management.color import no_style
+from django.db import connection, connections
 from django.test import Client
 
+from audit.models import AuditEvent
+from govsite import dbroles
 from govsite.accounts.models import OrgRole, TeamRole
 from tests.factories import TeamFactory, make_user
 from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B, World
+
+AUDIT_TABLE = AuditEvent._meta.db_table
 
 
 @pytest.fixture(autouse=True)
@@ -31,28 +36,69 @@ def _fresh_cache(request):
     cache.clear()
 
 
+# --- the database roles -------------------------------------------------------------------------------------
+# With DATABASE_OWNER_URL set (CI), the test database is created, migrated and dropped by the owner role and every
+# test connects as the app role of DATABASE_URL, which owns nothing (govsite/dbroles.py). Without it (SQLite, a
+# developer's single PostgreSQL user) one connection does everything, as before.
+
+
+def _connect_default_as(credentials: dict) -> None:
+    conn = connections["default"]
+    conn.close()
+    conn.settings_dict.update(credentials)
+
+
+@pytest.fixture(scope="session")
+def _database_roles():
+    """(app credentials, owner credentials or None), read before anything switches the connection."""
+    app = {key: connections["default"].settings_dict.get(key) for key in ("USER", "PASSWORD", "HOST", "PORT")}
+    return app, dbroles.owner_credentials()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings, _database_roles):
+    """The test database is created and migrated as the owner (pytest-django's setup runs right after this)."""
+    _, owner = _database_roles
+    if owner:
+        _connect_default_as(owner)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, _database_roles):
+    """Once it exists, the tests use it as the app role; the owner drops it at the end."""
+    app, owner = _database_roles
+    if not owner:
+        yield
+        return
+    _connect_default_as(app)
+    yield
+    _connect_default_as(owner)
+
+
 @pytest.fixture(autouse=True)
 def _flush_past_append_only_audit(request):
-    """Let a transactional test's teardown flush the audit table.
+    """Empty the database before a transactional test's flush, as the owner, past the audit table's guard.
 
-    On PostgreSQL the audit table refuses TRUNCATE, which is how Django empties the database after a
-    `transaction=True` test. Right before that flush (this fixture's teardown runs just before it),
-    triggers are switched off for the session; Django closes the connection straight after the flush,
-    so the next test gets a fresh connection with the triggers back on.
+    Django empties the database after a `transaction=True` test with one TRUNCATE of every table; the app role
+    may not TRUNCATE, and the audit table refuses TRUNCATE from anyone (a trigger). Right before that flush
+    (this fixture's teardown runs just before it), the owner lifts the trigger, truncates every table and puts
+    the trigger back, in one transaction: no other session ever sees the audit table unguarded. The flush that
+    follows (govsite's `flush`, as the owner) then finds every table empty and truncates nothing.
     """
     yield
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or "live_server" in request.fixturenames
     if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
         transactional = True
-    if not transactional:
+    if not transactional or connection.vendor != "postgresql":
         return
-    for connection in connections.all(initialized_only=True):
-        if connection.vendor == "postgresql":
-            # A test that made no query of its own has no connection open yet: the flush would open one.
-            connection.ensure_connection()
-            with connection.cursor() as cursor:
-                cursor.execute("SET session_replication_role = replica")
+    tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+    statements = connection.ops.sql_flush(no_style(), tables, reset_sequences=False, allow_cascade=False)
+    with dbroles.owner_cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER audit_event_no_truncate")
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute(f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER audit_event_no_truncate")
 
 
 @pytest.fixture(scope="session")

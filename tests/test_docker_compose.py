@@ -58,7 +58,7 @@ def test_each_govsite_service_sets_only_variables_the_settings_read(name):
 
 
 def test_every_service_has_a_health_check():
-    missing = [name for name, svc in SERVICES.items() if "healthcheck" not in svc and name != "migrate"]
+    missing = [name for name, svc in SERVICES.items() if "healthcheck" not in svc and svc.get("restart") != "no"]
     assert not missing
 
 
@@ -115,3 +115,20 @@ def test_the_web_is_checked_for_readiness_and_the_worker_and_cron_run_the_same_c
     assert "/readyz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     for name in ("worker", "cron"):
         assert SERVICES[name]["healthcheck"]["test"][1:] == ["python", "manage.py", "readyz"]
+
+
+def test_the_app_connects_as_its_own_role_and_only_the_one_shots_hold_the_owners():
+    """Least privilege: web, worker and cron connect as the app role; db-roles (as the superuser) makes the roles,
+    migrate runs as the owner; no long-running service is given the owner's or the superuser's URL."""
+    import dj_database_url
+
+    owner = dj_database_url.parse(SERVICES["migrate"]["environment"]["DATABASE_OWNER_URL"])["USER"]
+    superuser = SERVICES["postgres"]["environment"]["POSTGRES_USER"]
+    assert SERVICES["migrate"]["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
+    assert "--superuser-url" in SERVICES["db-roles"]["command"]
+    for name in ("web", "worker", "cron"):
+        environment = SERVICES[name]["environment"]
+        app = dj_database_url.parse(environment["DATABASE_URL"])["USER"]
+        assert app not in (owner, superuser), name
+        assert "DATABASE_OWNER_URL" not in environment, name
+        assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -36,9 +36,35 @@ class LimitedJSONParser(parsers.JSONParser):
             return {}
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:
-            return json.loads(raw.decode(encoding), parse_constant=_no_constants)
+            data = json.loads(raw.decode(encoding), parse_constant=_no_constants)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"The body is not valid JSON: {exc}") from exc
+        unstorable = _unstorable_text(data)
+        if unstorable is not None:
+            raise serializers.ValidationError(
+                {unstorable or "non_field_errors": ["Text may not hold a NUL character or a lone UTF-16 surrogate."]}
+            )
+        return data
+
+
+def _unstorable_text(value, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) PostgreSQL cannot store or the answer cannot encode: a NUL
+    character, or a `\\ud800`-style escape with no pair (valid JSON, but no character). None when all is well."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and _unstorable_text(key) is not None:
+            return path or "non_field_errors"
+        found = _unstorable_text(item, here)
+        if found is not None:
+            return found
+    return None
 
 
 def _no_constants(name: str):

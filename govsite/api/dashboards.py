@@ -38,6 +38,10 @@ def _shown(row: dict, fields: dict[str, str]) -> dict:
 # --- spend -------------------------------------------------------------------------------------------------
 
 
+# adoption.costs: a group whose every request is unpriced has no known cost, shown as null, never $0.
+UNKNOWN_COST = "Ledger cost (USD); null when every request of the row is unpriced (unknown, never $0)."
+
+
 class PeriodOutput(serializers.Serializer):
     class Meta:
         ref_name = "SpendPeriod"
@@ -94,7 +98,7 @@ class SpendModelOutput(serializers.Serializer):
     model = serializers.CharField()
     requests = serializers.IntegerField()
     tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY)
+    cost = serializers.DecimalField(**MONEY, allow_null=True, help_text=UNKNOWN_COST)
     errors = serializers.IntegerField()
     error_rate = serializers.FloatField(allow_null=True)
     unpriced = serializers.IntegerField()
@@ -110,8 +114,8 @@ class SpendTeamOutput(serializers.Serializer):
     people = serializers.IntegerField(help_text="People with at least one request in the period.")
     requests = serializers.IntegerField()
     tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY)
-    cost_per_person = serializers.DecimalField(**MONEY, allow_null=True)
+    cost = serializers.DecimalField(**MONEY, allow_null=True, help_text=UNKNOWN_COST)
+    cost_per_person = serializers.DecimalField(**MONEY, allow_null=True, help_text="Null without active people.")
     error_rate = serializers.FloatField(allow_null=True)
     refusals_rate_limit = serializers.IntegerField()
     refusals_budget = serializers.IntegerField()
@@ -137,7 +141,7 @@ class SpendPersonOutput(serializers.Serializer):
     email = serializers.CharField()
     requests = serializers.IntegerField()
     tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(**MONEY)
+    cost = serializers.DecimalField(**MONEY, allow_null=True, help_text=UNKNOWN_COST)
     unpriced = serializers.IntegerField()
     refusals_rate_limit = serializers.IntegerField()
     refusals_budget = serializers.IntegerField()

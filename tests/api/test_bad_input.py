@@ -287,3 +287,19 @@ def test_filters_never_reach_past_scope(member_a_user, member_b_user, team_b, op
     file_request(member_b_user, team_b, [open_model])
     body = token_client(member_a_user).get(reverse("api_key_requests") + "?status=pending").json()
     assert body["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"models": ["gpt", "a\x00b"]}, "models.1"),  # PostgreSQL text cannot hold NUL
+        ({"purpose": "half a pair \ud917"}, "purpose"),  # valid JSON escape, but no character
+        ({"\ud917": 1}, "non_field_errors"),
+    ],
+)
+def test_text_no_database_can_store_is_a_400_naming_the_field(member_a_user, team_a, open_model, change, field):
+    body = json.dumps({**_key_request(team_a, open_model), **change})  # json escapes the lone surrogate as \ud917
+    response = token_client(member_a_user).post(reverse("api_key_requests"), data=body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+    assert not KeyRequest.objects.exists()

@@ -128,3 +128,18 @@ def test_adoption_of_one_team_week_by_week(spend, settings):
     assert "weekly_active" not in group["hidden"] and isinstance(group["weekly_active"], float)
     assert len(body["weekly"]) == 12 and max(week["active"] or 0 for week in body["weekly"]) == 1
     assert _get(spend.users["approver_a"], "api_adoption_summary", team="team-b").status_code == 404
+
+
+def test_a_group_whose_every_request_is_unpriced_has_a_null_cost_and_the_schema_says_so(world, admin_user):
+    """Unknown, never $0 (adoption.costs); the schema allows the null the response carries."""
+    key = VirtualKeyFactory(team=world.team_b, owner=world.users["member_b"], provisioned_at=PROVISIONED)
+    book([spend_row(key, at(timezone.now().date(), 9), model="acme-internal-llm") for _ in range(2)])
+    body = _get(admin_user, "api_spend_summary").json()
+    assert {row["team"]: row["cost"] for row in body["by_team"]} == {"team-b": None}
+    assert {row["model"]: row["cost"] for row in body["by_model"]} == {"acme-internal-llm": None}
+    team_b = _get(admin_user, "api_spend_summary", team="team-b").json()
+    assert [row["cost"] for row in team_b["by_person"]] == [None]
+
+    schema = token_client(admin_user, scope="read").get("/api/schema/", {"format": "json"}).json()
+    for name in ("SpendByTeam", "SpendByModel", "SpendByPerson"):
+        assert schema["components"]["schemas"][name]["properties"]["cost"]["nullable"] is True, name

@@ -1,6 +1,7 @@
 """Schema-driven testing against the running app: govsite served by gunicorn (a real server process, on the
 test database, with the sandbox gateway) and schemathesis calling it over HTTP from the schema it serves at
-/api/schema/. Every operation is called as an admin and as a member, each with a personal API token.
+/api/schema/. Every operation is called as an admin, a member, an approver, finance and an auditor, each with
+a personal API token.
 
 Every answer must be a non-5xx, with a documented status code, content type, headers and body. Generation
 is deterministic and bounded (EXAMPLES per operation and mode), so the two runs take well under a minute
@@ -23,15 +24,17 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
+from tests.adoption.builders import PROVISIONED, at, book
+from tests.adoption.builders import spend as spend_row
 from tests.api.helpers import api_operations, make_token
 from tests.api.server import start_api_server
 from tests.audit.url_cases import _export
 from tests.budgets.url_cases import _budget, _increase_kwargs
-from tests.factories import TeamFactory
+from tests.factories import TeamFactory, VirtualKeyFactory
 from tests.gateway_fixtures import unavailable
 from tests.keys.conftest import classification
 from tests.keys.url_cases import _key, _policy, _request
-from tests.permissions import ADMIN, MEMBER_A
+from tests.permissions import ADMIN, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -70,6 +73,12 @@ def seeded(world, api_server, settings):
     """Objects of both teams, so generated ids sometimes hit real ones (and the 200/409 answers get checked).
     Evidence files are written where the server reads them."""
     settings.EVIDENCE_EXPORT_DIR = api_server.export_dir
+    # Spend, some of it unpriced only (a team's and a model's cost is then null, never $0), so the spend
+    # summary's answers carry the figures the schema must describe.
+    today = timezone.now().date()
+    for role, model in ((MEMBER_A, "gpt-4o"), (MEMBER_B, "acme-internal-llm")):
+        key = VirtualKeyFactory(team=world.home_team(role), owner=world.users[role], provisioned_at=PROVISIONED)
+        book([spend_row(key, at(today, 9), model=model) for _ in range(2)])
     ids = set()
     for team in (world.team_a, world.team_b):
         ids |= {_request(world, team).pk, _key(world, team).pk, _budget(world, team).pk}
@@ -162,7 +171,7 @@ def _run(operation, mode: GenerationMode, session: requests.Session, ids: list[i
     return calls
 
 
-@pytest.mark.parametrize("role", [ADMIN, MEMBER_A])
+@pytest.mark.parametrize("role", [ADMIN, MEMBER_A, APPROVER_A, FINANCE, AUDITOR])
 def test_every_operation_answers_as_documented_by_the_running_server(api_server, seeded, role):
     world, ids = seeded
     user = world.users[role]

@@ -11,6 +11,7 @@ from django.db.models import Max
 
 import audit
 from audit.models import AuditEvent
+from tests.database_roles import superuser_cursor
 
 
 @contextmanager
@@ -33,16 +34,19 @@ def write_events(count: int, *, action: str = "test.event", **fields) -> list[Au
 
 @contextmanager
 def append_only_bypassed() -> Iterator:
-    """A cursor with the append-only triggers switched off for this session (PostgreSQL superuser),
-    as an attacker with database access could; switched back on at the end."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = replica")
+    """A cursor with the append-only triggers switched off for this session, as an attacker who is a PostgreSQL
+    superuser could (the app's role cannot); switched back on at the end. On PostgreSQL with separate roles the
+    superuser has a connection of its own: the test must be `transaction=True` (tests/database_roles.py)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    with superuser_cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
         try:
             yield cursor
         finally:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET session_replication_role = DEFAULT")
+            cursor.execute("SET session_replication_role = DEFAULT")
 
 
 def swap_seq(cursor, first: int, second: int) -> None:

@@ -26,9 +26,12 @@ from audit.evidence_check import check_bundle_checkpoint
 from audit.models import AuditEvent
 from tests.audit.conftest import build_export, export_path
 from tests.audit.helpers import append_only_bypassed, write_events
+from tests.database_roles import superuser_cursor
 
 pytestmark = [
-    pytest.mark.django_db,
+    # The attacker is a superuser on a connection of their own (tests/database_roles.py): what they tamper with is
+    # committed.
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the attacks are a PostgreSQL superuser's"),
 ]
 TABLE = AuditEvent._meta.db_table
@@ -59,7 +62,7 @@ def checkpointed_chain() -> None:
 
 
 def delete_events_after(seq: int) -> None:
-    with connection.cursor() as cursor:
+    with superuser_cursor() as cursor:
         cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER audit_event_no_update_delete")
         cursor.execute(f"DELETE FROM {TABLE} WHERE seq > %s", [seq])  # noqa: S608
         cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER audit_event_no_update_delete")
@@ -238,12 +241,12 @@ def test_a_checkpoint_re_signed_with_another_key_and_a_garbled_one_are_named(set
 
 def test_a_disabled_append_only_trigger_is_named():
     checkpointed_chain()
-    with connection.cursor() as cursor:
+    with superuser_cursor() as cursor:
         cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER audit_event_no_truncate")
     assert_audit_verify_fails(
         f"FAIL the append-only trigger audit_event_no_truncate on {TABLE} is disabled (ALTER TABLE … DISABLE TRIGGER)"
     )
-    with connection.cursor() as cursor:
+    with superuser_cursor() as cursor:
         cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER audit_event_no_truncate")
     assert run("audit_verify")[0] == 0
 

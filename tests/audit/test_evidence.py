@@ -254,6 +254,7 @@ def test_a_key_created_before_its_approval_fails_the_order_check(world, auditor_
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the append-only trigger exists on PostgreSQL only")
+@pytest.mark.django_db(transaction=True)  # a superuser tampers on a connection of its own
 def test_a_tampered_audit_event_fails_the_chain_check_in_the_bundle(admin_user, auditor_user, open_bundle):
     write_events(5)
     with append_only_bypassed() as cursor:

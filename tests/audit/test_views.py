@@ -81,6 +81,7 @@ def test_filters_combine(admin_client, events, team_a):
     assert [e.seq for e in shown(response)] == [1]
 
 
+@pytest.mark.django_db(transaction=True)  # a superuser back-dates events on a connection of its own
 def test_filter_by_date_range_shows_only_events_inside_it(admin_client, events):
     # Backdate two events (the chain breaks, which this page does not care about).
     with append_only_bypassed() as cursor:

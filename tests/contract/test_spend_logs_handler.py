@@ -26,6 +26,7 @@ from django.db import connection
 from budgets.completeness import spend_completeness_run
 from budgets.models import PullState, SpendRecord
 from budgets.pull import spend_pull_run
+from govsite import dbroles
 from govsite.devtools.litellm_spend_logs import TABLE, spend_logs_ddl
 from govsite.devtools.processes import free_port, tail
 from tests.factories import SpendLogRowFactory
@@ -40,8 +41,11 @@ TOKEN = "a" * 64  # the hashed key every row is logged under
 
 
 def _server_dsn() -> str:
-    params = connection.settings_dict
-    return f"postgresql://{params['USER']}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}"
+    """LiteLLM's database server; with two roles (DATABASE_OWNER_URL, as CI) its database is made by the owner,
+    who may create databases (the app role may not)."""
+    params = {**connection.settings_dict, **(dbroles.owner_credentials() or {})}
+    auth = params["USER"] + (f":{params['PASSWORD']}" if params.get("PASSWORD") else "")
+    return f"postgresql://{auth}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}"
 
 
 @pytest.fixture(scope="module")

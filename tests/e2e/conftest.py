@@ -136,6 +136,12 @@ def _postgres_database(url: str) -> tuple[str, dict] | None:
 
     config = dj_database_url.parse(url)
     name = f"test_{config['NAME']}_e2e"
+    # With two roles (DATABASE_OWNER_URL, as CI) the owner creates and drops it, and the site's `migrate` runs as
+    # the owner too (it inherits the variable); gunicorn and the worker connect as the app role.
+    owner_url = os.environ.get("DATABASE_OWNER_URL", "")
+    if owner_url:
+        owner = dj_database_url.parse(owner_url)
+        config = {**config, **{key: owner[key] for key in ("USER", "PASSWORD", "HOST", "PORT")}}
     return urlsplit(url)._replace(path=f"/{name}").geturl(), {**config, "NAME": name}
 
 
