@@ -310,6 +310,8 @@ ANOMALY_MULTIPLIER = env("ANOMALY_MULTIPLIER", "5")
 ANOMALY_MIN_SPEND = env("ANOMALY_MIN_SPEND", "5")
 # The auditor workspace
 LEDGER_RETENTION_MONTHS = env_int("LEDGER_RETENTION_MONTHS", 25)
+# The ledger's monthly partitions (PostgreSQL) are made this many months ahead by a scheduled job.
+LEDGER_PARTITIONS_AHEAD_MONTHS = env_int("LEDGER_PARTITIONS_AHEAD_MONTHS", 3)
 LEAVER_REVOCATION_SLA_HOURS = env_int("LEAVER_REVOCATION_SLA_HOURS", 24)
 EVIDENCE_EXPORT_DIR = Path(env("EVIDENCE_EXPORT_DIR") or VAR_DIR / "exports")
 # Signed checkpoints of the audit chain (audit.checkpoints), outside the database: the files, and the Ed25519
