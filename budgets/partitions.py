@@ -127,6 +127,18 @@ def ledger_partitions_ensure(*, now: datetime | None = None, ahead: int | None =
     return made
 
 
+def ledger_partition_create(month: Month) -> bool:
+    """Make one month's partition (an operator's, for a month the default partition holds rows of);
+    False when it exists already."""
+    if not is_partitioned():
+        return False
+    if month.start in {m.start for m in months()}:
+        return False
+    with owner_cursor() as cursor:
+        cursor.execute(create_month_sql(month))
+    return True
+
+
 def default_partition_months() -> list[tuple[date, int]]:
     """(month, rows) of the rows the default partition holds: rows whose month had no partition when
     they came. Empty on SQLite and when the default is empty (the usual case)."""

@@ -26,6 +26,7 @@ SCHEDULES: list[dict] = [
     {"func": budget_jobs.revert_temporary_increases, "interval": 60 * 60},
     {"func": budget_jobs.scan_anomalies, "interval": 15 * 60},
     {"func": budget_jobs.prune_ledger, "interval": 24 * 60 * 60},
+    {"func": budget_jobs.ensure_ledger_partitions, "interval": 24 * 60 * 60},
     # The auditor workspace: exports the queue lost, audit checkpoints, review reminders and due dates.
     {"func": audit_jobs.sweep_evidence_exports, "interval": 5 * 60},
     # Signed checkpoints of the audit chain, outside the database.
