@@ -22,6 +22,7 @@ from audit.models import AccessReview, AuditEvent, EvidenceSample
 from audit.period import Period
 from govsite.accounts import permissions
 from govsite.errors import InvalidTransition
+from govsite.replica import on_replica
 from govsite.web import paginate, role_required, run_service
 
 
@@ -316,6 +317,7 @@ def access_review_decide(request, pk):
 
 
 @role_required(permissions.can_view_leaver_report, "Only admins and auditors can read the leaver report.")
+@on_replica
 def leaver_report(request):
     form = PeriodForm(request.GET or None, initial=_default_period())
     rows: list[dict] = []

@@ -14,6 +14,8 @@ def site(request):
     if permissions._active(user):
         unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
     return {
+        # Set by govsite.replica.on_replica on pages whose figures may come from the read replica.
+        "replica_read": getattr(request, "replica_read", None),
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
         "sso_only": settings.SOCIALACCOUNT_ONLY,
         "nav": {

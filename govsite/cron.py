@@ -8,6 +8,7 @@ from rq import cron
 
 from audit import jobs as audit_jobs
 from budgets import jobs as budget_jobs
+from govsite.scheduling import run_once_per_period
 from keys import jobs as key_jobs
 
 SCHEDULES: list[dict] = [
@@ -35,5 +36,18 @@ SCHEDULES: list[dict] = [
     {"func": audit_jobs.handle_access_review_deadlines, "interval": 15 * 60},
 ]
 
+
+def dotted(func) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+# Every scheduler enqueues every entry; the job run is govsite.scheduling.run_once_per_period, so however
+# many `rqcron` processes run, each job runs once per period (docs/ARCHITECTURE.md, "Several machines").
 for entry in SCHEDULES:
-    cron.register(queue_name="default", **entry)
+    cron.register(
+        run_once_per_period,
+        queue_name="default",
+        args=(dotted(entry["func"]), entry["interval"]),
+        interval=entry["interval"],
+        name=entry["func"].__name__,
+    )
