@@ -20,9 +20,9 @@ from audit.models import EvidenceExport, EvidenceSample
 from audit.period import Period
 from audit.reports import draw_sample, sample_population
 from budgets.retention import ledger_retention_months, raw_ledger_cutoff
+from govsite import replica
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
-from govsite import replica
 from govsite.outbox import Outbox
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,19 @@
 from django.conf import settings
 
 from budgets.models import Notice
+from govsite import replica
 from govsite.accounts import permissions
 from keys.selectors import pending_approvals_count
 
 
 def site(request):
+    # The navigation's counts (approvals waiting, unread notices) are read on the primary, even on a page
+    # whose figures come from the read replica (govsite.replica).
+    with replica.primary_reads():
+        return _site(request)
+
+
+def _site(request):
     user = getattr(request, "user", None)
     pending = None
     if permissions.teams_user_decides_for(user).exists():

@@ -107,7 +107,9 @@ def _decide(*, caught_up: bool = False) -> ReplicaRead:
     if lag is None:
         return ReplicaRead(False, None, "the replica does not answer")
     if lag > settings.REPLICA_MAX_LAG_SECONDS:
-        return ReplicaRead(False, lag, f"the replica is {lag:.1f} s behind (more than {settings.REPLICA_MAX_LAG_SECONDS} s)")
+        return ReplicaRead(
+            False, lag, f"the replica is {lag:.1f} s behind (more than {settings.REPLICA_MAX_LAG_SECONDS} s)"
+        )
     return ReplicaRead(True, lag)
 
 
@@ -119,6 +121,16 @@ def replica_reads(*, caught_up: bool = False) -> Iterator[ReplicaRead]:
     token = _scope.set(decision)
     try:
         yield decision
+    finally:
+        _scope.reset(token)
+
+
+@contextmanager
+def primary_reads() -> Iterator[None]:
+    """Inside a replica page, reads that must be current (the navigation's counts of what awaits the user)."""
+    token = _scope.set(None)
+    try:
+        yield
     finally:
         _scope.reset(token)
 

@@ -52,9 +52,7 @@ def test_the_job_makes_this_month_and_the_months_ahead_once(settings):
     assert {m.name for m in partitions.months()} >= set(made)
 
 
-def test_a_row_of_a_month_without_partition_lands_in_the_default_is_shown_to_admins_then_moved(
-    key, client, world
-):
+def test_a_row_of_a_month_without_partition_lands_in_the_default_is_shown_to_admins_then_moved(key, client, world):
     at = datetime(2019, 3, 14, 9, tzinfo=UTC)
     assert ingest_spend_rows([_row(key, at, "req-old")], "pull", evaluate_budgets=False).inserted == 1
     assert _where("req-old") == [partitions.DEFAULT]
