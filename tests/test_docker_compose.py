@@ -104,3 +104,18 @@ def test_the_callback_spool_is_on_a_volume_of_the_litellm_service():
     mounts = {entry.split(":")[1]: entry.split(":")[0] for entry in litellm["volumes"]}
     assert spool in mounts, f"{spool} is not mounted"
     assert mounts[spool] in COMPOSE["volumes"], "the spool is on a bind mount or the container's own disk"
+
+
+def test_a_streaming_replica_serves_the_dashboards_and_workers_are_scaled():
+    replica = SERVICES["postgres-replica"]
+    script = " ".join(replica["command"])
+    assert "pg_basebackup -h postgres" in script and " -R " in script  # streams from the primary
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    initdb = [v for v in SERVICES["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert initdb and "replication" in (ROOT / initdb[0].split(":")[0]).read_text()
+    for name in GOVSITE_SERVICES:
+        env = SERVICES[name]["environment"]
+        assert env["DATABASE_REPLICA_URL"].split("@")[1].startswith("postgres-replica:")
+        assert env["DATABASE_URL"].split("@")[1].startswith("postgres:")
+    assert SERVICES["worker"]["deploy"]["replicas"] >= 2
+    assert "deploy" not in SERVICES["cron"] or SERVICES["cron"]["deploy"].get("replicas", 1) >= 1
