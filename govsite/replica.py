@@ -57,13 +57,11 @@ def replica_lag() -> float | None:
             cursor.execute(
                 "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NULL THEN NULL"
                 " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
-                " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END,"
-                " pg_is_in_recovery(), pg_is_wal_replay_paused()"
+                " ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END, pg_is_in_recovery()"
             )
-            lag, in_recovery, paused = cursor.fetchone()
+            lag, in_recovery = cursor.fetchone()
+        # Not in recovery: a promoted or misconfigured server, not a replica of ours.
         lag = float(lag) if lag is not None and in_recovery else None
-        if paused and lag is not None:
-            lag = max(lag, float(settings.REPLICA_MAX_LAG_SECONDS) + 1) if lag > 0 else lag
     except DatabaseError as exc:
         log.warning("replica unavailable, reading from the primary: %s", exc)
         connections[REPLICA].close()
