@@ -57,7 +57,7 @@ class Command(BaseCommand):
                     f"""INSERT INTO {LEDGER} (request_id, time, token_hash, key_alias, model, model_group, provider,
                         prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, status, error_type,
                         client_tool, user_agent, request_tags, gateway_spend, cost, cost_source, source, ingested_at)
-                    SELECT 'r-' || g, %s::timestamptz + (g %% %s) * interval '1 day' / 30.4
+                    SELECT 'r-' || g, %s::timestamptz + (g %% %s) * interval '1 day'
                                       + make_interval(secs => g %% 86000),
                         md5((g %% 500)::text), '', 'openai/gpt-4o', 'gpt-4o', 'openai', 1000, 100, 0, 0,
                         'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001, 'gateway', 'pull', now()
@@ -81,9 +81,9 @@ class Command(BaseCommand):
             while True:
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute(
-                        f"DELETE FROM {LEDGER} WHERE (request_id, time) IN (SELECT request_id, time FROM {LEDGER} "
-                        "WHERE time < %s ORDER BY time LIMIT %s)",
-                        [bound, batch],
+                        f"DELETE FROM {LEDGER} WHERE time < %s AND (request_id, time) IN "
+                        f"(SELECT request_id, time FROM {LEDGER} WHERE time < %s ORDER BY time LIMIT %s)",
+                        [bound, bound, batch],
                     )
                     if not cursor.rowcount:
                         break
