@@ -35,6 +35,7 @@ class ReplicaRead:
     on_replica: bool
     lag_seconds: float | None
     reason: str = ""
+    configured: bool = True  # False: no replica at all, nothing to tell the reader
 
 
 _scope: contextvars.ContextVar[ReplicaRead | None] = contextvars.ContextVar("govsite_replica_read", default=None)
@@ -98,7 +99,7 @@ def _caught_up() -> bool:
 
 def _decide(*, caught_up: bool = False) -> ReplicaRead:
     if not configured():
-        return ReplicaRead(False, None, "no replica configured")
+        return ReplicaRead(False, None, "no replica configured", configured=False)
     if caught_up and not _caught_up():
         return ReplicaRead(False, None, "the replica has not replayed the latest writes")
     lag = replica_lag()

@@ -115,3 +115,23 @@ def test_an_evidence_export_reads_the_replica_once_it_has_replayed_the_checkpoin
     assert export.status == "done", export.error  # its checks, the chain's included, passed on the replica
     assert any("audit_auditevent" in q["sql"] for q in on_replica.captured_queries)
     assert not any(q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE")) for q in on_replica.captured_queries)
+
+
+def test_a_replica_that_does_not_answer_sends_the_dashboards_to_the_primary_and_says_so(settings, world, client):
+    if connection.vendor != "postgresql":
+        pytest.skip("streaming replication is PostgreSQL's")
+    from govsite.devtools.processes import free_port  # noqa: PLC0415 - a port nothing listens on
+
+    config = {**connection.settings_dict, "HOST": "127.0.0.1", "PORT": str(free_port())}
+    settings.DATABASES = {**settings.DATABASES, "replica": config}
+    connections["replica"] = load_backend(config["ENGINE"]).DatabaseWrapper(config, "replica")
+    replica.forget_lag()
+    try:
+        client.force_login(world.users["admin"])
+        page = client.get(reverse("dashboard_org"))
+        assert page.status_code == 200
+        assert "Figures read from the primary: the replica does not answer" in page.content.decode()
+    finally:
+        connections["replica"].close()
+        del connections["replica"]
+        replica.forget_lag()
