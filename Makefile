@@ -37,8 +37,11 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # Benchmarks print figures; they need DATABASE_URL pointing at PostgreSQL (each makes its own <name>_bench database).
+# Full scale is the default (50 M ledger rows); a shared machine passes e.g. BENCH_ROWS="--existing 2000000".
+# bench_load reads the dashboards from GOVSITE_BENCH_REPLICA_URL (a streaming replica's server) when set.
 bench: $(STAMP)
-	DEBUG=true $(BIN)/python manage.py bench_ingest
+	DEBUG=true $(BIN)/python manage.py bench_ingest $(BENCH_ROWS)
+	DEBUG=true $(BIN)/python manage.py bench_retention
 	DEBUG=true $(BIN)/python manage.py bench_completeness
 	DEBUG=false SECRET_KEY=bench-only $(BIN)/python manage.py bench_dashboards --check
 	DEBUG=true $(BIN)/python manage.py bench_export

@@ -315,8 +315,10 @@ def whole_weeks(start: date, end: date) -> tuple[date, date]:
 
 def rebuildable_from() -> date:
     """The first Monday whose week still has all its raw ledger rows: before it the retention prune
-    (budgets.retention.ledger_prune) deleted them, and only the rollups know those weeks."""
-    return raw_ledger_cutoff().date()
+    (budgets.retention.ledger_prune, whole months) removed some or all of them, and only the rollups
+    know those weeks."""
+    cutoff = raw_ledger_cutoff().date()
+    return cutoff + timedelta(days=(7 - cutoff.weekday()) % 7)
 
 
 @transaction.atomic

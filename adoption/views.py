@@ -18,6 +18,7 @@ from adoption.forms import PeriodForm
 from adoption.tables import Table, by_name, csv_response
 from govsite.accounts import permissions
 from govsite.accounts.models import Team
+from govsite.replica import on_replica
 from govsite.web import login_required, role_required
 
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -63,6 +64,7 @@ def _stack(request, default: str) -> str:
 
 @require_GET
 @role_required(permissions.can_view_team_dashboards, NO_DASHBOARD)
+@on_replica
 def dashboard_org(request):
     """The whole org for admins, finance and auditors; an approver's own teams for them."""
     whole_org = permissions.can_view_org_costs(request.user)
@@ -86,6 +88,7 @@ def dashboard_org(request):
 
 @require_GET
 @role_required(permissions.can_view_team_dashboards, NO_DASHBOARD)
+@on_replica
 def dashboard_team(request, slug):
     team = get_object_or_404(permissions.teams_with_costs_visible_to(request.user), slug=slug)
     form, period = _period(request)
@@ -112,6 +115,7 @@ def dashboard_team(request, slug):
 
 @require_GET
 @role_required(permissions.can_view_org_costs, "The model view is for finance, admins and auditors.")
+@on_replica
 def dashboard_model(request, model):
     form, period = _period(request)
     scope = costs.Scope(Team.objects.order_by("name"), whole_org=True)
@@ -176,6 +180,7 @@ def _adoption_context(form, report) -> dict:
 
 @require_GET
 @role_required(permissions.can_view_team_dashboards, NO_DASHBOARD)
+@on_replica
 def adoption_org(request):
     whole_org = permissions.can_view_org_costs(request.user)
     teams = list(permissions.teams_with_costs_visible_to(request.user).order_by("name"))
@@ -194,6 +199,7 @@ def adoption_org(request):
 
 @require_GET
 @role_required(permissions.can_view_team_dashboards, NO_DASHBOARD)
+@on_replica
 def adoption_team(request, slug):
     team = get_object_or_404(permissions.teams_with_costs_visible_to(request.user), slug=slug)
     form, as_of = _as_of(request)

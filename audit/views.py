@@ -23,6 +23,7 @@ from audit.period import Period
 from govsite.accounts import permissions
 from govsite.accounts.mfa import second_factor_required
 from govsite.errors import InvalidTransition
+from govsite.replica import on_replica
 from govsite.web import paginate, role_required, run_service
 
 
@@ -319,6 +320,7 @@ def access_review_decide(request, pk):
 
 
 @role_required(permissions.can_view_leaver_report, "Only admins and auditors can read the leaver report.")
+@on_replica
 def leaver_report(request):
     form = PeriodForm(request.GET or None, initial=_default_period())
     rows: list[dict] = []

@@ -1,7 +1,8 @@
 """The one way spend enters the ledger, for the pull job and the push endpoint alike.
 
 A batch is normalised (budgets.normalize), priced (budgets.pricing), then written in one
-transaction: the ledger rows with INSERT ... ON CONFLICT (request_id) DO NOTHING RETURNING, and
+transaction: the ledger rows with INSERT ... ON CONFLICT DO NOTHING RETURNING (on PostgreSQL the ledger
+is partitioned by month: budgets.partitions says how a request is still booked once), and
 the daily rollups of exactly the rows that were new with INSERT ... ON CONFLICT DO UPDATE. A
 request seen twice (overlapping pulls, pull and push) is therefore booked and counted once.
 Other apps keep their own rollups of the new rows in the same transaction by registering them
@@ -26,6 +27,7 @@ from django.utils import timezone
 from budgets import alerts, disagreements, pricing, quarantine
 from budgets.models import CostSource, DailyRollup, ErrorType, SpendRecord
 from budgets.normalize import NormalizedRow, SpendRowInvalid, normalize
+from budgets.partitions import LEDGER_DEDUP_WINDOW
 from keys.models import ModelPolicy, VirtualKey
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,7 @@ def registered_rollups() -> tuple[RollupRegistration, ...]:
 # A batch is COPYed into a temporary table (one per connection, emptied at commit), then moved
 # into the ledger in one statement that also rolls up exactly the rows that were new.
 _STAGE = "budgets_ledger_stage"
+LEDGER_MOVE_LOCK = 0x6C656467  # "ledg": the advisory lock the move step holds
 _STAGE_CREATE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (LIKE {_LEDGER} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 )
@@ -265,11 +268,17 @@ def _move_and_roll_up(rollups: tuple[RollupRegistration, ...]) -> str:
     for rollup in rollups:
         returning += [column for column in rollup.columns if column not in returning]
     registered = "".join(f", {rollup.ctes}" for rollup in rollups)
+    window = f"interval '{int(LEDGER_DEDUP_WINDOW.total_seconds())} seconds'"
     return f"""
 WITH new AS (
     INSERT INTO {_LEDGER} ({_COLS})
-    SELECT {_COLS} FROM {_STAGE} ORDER BY request_id
-    ON CONFLICT (request_id) DO NOTHING
+    SELECT {_COLS} FROM {_STAGE} AS stage
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {_LEDGER} AS booked WHERE booked.request_id = stage.request_id
+        AND booked.time >= stage.time - {window} AND booked.time <= stage.time + {window}
+    )
+    ORDER BY request_id
+    ON CONFLICT (request_id, time) DO NOTHING
     RETURNING {", ".join(returning)}
 ), rolled AS (
     INSERT INTO {_ROLLUP} ({", ".join(_ROLLUP_DIMS + _ROLLUP_SUMS)})
@@ -341,6 +350,11 @@ def _write_postgresql(booked: list[_Booked], source: str) -> Touched:
                         now,
                     )
                 )
+        # The ledger is partitioned by month and its unique key is (request_id, time) (budgets.partitions):
+        # the move skips a request booked within the window of its time, and this lock (held to commit)
+        # keeps two batches from both missing a request the other is booking. Only the move waits on it;
+        # normalising, pricing and the COPY run side by side.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_MOVE_LOCK])
         cursor.execute(_move_and_roll_up(registered_rollups()))
         return [tuple(r) for r in cursor.fetchall()]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from budgets import alerts, anomalies, completeness, pull, retention, services
+from budgets import alerts, anomalies, completeness, partitions, pull, retention, services
 from budgets.finops import exports as finops_exports
 
 
@@ -47,7 +47,7 @@ def scan_anomalies() -> int:
 
 
 def prune_ledger() -> int:
-    """Daily: raw ledger rows past LEDGER_RETENTION_MONTHS go; the daily rollups stay."""
+    """Daily: raw ledger months past LEDGER_RETENTION_MONTHS go whole; the daily rollups stay."""
     return retention.ledger_prune()
 
 
@@ -64,3 +64,8 @@ def run_focus_schedules() -> int:
 def sweep_focus_exports() -> int:
     """Every five minutes: FOCUS exports whose retry is due, that the queue lost, or whose worker died."""
     return finops_exports.focus_exports_sweep()
+
+
+def ensure_ledger_partitions() -> list[str]:
+    """Daily: the ledger's partitions of this month and LEDGER_PARTITIONS_AHEAD_MONTHS ahead (PostgreSQL)."""
+    return partitions.ledger_partitions_ensure()

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from budgets import quarantine, services
+from budgets import partitions, quarantine, services
 from budgets.models import QuarantinedRow
 from govsite.accounts import permissions
 from govsite.web import paginate, role_required
@@ -37,6 +37,8 @@ def quarantine_list(request):
             "status": status,
             "statuses": [(value, label, counts.get(value, 0)) for value, label in QuarantinedRow.Status.choices],
             "can_act": permissions.can_manage_ingest(request.user),
+            # Booked rows whose month had no ledger partition yet (PostgreSQL): counted, not lost.
+            "default_partition": partitions.default_partition_months(),
         },
     )
 

@@ -1,11 +1,11 @@
-"""Ledger retention: raw ledger rows (SpendRecord) past LEDGER_RETENTION_MONTHS are pruned in whole ISO weeks;
-their daily rollups, and every audit event, are kept for ever."""
+"""Ledger retention: raw ledger rows (SpendRecord) past LEDGER_RETENTION_MONTHS are pruned in whole calendar
+months — on PostgreSQL each month's partition is detached and dropped, no row is deleted one by one; on
+SQLite the rows are deleted. Their daily rollups, and every audit event, are kept for ever."""
 
 from __future__ import annotations
 
-import calendar
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -14,6 +14,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 import audit
+from budgets import partitions
 from budgets.models import SpendRecord
 
 log = logging.getLogger(__name__)
@@ -27,19 +28,54 @@ def ledger_retention_months() -> int:
 
 
 def raw_ledger_cutoff(now: datetime | None = None) -> datetime:
-    """Raw ledger rows older than this are pruned: N calendar months back, then back to that week's
-    Monday (midnight UTC), so a few more days are kept, never fewer.
+    """Raw ledger rows older than this are pruned: the first day (midnight UTC) of the month N calendar
+    months back, so at least N months are kept, and whole months go at once (one partition each).
 
-    Whole ISO weeks, because the adoption rollups are per week and `rebuild_adoption_rollups` recomputes
-    whole weeks from the raw ledger: a week the prune had cut in half would lose the days before the
-    cutoff on a rebuild. With the cutoff on a Monday, every week that still has raw rows has all of them.
+    The adoption rollups are per ISO week and `rebuild_adoption_rollups` recomputes whole weeks from the
+    raw ledger, so it rebuilds only from the first Monday on or after this cutoff
+    (adoption.rollups.rebuildable_from): a week the prune cut in half keeps the rollups it has.
     """
     today = (now or timezone.now()).astimezone(UTC).date()
     months = ledger_retention_months()
     year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
-    day = date(year, month + 1, min(today.day, calendar.monthrange(year, month + 1)[1]))
-    monday = day - timedelta(days=day.weekday())
-    return datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    return datetime(year, month + 1, 1, tzinfo=UTC)
+
+
+def _record(*, rows: int, cutoff: datetime, oldest, newest, how: str, month: str = "") -> None:
+    audit.record(
+        action="ledger.pruned",
+        actor_label="system",
+        target_type="budgets.spendrecord",
+        data={
+            "rows": rows,
+            "cutoff": _iso(cutoff),
+            "retention_months": ledger_retention_months(),
+            "oldest": _iso(oldest) if oldest else None,
+            "newest": _iso(newest) if newest else None,
+            "how": how,
+            "month": month,
+            "kept": "daily rollups are never pruned",
+        },
+    )
+
+
+@transaction.atomic(durable=True)
+def _drop_month(month: partitions.Month, cutoff: datetime) -> int:
+    rows = partitions.month_rows(month)
+    span = SpendRecord.objects.filter(
+        time__gte=datetime.combine(month.start, datetime.min.time(), tzinfo=UTC),
+        time__lt=datetime.combine(month.end, datetime.min.time(), tzinfo=UTC),
+    ).aggregate(oldest=Min("time"), newest=Max("time"))
+    partitions.month_drop(month)  # in this transaction, with its audit event
+    _record(
+        rows=rows,
+        cutoff=cutoff,
+        oldest=span["oldest"],
+        newest=span["newest"],
+        how="partition dropped",
+        month=month.start.strftime("%Y-%m"),
+    )
+    return rows
 
 
 @transaction.atomic(durable=True)
@@ -47,30 +83,25 @@ def _prune_batch(cutoff: datetime, batch: int) -> int:
     ids = list(SpendRecord.objects.filter(time__lt=cutoff).order_by("time").values_list("pk", flat=True)[:batch])
     if not ids:
         return 0
-    span = SpendRecord.objects.filter(pk__in=ids).aggregate(oldest=Min("time"), newest=Max("time"))
-    deleted, _ = SpendRecord.objects.filter(pk__in=ids).delete()
-    audit.record(
-        action="ledger.pruned",
-        actor_label="system",
-        target_type="budgets.spendrecord",
-        data={
-            "rows": deleted,
-            "cutoff": _iso(cutoff),
-            "retention_months": ledger_retention_months(),
-            "oldest": _iso(span["oldest"]),
-            "newest": _iso(span["newest"]),
-            "kept": "daily rollups are never pruned",
-        },
-    )
+    rows = SpendRecord.objects.filter(time__lt=cutoff, pk__in=ids)
+    span = rows.aggregate(oldest=Min("time"), newest=Max("time"))
+    deleted, _ = rows.delete()
+    _record(rows=deleted, cutoff=cutoff, oldest=span["oldest"], newest=span["newest"], how="rows deleted")
     return deleted
 
 
 def ledger_prune(*, now: datetime | None = None, batch: int = 20000) -> int:
-    """Delete raw ledger rows (budgets.SpendRecord) past the retention; their daily rollups stay, so
-    every total the site shows is unchanged. Audit events are never deleted. One transaction and one
-    audit event per batch, so a crash leaves nothing half-done."""
+    """Remove raw ledger rows (budgets.SpendRecord) past the retention; their daily rollups stay, so
+    every total the site shows is unchanged. Audit events are never deleted. On PostgreSQL every month
+    before the cutoff is detached and dropped whole (one audit event each), then any old row the default
+    partition caught is deleted; on SQLite rows are deleted in batches (one transaction and one audit
+    event per batch), so a crash leaves nothing half-done."""
     cutoff = raw_ledger_cutoff(now)
     total = 0
+    if partitions.is_partitioned():
+        for month in partitions.months():
+            if month.end <= cutoff.date():
+                total += _drop_month(month, cutoff)
     while deleted := _prune_batch(cutoff, batch):
         total += deleted
     if total:

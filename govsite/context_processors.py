@@ -1,11 +1,19 @@
 from django.conf import settings
 
 from budgets.models import Notice
+from govsite import replica
 from govsite.accounts import mfa, permissions
 from keys.selectors import pending_approvals_count
 
 
 def site(request):
+    # The navigation's counts (approvals waiting, unread notices) are read on the primary, even on a page
+    # whose figures come from the read replica (govsite.replica).
+    with replica.primary_reads():
+        return _site(request)
+
+
+def _site(request):
     user = getattr(request, "user", None)
     pending = None
     if permissions.teams_user_decides_for(user).exists():
@@ -14,6 +22,8 @@ def site(request):
     if permissions._active(user):
         unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
     return {
+        # Set by govsite.replica.on_replica on pages whose figures may come from the read replica.
+        "replica_read": getattr(request, "replica_read", None),
         "gateway_is_sandbox": settings.GATEWAY_IS_SANDBOX,
         "sso_only": settings.SOCIALACCOUNT_ONLY,
         "mfa_required": settings.MFA_REQUIRED,

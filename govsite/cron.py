@@ -9,6 +9,7 @@ from rq import cron
 from audit import jobs as audit_jobs
 from budgets import jobs as budget_jobs
 from govsite.accounts import jobs as account_jobs
+from govsite.scheduling import run_once_per_period
 from keys import jobs as key_jobs
 
 SCHEDULES: list[dict] = [
@@ -32,6 +33,7 @@ SCHEDULES: list[dict] = [
     # FOCUS exports: each schedule's due period once; failed builds and deliveries again after their back-off.
     {"func": budget_jobs.run_focus_schedules, "interval": 60 * 60},
     {"func": budget_jobs.sweep_focus_exports, "interval": 5 * 60},
+    {"func": budget_jobs.ensure_ledger_partitions, "interval": 24 * 60 * 60},
     # The auditor workspace: exports the queue lost, audit checkpoints, review reminders and due dates.
     {"func": audit_jobs.sweep_evidence_exports, "interval": 5 * 60},
     # Signed checkpoints of the audit chain, outside the database.
@@ -40,5 +42,18 @@ SCHEDULES: list[dict] = [
     {"func": audit_jobs.handle_access_review_deadlines, "interval": 15 * 60},
 ]
 
+
+def dotted(func) -> str:
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+# Every scheduler enqueues every entry; the job run is govsite.scheduling.run_once_per_period, so however
+# many `rqcron` processes run, each job runs once per period (docs/ARCHITECTURE.md, "Several machines").
 for entry in SCHEDULES:
-    cron.register(queue_name="default", **entry)
+    cron.register(
+        run_once_per_period,
+        queue_name="default",
+        args=(dotted(entry["func"]), entry["interval"]),
+        interval=entry["interval"],
+        name=entry["func"].__name__,
+    )

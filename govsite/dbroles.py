@@ -3,9 +3,10 @@
 `DATABASE_URL` is the app's role: the site, the workers and the schedules connect as it. It owns nothing, so it
 can neither `ALTER` a table nor disable a trigger, has no `TRUNCATE` anywhere, and on the audit table only
 `SELECT` and `INSERT` (the chain is append-only). `DATABASE_OWNER_URL` is the owner's role: `manage.py migrate`
-(and `flush`) connect as it, and so does DDL done at run time, through `owner_cursor()`. After every migrate the
-app role is granted what it needs on what exists; default privileges cover what later migrations (and run-time
-DDL of the owner, such as monthly partitions) create. `manage.py db_roles` makes both roles (run by a superuser).
+(and `flush`) connect as it. The app's only DDL at run time (a ledger month made or dropped) goes through
+SECURITY DEFINER functions the owner's migration made; `owner_cursor()` is the owner's own connection.
+After every migrate the app role is granted what it needs on what exists; default privileges cover what later
+migrations (and those functions: monthly partitions) create. `manage.py db_roles` makes both roles (run by a superuser).
 
 Without `DATABASE_OWNER_URL` (SQLite, a developer's single PostgreSQL user) everything runs on the one connection.
 The owner URL's user, password, host and port are used; its database is always the one the app is connected
@@ -144,6 +145,15 @@ def grant_app_privileges(cursor, *, owner: str, app: str) -> None:
     for statement in grant_statements(owner=owner, app=app):
         if migrated or " ON SCHEMA " in statement or " IN SCHEMA " in statement:
             cursor.execute(statement)
+    # The owner's few SECURITY DEFINER functions (the ledger's months: budgets 0008) are the app's only way to
+    # DDL, each building its own statement from a date; nobody else may call them.
+    cursor.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND p.prosecdef AND p.proname LIKE %s",
+        ["govsite\\_%"],
+    )
+    for (function,) in cursor.fetchall():
+        cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {_q(app)}")
 
 
 def _ensure_login_role(cursor, name: str, password: str, *, createdb: bool = False) -> str:

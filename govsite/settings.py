@@ -150,6 +150,17 @@ else:
     # The demo's SQLite cannot enforce NULLS NOT DISTINCT uniqueness (PostgreSQL does); the ingest
     # service upserts on the same columns either way.
     SILENCED_SYSTEM_CHECKS = ["models.W047"]
+# A streaming replica for the dashboards, adoption, reports and evidence exports (govsite.replica); decisions,
+# permission checks and pages after a change read the primary. Above REPLICA_MAX_LAG_SECONDS of lag, the primary.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
+if DATABASE_URL and DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
+REPLICA_LAG_CHECK_SECONDS = env_int("REPLICA_LAG_CHECK_SECONDS", 2)
+DATABASE_ROUTERS = ["govsite.replica.ReplicaRouter"]
+# DDL at run time (the ledger's partitions) runs as the schema's owner when this is set (govsite.dbroles).
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: delivery only. Unset means jobs run in-process, right after the transaction commits.
@@ -343,6 +354,8 @@ ANOMALY_MULTIPLIER = env("ANOMALY_MULTIPLIER", "5")
 ANOMALY_MIN_SPEND = env("ANOMALY_MIN_SPEND", "5")
 # The auditor workspace
 LEDGER_RETENTION_MONTHS = env_int("LEDGER_RETENTION_MONTHS", 25)
+# The ledger's monthly partitions (PostgreSQL) are made this many months ahead by a scheduled job.
+LEDGER_PARTITIONS_AHEAD_MONTHS = env_int("LEDGER_PARTITIONS_AHEAD_MONTHS", 3)
 LEAVER_REVOCATION_SLA_HOURS = env_int("LEAVER_REVOCATION_SLA_HOURS", 24)
 EVIDENCE_EXPORT_DIR = Path(env("EVIDENCE_EXPORT_DIR") or VAR_DIR / "exports")
 # FOCUS files of the ledger (budgets.finops): built here by the worker, served to finance from here.

@@ -5,11 +5,14 @@ migrations create, and `owner_cursor()` is the owner's."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from django.core import checks
 from django.db import DatabaseError, connection, connections, transaction
 
 from audit.models import AuditEvent
+from budgets import partitions
 from govsite import dbroles
 from tests.audit.helpers import write_events
 from tests.database_roles import current_role, is_superuser, superuser_wrapper
@@ -156,3 +159,37 @@ def test_the_check_warns_for_the_audit_tables_owner(app_role):
         wrapper.close()
     assert _ids(found) == {"govsite.W011"}
     assert TABLE in found[0].msg
+
+
+@pytest.mark.django_db(transaction=True)  # DDL: the partitions are made and dropped for real
+def test_the_app_role_makes_and_drops_ledger_months_only_through_the_owner_s_functions(app_role):
+    owner = dbroles.owner_credentials()["USER"]
+    ahead, past = partitions.Month(date(2031, 1, 1)), partitions.Month(date(2019, 1, 1))
+    # Not by itself: it may not create a table, nor attach or detach one.
+    refused = pytest.raises(DatabaseError, match="permission denied|must be owner")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TABLE {ahead.name} PARTITION OF budgets_spendrecord "
+            "FOR VALUES FROM ('2031-01-01') TO ('2031-02-01')"
+        )
+    try:
+        assert partitions.month_create(ahead) is True
+        assert partitions.month_create(ahead) is False  # made once
+        assert partitions.month_create(past) is True
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT relname, pg_get_userbyid(relowner) FROM pg_class WHERE relname IN (%s, %s)",
+                [ahead.name, past.name],
+            )
+            assert sorted(cursor.fetchall()) == sorted([(ahead.name, owner), (past.name, owner)])
+        # Retention may let a past month go, never the current one or a later one.
+        with pytest.raises(DatabaseError, match="never dropped"), transaction.atomic():
+            partitions.month_drop(ahead)
+        assert partitions.month_drop(past) is True
+        assert partitions.month_drop(past) is False
+        assert {m.start for m in partitions.months()} >= {ahead.start}
+        assert past.start not in {m.start for m in partitions.months()}
+    finally:
+        with dbroles.owner_cursor() as cursor:
+            for month in (ahead, past):
+                cursor.execute(f"DROP TABLE IF EXISTS {month.name}")

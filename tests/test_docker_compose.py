@@ -132,3 +132,18 @@ def test_the_app_connects_as_its_own_role_and_only_the_one_shots_hold_the_owners
         assert app not in (owner, superuser), name
         assert "DATABASE_OWNER_URL" not in environment, name
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_a_streaming_replica_serves_the_dashboards_and_workers_are_scaled():
+    replica = SERVICES["postgres-replica"]
+    script = " ".join(replica["command"])
+    assert "pg_basebackup -h postgres" in script and " -R " in script  # streams from the primary
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    initdb = [v for v in SERVICES["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    assert initdb and "replication" in (ROOT / initdb[0].split(":")[0]).read_text()
+    for name in GOVSITE_SERVICES:
+        env = SERVICES[name]["environment"]
+        assert env["DATABASE_REPLICA_URL"].split("@")[1].startswith("postgres-replica:")
+        assert env["DATABASE_URL"].split("@")[1].startswith("postgres:")
+    assert SERVICES["worker"]["deploy"]["replicas"] >= 2
+    assert "deploy" not in SERVICES["cron"] or SERVICES["cron"]["deploy"].get("replicas", 1) >= 1

@@ -33,13 +33,12 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def test_the_cutoff_is_the_configured_number_of_calendar_months_back_then_that_weeks_monday(settings):
-    # Default 25 months: 2024-10-23 is a Wednesday; whole ISO weeks are kept, so the cutoff is Monday the 21st.
-    assert raw_ledger_cutoff(NOW) == datetime(2024, 10, 21, tzinfo=UTC)
+def test_the_cutoff_is_the_first_of_the_month_the_configured_number_of_calendar_months_back(settings):
+    # Default 25 months back from 2026-11-23 is October 2024: whole months go, so from October 1st.
+    assert raw_ledger_cutoff(NOW) == datetime(2024, 10, 1, tzinfo=UTC)
     settings.LEDGER_RETENTION_MONTHS = 1
-    # One month before March 31 is February 28 (a Saturday): from Monday February 23.
-    assert raw_ledger_cutoff(datetime(2026, 3, 31, 8, tzinfo=UTC)) == datetime(2026, 2, 23, tzinfo=UTC)
-    assert raw_ledger_cutoff(datetime(2026, 11, 23, tzinfo=UTC)) == datetime(2026, 10, 19, tzinfo=UTC)
+    assert raw_ledger_cutoff(datetime(2026, 3, 31, 8, tzinfo=UTC)) == datetime(2026, 2, 1, tzinfo=UTC)
+    assert raw_ledger_cutoff(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2025, 12, 1, tzinfo=UTC)
     settings.LEDGER_RETENTION_MONTHS = 0
     with pytest.raises(ImproperlyConfigured, match="LEDGER_RETENTION_MONTHS"):
         raw_ledger_cutoff(NOW)
@@ -196,8 +195,8 @@ def test_pruning_keeps_every_dashboard_figure_and_adoption_rollup_and_a_rebuild_
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", "hash"))[: len(events)] == events
     assert verify().ok
 
-    # An operator repairs the adoption rollups from the ledger that is left: whole ISO weeks are rebuilt,
-    # and as the cutoff is a Monday no week holds pruned days, so nothing is lost.
+    # An operator repairs the adoption rollups from the ledger that is left: whole ISO weeks are rebuilt from
+    # the first Monday after the cutoff, so the week the cutoff cuts in two keeps its rollups: nothing is lost.
     call_command("rebuild_adoption_rollups", stdout=StringIO())
     assert _rollup_rows() == rollups
     assert _dashboards(world, as_of) == figures

@@ -1,11 +1,12 @@
 """Measure the ledger ingest against PostgreSQL's COPY on the same rows.
 
-    python manage.py bench_ingest [--rows 200000] [--page-size 1000]
+    python manage.py bench_ingest [--rows 200000] [--page-size 1000] [--existing 50000000] [--months 25]
 
 Both runs write into a scratch schema that is dropped afterwards, so the real ledger is untouched:
-the ingest into copies of the ledger tables (same indexes and constraints, through the real
-`budgets.ingest.ingest_spend_rows`, one call per page as the pull job makes them), COPY into an
-unindexed table shaped like LiteLLM's own `LiteLLM_SpendLogs`. The last line is the ratio.
+the ingest into copies of the ledger tables (partitioned by month as the real ledger is on PostgreSQL,
+same indexes and constraints, already holding --existing rows spread over --months monthly partitions,
+through the real `budgets.ingest.ingest_spend_rows`, one call per page as the pull job makes them),
+COPY into an unindexed table shaped like LiteLLM's own `LiteLLM_SpendLogs`. The last line is the ratio.
 """
 
 from __future__ import annotations
@@ -245,8 +246,12 @@ class Command(BaseCommand):
         parser.add_argument("--rows", type=int, default=200_000)
         parser.add_argument("--page-size", type=int, default=1000)
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--existing", type=int, default=50_000_000, help="Rows already in the partitioned ledger (issue: 50 M)."
+        )
+        parser.add_argument("--months", type=int, default=25, help="Monthly partitions the existing rows span.")
 
-    def handle(self, *args, rows: int, page_size: int, seed: int, **options):
+    def handle(self, *args, rows: int, page_size: int, seed: int, existing: int = 0, months: int = 25, **options):
         if connection.vendor != "postgresql":
             raise CommandError(
                 "bench_ingest compares against PostgreSQL COPY: set DATABASE_URL to a PostgreSQL database."
@@ -259,6 +264,7 @@ class Command(BaseCommand):
         schema = f"bench_ingest_{os.getpid()}"
         try:
             self._prepare(schema)
+            self._partition(schema, existing, months)
             ingest_rate = self._ingest(data, page_size)
             copy_rate = self._copy(data)
         finally:
@@ -278,6 +284,43 @@ class Command(BaseCommand):
                 cursor.execute(f"CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)")
             cursor.execute(f"CREATE TABLE {schema}.bench_spendlogs_copy ({columns})")
             cursor.execute(f"SET search_path TO {schema}, public")
+
+    def _partition(self, schema: str, existing: int, months: int) -> None:
+        """The scratch ledger partitioned by month (budgets.partitions' SQL), its older months holding
+        `existing` rows made by one INSERT ... SELECT over generate_series (their shape matters, not
+        their realism: the ingest's probes and the unique key's index sizes are what they load)."""
+        from budgets.partitions import DEFAULT, LEDGER, Month, create_month_sql  # noqa: PLC0415 - bench only
+
+        current = Month.of(datetime.now(UTC))
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {schema}.{LEDGER}")
+            cursor.execute(
+                f"CREATE TABLE {schema}.{LEDGER} (LIKE public.{LEDGER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                ' PARTITION BY RANGE ("time")'
+            )
+            cursor.execute(f'ALTER TABLE {schema}.{LEDGER} ADD PRIMARY KEY (request_id, "time")')
+            cursor.execute(f'CREATE INDEX ON {schema}.{LEDGER} ("time")')
+            cursor.execute(f'CREATE INDEX ON {schema}.{LEDGER} (key_id, "time")')
+            cursor.execute(f"CREATE TABLE {schema}.{DEFAULT} PARTITION OF {schema}.{LEDGER} DEFAULT")
+            for offset in range(-months + 1, 2):
+                cursor.execute(create_month_sql(current.shifted(offset)))
+            if existing:
+                self.stdout.write(f"filling the partitioned ledger with {existing:,} rows over {months} months ...")
+                started = time.perf_counter()
+                span = months * 30 * 86400
+                cursor.execute(
+                    f"""INSERT INTO {LEDGER} (request_id, time, token_hash, key_alias, model, model_group, provider,
+                        prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, status, error_type,
+                        client_tool, user_agent, request_tags, gateway_spend, cost, cost_source, source, ingested_at)
+                    SELECT 'existing-' || g, now() - make_interval(secs => (g::bigint * 7919) %% {span} + 1),
+                        md5((g %% 500)::text), '', 'openai/gpt-4o', 'gpt-4o', 'openai',
+                        1000 + g %% 5000, g %% 900, 0, 0,
+                        'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001, 'gateway', 'pull', now()
+                    FROM generate_series(1, %s) AS g""",  # noqa: S608 - constants of this module
+                    [existing],
+                )
+                cursor.execute(f"ANALYZE {LEDGER}")
+                self.stdout.write(f"  filled in {time.perf_counter() - started:.0f} s")
 
     def _ingest(self, data: list[dict], page_size: int) -> float:
         self.stdout.write("ingesting through budgets.ingest.ingest_spend_rows ...")

@@ -1,4 +1,4 @@
-"""`python manage.py bench_load`: the busiest pages under 50 concurrent clients, on PostgreSQL, for a minute.
+"""`python manage.py bench_load`: the busiest pages under 100 concurrent clients, on PostgreSQL, for a minute.
 
 Everything runs on loopback and stops by itself:
 
@@ -8,7 +8,10 @@ Everything runs on loopback and stops by itself:
    the run), `--spend-rows` spend-log rows over the last `--spend-days` days booked through the ledger's
    ingest (which keeps the dashboards' rollups), `--pending` key requests waiting in each team's queue, and
    one login session per client;
-2. gunicorn with 4 workers, as docker-compose runs it, with the production settings (DEBUG off);
+2. `--processes` gunicorn processes (default 2) of `--workers` workers each (default 4) sharing one port
+   (SO_REUSEPORT, as two machines behind a balancer), with the production settings (DEBUG off); with
+   `--replica` (a server URL; default GOVSITE_BENCH_REPLICA_URL) the dashboards read the bench database on
+   that streaming replica (DATABASE_REPLICA_URL), which receives it from the primary;
 3. locust through its library API, headless, in a process of its own (govsite/devtools/bench_clients.py):
    approvers load the approval queue (/approvals/), approvers and admins each team's cost dashboard
    (/dashboards/teams/<slug>/), members the REST API's list of their key requests (/api/v1/key-requests/);
@@ -52,10 +55,16 @@ def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "Load-test the approval queue, the team dashboard and the key-request API: 50 clients, 60 s, gunicorn."
+    help = "Load-test the approval queue, the team dashboard and the key-request API: 100 clients, 60 s, gunicorn."
 
     def add_arguments(self, parser):
-        parser.add_argument("--users", type=int, default=50, help="concurrent clients (default 50)")
+        parser.add_argument("--users", type=int, default=100, help="concurrent clients (default 100)")
+        parser.add_argument("--processes", type=int, default=2, help="gunicorn processes on one port (default 2)")
+        parser.add_argument(
+            "--replica",
+            default=os.environ.get("GOVSITE_BENCH_REPLICA_URL", ""),
+            help="PostgreSQL server URL of a streaming replica of DATABASE_URL's server, for the dashboards",
+        )
         parser.add_argument("--duration", type=float, default=60, help="seconds of load (default 60)")
         parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
         parser.add_argument("--people", type=int, default=225, help="people added to the demo org, a key each")
@@ -123,8 +132,13 @@ class Command(BaseCommand):
             self._report_ledger(spec["ledger"])
             port = processes.free_port()
             base_url = f"http://127.0.0.1:{port}"
-            running["gunicorn"] = self._gunicorn(env, port, options["workers"], workdir)
-            _wait_for(f"{base_url}/healthz", running["gunicorn"], "gunicorn")
+            if options["replica"]:
+                name = urlsplit(db_url).path.lstrip("/")
+                env["DATABASE_REPLICA_URL"] = f"{options['replica'].rstrip('/')}/{name}"
+                self.stdout.write(f"dashboards read the replica: {env['DATABASE_REPLICA_URL']}")
+            for n in range(options["processes"]):
+                running[f"gunicorn-{n}"] = self._gunicorn(env, port, options["workers"], workdir, n)
+                _wait_for(f"{base_url}/healthz", running[f"gunicorn-{n}"], "gunicorn")
             self._warm_up(base_url, spec)
             self.stdout.write(
                 f"load: {options['users']} clients for {options['duration']:.0f}s against gunicorn "
@@ -216,12 +230,12 @@ class Command(BaseCommand):
         _wait_for(f"http://127.0.0.1:{port}/health/liveliness", process, "the sandbox gateway")
         return process
 
-    def _gunicorn(self, env: dict[str, str], port: int, workers: int, workdir: Path) -> subprocess.Popen:
+    def _gunicorn(self, env: dict[str, str], port: int, workers: int, workdir: Path, n: int = 0) -> subprocess.Popen:
         web_env = {**env, "REDIS_URL": os.environ.get("REDIS_URL", "")}
-        with (workdir / "gunicorn.log").open("wb") as log:
+        with (workdir / f"gunicorn-{n}.log").open("wb") as log:
             return subprocess.Popen(  # noqa: S603
                 [
-                    sys.executable, "-m", "gunicorn", "govsite.wsgi:application",
+                    sys.executable, "-m", "gunicorn", "govsite.wsgi:application", "--reuse-port",
                     "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning",
                 ],
                 cwd=settings.BASE_DIR, env=web_env, stdout=log, stderr=subprocess.STDOUT,
