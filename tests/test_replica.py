@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import time
 
+import dj_database_url
+import psycopg
 import pytest
 from django.db import connection, connections
 from django.db.utils import load_backend
@@ -38,11 +40,21 @@ def streaming_replica(settings):
     settings.REPLICA_LAG_CHECK_SECONDS = 0
     replica.forget_lag()
     yield connections["replica"]
-    with connections["replica"].cursor() as cursor:
-        cursor.execute("SELECT pg_wal_replay_resume()")
+    replay("resume")
     connections["replica"].close()
     del connections["replica"]
     replica.forget_lag()
+
+
+def replay(action: str) -> None:
+    """Pause or resume the standby's replay as the replica URL's own user: the app's role, which the suite
+    connects as, may not (PostgreSQL keeps those functions to superusers)."""
+    assert action in ("pause", "resume")
+    admin = dj_database_url.parse(URL)
+    with psycopg.connect(
+        host=admin["HOST"], port=admin["PORT"], user=admin["USER"], dbname=connection.settings_dict["NAME"]
+    ) as conn:
+        conn.execute(f"SELECT pg_wal_replay_{action}()")
 
 
 def _replica_caught_up(conn):
@@ -86,8 +98,7 @@ def test_a_replica_whose_replay_is_paused_sends_the_dashboards_to_the_primary(
 ):
     settings.REPLICA_MAX_LAG_SECONDS = 1
     client.force_login(world.users["admin"])
-    with streaming_replica.cursor() as cursor:
-        cursor.execute("SELECT pg_wal_replay_pause()")
+    replay("pause")
     # Writes the replica receives but does not replay, until it is more than a second behind.
     for _ in range(100):
         world.team_a.save()
