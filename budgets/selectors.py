@@ -210,14 +210,14 @@ def budget_open_block(budget: Budget) -> BudgetBlock | None:
 def increase_queue(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return (
         BudgetIncreaseRequest.objects.filter(permissions.budget_increase_queue_scope(user))
-        .select_related("budget__team", "budget__user", "budget__key", "requested_by")
+        .select_related("budget__team", "budget__user", "budget__key", "key__owner", "key__request", "requested_by")
         .order_by("created_at")
     )
 
 
 def increases_visible(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return BudgetIncreaseRequest.objects.filter(permissions.budget_increase_scope(user)).select_related(
-        "budget__team", "budget__user", "budget__key__owner", "requested_by", "decided_by"
+        "budget__team", "budget__user", "budget__key__owner", "key__owner", "key__request", "requested_by", "decided_by"
     )
 
 

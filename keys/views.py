@@ -1,15 +1,21 @@
+import csv
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from budgets import key_usage
 from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
 from govsite.accounts.models import Team
-from govsite.web import login_required, paginate, role_required, run_service
+from govsite.web import csv_cell, login_required, paginate, role_required, run_service
 from keys import selectors, services
 from keys.forms import (
     AdoptForm,
@@ -21,20 +27,71 @@ from keys.forms import (
     ReassignForm,
     TeamKeyPolicyForm,
 )
-from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey
+from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
 
 # --- requests -------------------------------------------------------------------------------------------
 
 
+KEY_STATUSES = VirtualKey.Status.choices
+KEY_CSV_COLUMNS = [
+    "alias", "name", "owner", "team", "kind", "status", "spend_this_month", "monthly_budget", "budget_used_percent",
+    "requests_last_7_days", "last_request", "models", "expires",
+]  # fmt: skip
+
+
+def _key_csv(keys, filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(KEY_CSV_COLUMNS)
+    for k in keys.iterator(chunk_size=500):
+        used = "" if k.budget_used is None else f"{k.budget_used * 100:.1f}"
+        writer.writerow(
+            [
+                csv_cell(value)
+                for value in (
+                    k.alias, k.display_name, k.owner.email, k.team.name, k.kind, k.status,
+                    f"{k.spend_period:.2f}", k.max_budget, used, k.requests_recent,
+                    k.last_request_at.isoformat() if k.last_request_at else "",
+                    " ".join(k.allowed_models), k.expires_at.isoformat(),
+                )
+            ]
+        )  # fmt: skip
+    return response
+
+
 @login_required
 def key_list(request):
+    """My keys, my teams' keys, all keys: each with its spend this month, share of its cap used, requests in
+    the last 7 days and last request; sortable, filtered by team and status, paged, and as CSV."""
+    scopes = selectors.key_list_scopes(user=request.user)
+    scope = request.GET.get("scope") if request.GET.get("scope") in scopes else "mine"
+    status = request.GET.get("status", "") if request.GET.get("status") in VirtualKey.Status.values else ""
+    team = request.GET.get("team", "")
+    in_scope = selectors.key_list(user=request.user, scope=scope)
+    keys = selectors.key_list(user=request.user, scope=scope, status=status, team_slug=team)
+    keys, sort = key_usage.keys_sorted(
+        key_usage.keys_with_usage(keys, today=timezone.now().date()), request.GET.get("sort", "")
+    )
+    if request.GET.get("format") == "csv":
+        return _key_csv(keys, f"keys-{scope}")
+    filters = {name: value for name, value in (("scope", scope), ("status", status), ("team", team)) if value}
     return render(
         request,
         "keys/key_list.html",
         {
-            "my_keys": selectors.my_keys(user=request.user),
-            "my_requests": selectors.my_key_requests(user=request.user)[:20],
-            "team_keys": paginate(request, selectors.team_keys_for_approver(user=request.user)),
+            "scope": scope,
+            "scopes": scopes,
+            "page": paginate(request, keys, per_page=50),
+            "my_requests": selectors.my_key_requests(user=request.user)[:10] if scope == "mine" else [],
+            "teams": selectors.key_list_teams(keys=in_scope),
+            "statuses": KEY_STATUSES,
+            "status": status,
+            "team": team,
+            "sort": sort,
+            "filters": urlencode(filters),
+            "query": urlencode({**filters, "sort": sort}),
+            "can_request": permissions.can_request_any_key(request.user),
         },
     )
 
@@ -143,6 +200,9 @@ def key_detail(request, pk):
             "actions": permissions.key_actions_for(request.user, key),
             "reassign_form": ReassignForm(user=request.user, key=key),
             "rotated_to": getattr(key, "rotated_to", None),
+            "usage": key_usage.key_usage(key=key, today=timezone.now().date()),
+            "can_ask_cap": key.is_live and permissions.can_request_key_cap_increase(request.user, key),
+            "history": selectors.key_history(key=key),
         },
     )
 

@@ -24,6 +24,7 @@ from keys.services.lifecycle import (
     REVOCABLE,
     ROTATION_GRACE,
     KeyReassignment,
+    key_cap_set,
     key_create,
     key_reassign_owner,
     key_reduce,
@@ -57,6 +58,7 @@ from keys.services.requests import (
 from keys.services.sweeps import EXPIRY_REMINDER, keys_expire, leaver_keys_sweep, rotation_grace_sweep
 
 __all__ = [
+    "key_cap_set",
     "COMMANDS",
     "EXPIRY_REMINDER",
     "LEASE",
