@@ -242,6 +242,16 @@ def notice_list(*, user) -> QuerySet[Notice]:
     return Notice.objects.filter(user=user).order_by("-created_at")
 
 
+def alert_notices_unread(*, user) -> QuerySet[Notice]:
+    """The person's unread budget alerts and anomaly alerts (each is told to the people of its team who
+    answer for it, by budgets.alerts), newest first: the inbox lists them until read."""
+    return (
+        Notice.objects.filter(user=user, read_at__isnull=True)
+        .filter(Q(budget_alert__isnull=False) | Q(anomaly__isnull=False))
+        .order_by("-created_at")
+    )
+
+
 def notices_unread(*, user, limit: int = 5) -> list[Notice]:
     """For the home page card: the newest unread notices."""
     if not getattr(user, "is_authenticated", False):

@@ -8,6 +8,7 @@ from govsite.accounts import views as account_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("inbox/", views.inbox, name="inbox"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("govsite.api.urls")),

@@ -21,6 +21,19 @@ def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest
     )
 
 
+def key_requests_awaiting_others(*, user: User) -> QuerySet[KeyRequest]:
+    """Pending requests this person approved that wait for another approval (a restricted model needs an
+    admin's too): listed for them as waiting, with nothing left for them to decide."""
+    return (
+        KeyRequest.objects.filter(permissions.key_request_scope(user))
+        .filter(
+            status=KeyRequest.Status.PENDING, approvals__approver=user, approvals__decision=Approval.Decision.APPROVE
+        )
+        .select_related("team", "requested_by", "owner")
+        .order_by("created_at")
+    )
+
+
 def key_requests_visible(*, user: User) -> QuerySet[KeyRequest]:
     return (
         KeyRequest.objects.filter(permissions.key_request_scope(user))

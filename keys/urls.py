@@ -13,6 +13,7 @@ urlpatterns = [
     path("keys/<int:pk>/rotate/", views.key_rotate, name="key_rotate"),
     path("keys/<int:pk>/reassign/", views.key_reassign, name="key_reassign"),
     path("approvals/", views.approval_queue, name="approval_queue"),
+    path("approvals/decide/", views.approval_decide_bulk, name="approval_decide_bulk"),
     path("approvals/<int:pk>/decide/", views.approval_decide, name="approval_decide"),
     path("settings/models/", views.model_policy_list, name="model_policy_list"),
     path("settings/models/new/", views.model_policy_edit, name="model_policy_create"),

@@ -3,7 +3,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +19,7 @@ from govsite.web import csv_cell, login_required, paginate, role_required, run_s
 from keys import selectors, services
 from keys.forms import (
     AdoptForm,
+    BulkDecisionForm,
     ClassificationLabelForm,
     ConfirmForm,
     DecisionForm,
@@ -157,7 +158,45 @@ def approval_queue(request):
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
         kr.team_allocation = allocation[kr.team_id]
-    return render(request, "keys/approval_queue.html", {"page": page})
+    return render(
+        request,
+        "keys/approval_queue.html",
+        {"page": page, "awaiting_others": selectors.key_requests_awaiting_others(user=request.user)[:50]},
+    )
+
+
+@require_POST
+@role_required(permissions.has_key_approval_queue, "Only team approvers and admins decide key requests.")
+def approval_decide_bulk(request):
+    """One decision and one note for the requests ticked in the queue. Each goes through the same service as a
+    single decision, in its own transaction: separation of duties and second approvals hold per request, each
+    gets its own audit event, and one refused request does not stop the others."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("approval_queue")
+    decision, note = form.cleaned_data["decision"], form.cleaned_data["note"]
+    queue = {kr.pk: kr for kr in selectors.key_request_queue(user=request.user).filter(pk__in=form.cleaned_data["ids"])}
+    done, refused = [], []
+    for pk in form.cleaned_data["ids"]:
+        key_request = queue.get(pk)
+        if key_request is None:
+            refused.append(f"#{pk}: not in your queue any more")
+            continue
+        try:
+            if decision == "approve":
+                services.key_request_approve(request=key_request, approver=request.user, note=note)
+            else:
+                services.key_request_reject(request=key_request, approver=request.user, note=note)
+            done.append(f"#{pk}")
+        except (ValidationError, services.InvalidTransition, PermissionDenied) as exc:
+            refused.append(f"#{pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
+    if done:
+        verb = "approved (or approval recorded)" if decision == "approve" else "rejected"
+        messages.success(request, f"{len(done)} request{'s' if len(done) != 1 else ''} {verb}: {', '.join(done)}.")
+    if refused:
+        messages.error(request, "Not decided: " + "; ".join(refused))
+    return redirect("approval_queue")
 
 
 @require_POST
