@@ -90,7 +90,7 @@ def budget_detail(request, pk):
             else None,
             "alerts": budget.alerts.order_by("-created_at")[:20],
             "deliveries": selectors.budget_deliveries(budget),
-            "block": selectors.budget_open_block(budget),
+            "open_block": selectors.budget_open_block(budget),
             "increases": selectors.budget_increases(budget)[:20],
             "can_manage": permissions.can_manage_budgets(request.user),
             "can_request": permissions.can_request_budget_increase(request.user, budget),
