@@ -7,6 +7,8 @@ from govsite.accounts import permissions
 
 def site(request):
     user = getattr(request, "user", None)
+    active = permissions._active(user)
+    approves_keys = active and permissions.has_key_approval_queue(user)
     unread = 0
     if permissions._active(user):
         unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
@@ -19,8 +21,8 @@ def site(request):
             "is_auditor": permissions.is_auditor(user),
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
-            "inbox": inbox.inbox_count(user=user) if permissions._active(user) else 0,
-            "approves_keys": permissions.has_key_approval_queue(user) if permissions._active(user) else False,
+            "inbox": inbox.inbox_count(user=user, applies={"key_requests": approves_keys}) if active else 0,
+            "approves_keys": approves_keys,
             "manages_gateway": permissions.can_manage_gateway(user),
             "sees_quarantine": permissions.can_view_reconciliation(user),
             "unread_notices": unread,

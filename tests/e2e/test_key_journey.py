@@ -29,8 +29,8 @@ def test_employee_requests_approver_approves_employee_reveals_once(people, shots
     shots(erin, "key list shows the request pending")
 
     paul = people.login("paul")  # Platform's approver, in a browser of his own
-    expect(paul.get_by_role("link", name=re.compile(r"^Approvals\s+\d+"))).to_be_visible()
-    paul.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^Approvals")).click()
+    expect(paul.get_by_role("link", name=re.compile(r"^Needs me\s+\d+"))).to_be_visible()
+    flows.open_queue(paul, "key_requests")
     expect(paul.locator(f"#request-{request_id}")).to_contain_text("Claude Code for the CI migration")
     shots(paul, "approver sees the request in the queue")
     flows.approve_key_request(paul, request_id, requester="Erin Engineer")
