@@ -1,0 +1,172 @@
+"""Journey: the console people use every day.
+
+- a member sees spend on their key list and asks for a higher cap on one key;
+- finance sees an increase waiting on the home page and decides it;
+- an approver clears their inbox: a key request, an increase and the keys of an access review (five or more
+  items) in one bulk decision, with the revocation confirmed first.
+"""
+
+import re
+import time
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install the dev extra")
+
+from playwright.sync_api import expect  # noqa: E402
+
+from tests.e2e import flows  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a server, a worker, a gateway and a browser
+
+PULL_JOB = "budgets.jobs.pull_spend_logs"
+
+ERIN_KEY = "Console journey erin · Erin Engineer"
+TOM_KEY = "Console journey tom · Tom Tran"
+
+
+def _make_platform_keys(site) -> None:
+    """Five Platform keys made the way an approver's decisions make them (the services, as a script would), so
+    the access review has at least five items; Erin's and Tom's are also the ones whose caps are raised."""
+    code = (
+        "from govsite.accounts.models import Team, User\n"
+        "from keys import services\n"
+        "from keys.models import DataClassification, KeyKind, ModelPolicy\n"
+        "from decimal import Decimal\n"
+        "team = Team.objects.get(slug='platform')\n"
+        "paul = User.objects.get(email='paul@demo.govsite.local')\n"
+        "model = ModelPolicy.objects.get(name='gpt-4o')\n"
+        "public = DataClassification.objects.get(key='public')\n"
+        "pairs = (('erin', 'erin'), ('tom', 'tom'), ('omar', 'omar'), ('lena', 'lena'), ('erin', 'docs'))\n"
+        "for local, label in pairs:\n"
+        "    who = User.objects.get(email=f'{local}@demo.govsite.local')\n"
+        "    data = services.KeyRequestInput(team=team, kind=KeyKind.PERSONAL, purpose=f'Console journey {label}',\n"
+        "        data_classification=public, models=[model], monthly_budget=Decimal('20'), expiry_days=30)\n"
+        "    request = services.key_request_create(requester=who, data=data)\n"
+        "    services.key_request_approve(request=request, approver=paul, note='console journey')\n"
+    )
+    site.manage("shell", "-c", code)
+
+
+def _pulling(site, locator):
+    """The spend pull run now and every few seconds while the page does not show `locator` yet."""
+    last = [0.0]
+
+    def visible():
+        if time.monotonic() - last[0] > 5:
+            site.run_job(PULL_JOB)
+            last[0] = time.monotonic()
+        return locator
+
+    return visible
+
+
+def test_the_console_a_member_finance_and_an_approver_use_every_day(people, shots, e2e_site):
+    _make_platform_keys(e2e_site)
+
+    # An admin opens an access review of Platform's keys.
+    ada = people.login("ada")
+    ada.goto("/audit/reviews/new/")
+    ada.get_by_label("Name").fill("Console journey review")
+    ada.get_by_label("Platform", exact=True).check()
+    ada.get_by_role("button", name="Open the campaign").click()
+    expect(ada.get_by_text(re.compile(r"Console journey review is open: \d+ keys snapshotted"))).to_be_visible()
+    shots(ada, "admin opened an access review")
+
+    # A member: their key list shows spend; they use a key and see it there; they ask for a higher cap.
+    erin = people.login("erin")
+    erin.goto("/keys/")
+    erin.get_by_role("link", name=ERIN_KEY, exact=True).click()
+    flows.wait_until_revealable(erin)
+    secret = flows.reveal(erin)
+    for _ in range(3):
+        assert e2e_site.gateway.chat(secret, "gpt-4o").status_code == 200
+    erin.goto("/keys/?sort=-spend")
+    row = erin.get_by_role("row").filter(has=erin.get_by_role("link", name=ERIN_KEY, exact=True))
+    used = row.get_by_role("cell").nth(4)  # key, team, spend, cap used, requests in 7 days
+    flows.reload_until(
+        erin, _pulling(e2e_site, used.filter(has_text=re.compile(r"^3$"))), timeout=60, what="3 requests"
+    )
+    expect(row.get_by_role("cell").nth(2)).to_contain_text(re.compile(r"\$\d+\.\d\d"))
+    shots(erin, "member sees spend on the key list")
+    row.get_by_role("link", name=ERIN_KEY, exact=True).click()
+    expect(erin.get_by_role("heading", name="Usage, last 30 days")).to_be_visible()
+    erin.get_by_role("link", name="Ask for a higher cap").click()
+    erin.get_by_label("Increase by (USD)").fill("30")
+    erin.get_by_label("Permanently").check()
+    erin.get_by_label("Justification").fill("The CI migration runs the agent on every pull request.")
+    shots(erin, "member asks for a higher cap on one key")
+    erin.get_by_role("button", name="Send request").click()
+    expect(erin.locator(".pagehead .status")).to_have_text("Pending")
+    expect(erin.get_by_text("this raises it, not the team's budget")).to_be_visible()
+    shots(erin, "cap increase pending with the approver")
+
+    # Another member asks for more than the approvers' limit on one key: finance decides it.
+    tom = people.login("tom")
+    tom.goto("/keys/")
+    tom.get_by_role("link", name=TOM_KEY, exact=True).click()
+    tom.get_by_role("link", name="Ask for a higher cap").click()
+    tom.get_by_label("Increase by (USD)").fill("150")
+    tom.get_by_label("Permanently").check()
+    tom.get_by_label("Justification").fill("Load tests of the new gateway region.")
+    tom.get_by_role("button", name="Send request").click()
+    expect(tom.get_by_text(re.compile(r"finance \(above the team's \$100(\.00)? limit\)"))).to_be_visible()
+
+    fiona = people.login("fiona")
+    waiting = fiona.locator(".needs-me [data-kind=budget_increases]")
+    expect(waiting).to_contain_text("$150.00 more on key Console journey tom")
+    expect(fiona.get_by_text("Nothing is waiting for you.")).to_have_count(0)
+    shots(fiona, "finance sees the increase on the home page")
+    waiting.get_by_role("link", name=re.compile(r"^\$150\.00 more")).click()
+    fiona.get_by_label("Approve").check()
+    fiona.get_by_role("button", name="Send decision").click()
+    expect(fiona.get_by_text(re.compile(r"Approved: the key's cap is now \$170\.00 a month\."))).to_be_visible()
+    shots(fiona, "finance approved the cap")
+
+    # A member asks for a key: it waits in the approver's queue with the rest.
+    flows.request_key(erin, team="Platform", purpose="Console journey: a key for the docs bot")
+
+    # The approver clears the inbox.
+    paul = people.login("paul")
+    expect(paul.get_by_role("link", name=re.compile(r"^Needs me\s+\d+"))).to_be_visible()
+    paul.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^Needs me")).click()
+    for kind in ("key_requests", "budget_increases", "access_reviews"):
+        expect(paul.locator(f"#inbox-{kind} .count")).not_to_have_text("0")
+    shots(paul, "approver's inbox")
+
+    paul.locator("#inbox-key_requests").get_by_role("link", name="Open the queue").click()
+    for box in paul.locator("input[name=ids]").all():
+        box.check()
+    paul.get_by_label("Note for the ticked requests").fill("fine for the docs bot")
+    shots(paul, "approver ticks the key requests")
+    paul.get_by_role("button", name="Approve ticked").click()
+    expect(paul.get_by_text(re.compile(r"request(s)? approved"))).to_be_visible()
+    expect(paul.get_by_text("Nothing is waiting for your decision.")).to_be_visible()
+
+    paul.goto("/inbox/")
+    paul.locator("#inbox-budget_increases").get_by_role("link", name=re.compile(r"^\$30\.00 more")).click()
+    paul.get_by_label("Approve").check()
+    paul.get_by_role("button", name="Send decision").click()
+    expect(paul.get_by_text(re.compile(r"Approved: the key's cap is now \$50\.00 a month\."))).to_be_visible()
+
+    paul.goto("/inbox/")
+    paul.locator("#inbox-access_reviews").get_by_role("link", name="Open the queue").click()
+    rows = paul.locator("tbody tr")
+    count = rows.count()
+    assert count >= 5, f"{count} review items"
+    for index in range(count):
+        decision = "revoke" if index == 0 else "keep"
+        rows.nth(index).locator(f"input[type=radio][value={decision}]").check()
+    paul.get_by_label(re.compile(r"^Rationale")).fill("Quarterly review: all in use by the platform team.")
+    shots(paul, "approver decides every key of the review in one table")
+    paul.get_by_role("button", name="Record decisions").click()
+    expect(paul.get_by_role("heading", name="Revoke 1 key?")).to_be_visible()
+    shots(paul, "approver confirms the revocation")
+    paul.get_by_role("button", name=re.compile(r"^Yes, record these decisions")).click()
+    expect(paul.get_by_text(re.compile(rf"{count} decisions recorded"))).to_be_visible()
+    expect(paul.get_by_text("No key waits for your review.")).to_be_visible()
+
+    paul.goto("/inbox/")
+    for kind in ("key_requests", "budget_increases", "access_reviews"):
+        expect(paul.locator(f"#inbox-{kind} .count")).to_have_text("0")
+    shots(paul, "approver's inbox is clear")
