@@ -187,6 +187,7 @@ def _adoption_context(form, report) -> dict:
         "min_group_note": selectors.DEFINITIONS["min_group"].format(n=report.min_group),
         "first_week": report.weeks[0],
         "last_week": report.weeks[-1],
+        "hidden_groups": pages.hidden_groups(report),
     }
 
 

@@ -53,7 +53,7 @@ def _pulling(site, locator):
     last = [0.0]
 
     def visible():
-        if time.monotonic() - last[0] > 5:
+        if time.monotonic() - last[0] > 15:
             site.run_job(PULL_JOB)
             last[0] = time.monotonic()
         return locator
