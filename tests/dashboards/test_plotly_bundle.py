@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.urls import reverse
 
@@ -33,6 +34,7 @@ def test_the_charts_use_only_trace_types_of_the_basic_bundle():
     assert used and used <= BASIC_TRACES, used
 
 
+@pytest.mark.django_db
 def test_the_site_serves_the_basic_bundle_compressed(member_a_client):
     raw = (VENDOR / "plotly-basic.min.js").read_bytes()
     zipped = member_a_client.get(reverse("plotly_js"), HTTP_ACCEPT_ENCODING="gzip, br")

@@ -61,6 +61,32 @@ def _pulling(site, locator):
     return visible
 
 
+PAGE_WEIGHT_LIMIT = 1_500_000  # bytes: the first dashboard page on a cold cache
+
+
+def transferred(page, path: str, artifacts) -> int:
+    """Bytes on the wire (headers and encoded bodies) for `path` in a fresh browser context that holds only the
+    session cookie: a cold cache. Written to page-weight.txt beside the journey's screenshots."""
+    cold = page.context.browser.new_context()
+    cold.add_cookies(page.context.cookies())
+    total, lines = 0, []
+    cold_page = cold.new_page()
+
+    def count(response):
+        nonlocal total
+        sizes = response.request.sizes()
+        size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        total += size
+        lines.append(f"{size:>10,}  {response.status}  {response.url}")
+
+    cold_page.on("requestfinished", lambda request: count(request.response()))
+    origin = "/".join(page.url.split("/", 3)[:3])
+    cold_page.goto(origin + path, wait_until="networkidle")
+    cold.close()
+    (artifacts.folder / "page-weight.txt").write_text(f"{path}: {total:,} bytes\n" + "\n".join(lines) + "\n")
+    return total
+
+
 def test_the_console_a_member_finance_and_an_approver_use_every_day(people, shots, e2e_site):
     _make_platform_keys(e2e_site)
 
@@ -72,6 +98,9 @@ def test_the_console_a_member_finance_and_an_approver_use_every_day(people, shot
     ada.get_by_role("button", name="Open the campaign").click()
     expect(ada.get_by_text(re.compile(r"Console journey review is open: \d+ keys snapshotted"))).to_be_visible()
     shots(ada, "admin opened an access review")
+    weight = transferred(ada, "/dashboards/", shots)
+    print(f"org dashboard on a cold cache: {weight:,} bytes")
+    assert weight <= PAGE_WEIGHT_LIMIT, f"the org dashboard transfers {weight:,} bytes on a cold cache"
 
     # A member: their key list shows spend; they use a key and see it there; they ask for a higher cap.
     erin = people.login("erin")
