@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.db.models import Sum
 from django.urls import reverse
 
 from budgets.models import SpendRecord
 from tests.adoption.conftest import adoption_world, cost_world, flat_rate_kimi  # noqa: F401
+
+pytestmark = pytest.mark.django_db
 
 
 def _ledger(team, start, end):
