@@ -17,20 +17,27 @@ $(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 
 install: $(STAMP)
 
-# The embedded defaults: SQLite under var/, jobs in-process, the sandbox gateway on :4000.
+# The embedded defaults: SQLite under var/, jobs in-process, the sandbox gateway on :4000 and the site on :8000.
+# Both ports move together when LiteLLM (whose own default is 4000) or another site holds them:
+#   make demo PORT=8080 SANDBOX_PORT=4100
+PORT ?= 8000
+SANDBOX_PORT ?= 4000
+SITE_URL ?= http://127.0.0.1:$(PORT)
 demo: export DEBUG = true
+demo: export SANDBOX_PORT := $(SANDBOX_PORT)
+demo: export SITE_URL := $(SITE_URL)
 demo: export DATABASE_URL =
 demo: export REDIS_URL =
 demo: export LITELLM_URL =
 demo: export LITELLM_LOCAL_MODEL_COST_MAP = True
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
-	@echo "govsite: http://127.0.0.1:8000  (sandbox gateway: http://127.0.0.1:4000)"
+	@echo "govsite: http://127.0.0.1:$(PORT)  (sandbox gateway: http://127.0.0.1:$(SANDBOX_PORT))"
 	@bash -c 'trap "kill 0" EXIT; \
-	  $(BIN)/python manage.py sandbox_gateway --port 4000 & \
+	  $(BIN)/python manage.py sandbox_gateway --port $(SANDBOX_PORT) & \
 	  $(BIN)/python manage.py seed_demo --history && \
 	  { $(BIN)/python manage.py run_schedules & \
-	    $(BIN)/python manage.py runserver 127.0.0.1:8000; }'
+	    $(BIN)/python manage.py runserver 127.0.0.1:$(PORT); }'
 
 # Uses DATABASE_URL / REDIS_URL when set (CI points them at PostgreSQL and Redis).
 test: $(STAMP)

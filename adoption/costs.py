@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -368,6 +368,48 @@ class CostDashboard:
     budgets: list[dict]
     people: list[dict] | None = None
     refusals: list[dict] | None = None
+    summary: list[dict] = field(default_factory=list)
+
+
+def previous_period(period: Period) -> Period:
+    """The same number of days just before: what "change" is measured against."""
+    end = period.start - timedelta(days=1)
+    return Period(end - timedelta(days=period.days - 1), end, "the period before")
+
+
+def summary_rows(*, dashboard: CostDashboard, scope: Scope, by: str) -> list[dict]:
+    """The dashboard's opening lines: per team (the org), per model (one team), with the spend, its change
+    against the previous period of the same length, and for teams their budget used and projection. One
+    grouped query for the previous period, whatever the number of lines."""
+    before = in_period(TeamModelDay, scope, previous_period(dashboard.period))
+    if by == "team":
+        current = {row["team_id"]: (row["team"], row["cost"], row.get("slug")) for row in dashboard.teams}
+        previous = dict(before.values("team_id").annotate(cost=_money_sum("cost")).values_list("team_id", "cost"))
+        budgets = {
+            row["slug"]: row for row in dashboard.budgets if row.get("budget_id") and row["scope"] == row["team"]
+        }
+    else:
+        current = {row["model"]: (row["model"] or "(no model)", row["cost"], None) for row in dashboard.models}
+        previous = dict(before.values("model").annotate(cost=_money_sum("cost")).values_list("model", "cost"))
+        budgets = {}
+    rows = []
+    for key, (name, cost, slug) in current.items():
+        was = previous.get(key)
+        budget = budgets.get(slug) if slug else None
+        rows.append(
+            {
+                "name": name,
+                "slug": slug,
+                "cost": cost,
+                "previous": was,
+                "change": (cost - was) / was if cost is not None and was else None,
+                "used": budget["used"] if budget else None,
+                "projected": budget["projected"] if budget else None,
+                "amount": budget["amount"] if budget else None,
+            }
+        )
+    rows.sort(key=lambda row: -(row["cost"] or 0))
+    return rows
 
 
 def cost_dashboard(
@@ -386,7 +428,7 @@ def cost_dashboard(
     # A person active in two teams is one active person of the org.
     figures["active_people"] = len(set().union(*active.values()))
     figures["cost_per_person"] = figures["cost"] / figures["active_people"] if figures["active_people"] else None
-    return CostDashboard(
+    dashboard = CostDashboard(
         scope=scope,
         period=period,
         stack=stack,
@@ -401,6 +443,8 @@ def cost_dashboard(
         people=by_person(keys_and_people) if one_team and people else None,
         refusals=refusals_by_key(keys_and_people, scope) if one_team else None,
     )
+    dashboard.summary = summary_rows(dashboard=dashboard, scope=scope, by="model" if one_team else "team")
+    return dashboard
 
 
 @dataclass

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
 from django.template.loader import render_to_string
 
 from audit import chain, checkpoints
@@ -49,6 +50,18 @@ CONTROLS = {
 EXAMPLES_PER_CHECK = 50
 PROGRESS_EVERY = 5000
 _CSV_RISKY = frozenset("=+-@\t\r")
+
+
+def _environment() -> dict:
+    """Where the bundle was made, which decides what it can claim: only PostgreSQL refuses changes to the
+    audit table (its triggers); a bundle made with the sandbox gateway holds simulated keys and traffic."""
+    postgres = connection.vendor == "postgresql"
+    return {
+        "database": connection.vendor,
+        "audit_table_append_only_in_database": postgres,
+        "gateway": "sandbox" if settings.GATEWAY_IS_SANDBOX else "litellm",
+        "sandbox_gateway_in_use": bool(settings.GATEWAY_IS_SANDBOX),
+    }
 
 
 def generator_version() -> str:
@@ -344,11 +357,13 @@ def build_bundle(out: Path, req: BundleRequest, progress: Callable[[int, str], N
             for (report, check), count in sorted(tally.counts.items(), key=lambda item: (-item[1], item[0]))
         ]
         spec_by_name = {spec.name: spec for spec in specs}
+        environment = _environment()
         summary = render_to_string(
             "audit/evidence_summary.html",
             {
                 "req": req,
                 "period": period,
+                "environment": environment,
                 "generator": generator_version(),
                 "exported_at": iso(req.exported_at),
                 "chain": verified,
@@ -375,6 +390,7 @@ def build_bundle(out: Path, req: BundleRequest, progress: Callable[[int, str], N
             "format": FORMAT,
             "generator": generator_version(),
             "export_id": req.export_id,
+            "environment": environment,
             "exported_by": req.exported_by,
             "exported_at": iso(req.exported_at),
             "period": period,

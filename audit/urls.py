@@ -16,6 +16,7 @@ urlpatterns = [
     path("audit/reviews/", views.access_review_list, name="access_review_list"),
     path("audit/reviews/new/", views.access_review_open, name="access_review_open"),
     path("audit/reviews/queue/", views.access_review_queue, name="access_review_queue"),
+    path("audit/reviews/queue/decide/", views.access_review_decide_bulk, name="access_review_decide_bulk"),
     path("audit/reviews/items/<int:pk>/decide/", views.access_review_decide, name="access_review_decide"),
     path("audit/reviews/<int:pk>/", views.access_review_detail, name="access_review_detail"),
     path("audit/reviews/<int:pk>/sign-off/", views.access_review_sign_off, name="access_review_sign_off"),

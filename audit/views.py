@@ -1,7 +1,8 @@
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -290,6 +291,77 @@ def access_review_queue(request):
         "audit/review_queue.html",
         {"page": paginate(request, selectors.access_review_queue(user=request.user), per_page=50)},
     )
+
+
+def _bulk_choices(post) -> tuple[dict[int, str], dict[int, Decimal | None], dict[str, str]]:
+    """Per row: the decision (`decision_<item>`: keep, reduce or revoke; empty: not this time) and, for a
+    reduction, the new monthly budget (`budget_<item>`). Returns the decisions, budgets and row errors."""
+    decisions: dict[int, str] = {}
+    budgets: dict[int, Decimal | None] = {}
+    errors: dict[str, str] = {}
+    for name, value in post.items():
+        if not name.startswith("decision_") or not value:
+            continue
+        item_id = name.removeprefix("decision_")
+        if not item_id.isdigit() or value not in ("keep", "reduce", "revoke"):
+            errors[name] = "Choose keep, reduce or revoke."
+            continue
+        decisions[int(item_id)] = value
+        raw = (post.get(f"budget_{item_id}") or "").strip()
+        budgets[int(item_id)] = None
+        if value == "reduce":
+            try:
+                budgets[int(item_id)] = Decimal(raw)
+            except (InvalidOperation, ValueError):
+                errors[f"budget_{item_id}"] = "A reduction here lowers the monthly budget: give the new amount."
+    return decisions, budgets, errors
+
+
+@require_POST
+@role_required(permissions.can_review_access, "Only team approvers and admins review keys.")
+def access_review_decide_bulk(request):
+    """Keep, reduce or revoke per row of the queue, one rationale for all the rows chosen; revocations are
+    confirmed on a second page first. Each row is decided by the same service as a single decision (its own
+    transaction and audit event; who may decide is checked per row)."""
+    decisions, budgets, errors = _bulk_choices(request.POST)
+    rationale = (request.POST.get("rationale") or "").strip()
+    if not decisions:
+        errors["decisions"] = "Choose keep, reduce or revoke on at least one row."
+    if not rationale:
+        errors["rationale"] = "Give the reason for these decisions: a review without a rationale is not evidence."
+    items = {i.pk: i for i in selectors.access_review_queue(user=request.user).filter(pk__in=list(decisions))}
+    if errors:
+        for message in errors.values():
+            messages.error(request, message)
+        return redirect("access_review_queue")
+    revocations = [items[pk] for pk, decision in decisions.items() if decision == "revoke" and pk in items]
+    if revocations and request.POST.get("confirm_revoke") != "yes":
+        return render(
+            request,
+            "audit/review_bulk_confirm.html",
+            {
+                "revocations": revocations,
+                "fields": [(k, v) for k, v in request.POST.items() if k != "csrfmiddlewaretoken"],
+            },
+        )
+    done, refused = [], []
+    for pk, decision in decisions.items():
+        item = items.get(pk)
+        if item is None:
+            refused.append(f"item {pk}: not waiting for you any more")
+            continue
+        try:
+            reviews.access_review_decide(
+                actor=request.user, item=item, decision=decision, rationale=rationale, max_budget=budgets.get(pk)
+            )
+            done.append(f"{item.key_alias}: {decision}")
+        except (ValidationError, InvalidTransition, PermissionDenied) as exc:
+            refused.append(f"{item.key_alias}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
+    if done:
+        messages.success(request, f"{len(done)} decision{'s' if len(done) != 1 else ''} recorded — " + "; ".join(done))
+    if refused:
+        messages.error(request, "Not decided: " + "; ".join(refused))
+    return redirect("access_review_queue")
 
 
 @role_required(permissions.can_review_access, "Only team approvers and admins review keys.")

@@ -210,14 +210,14 @@ def budget_open_block(budget: Budget) -> BudgetBlock | None:
 def increase_queue(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return (
         BudgetIncreaseRequest.objects.filter(permissions.budget_increase_queue_scope(user))
-        .select_related("budget__team", "budget__user", "budget__key", "requested_by")
+        .select_related("budget__team", "budget__user", "budget__key", "key__owner", "key__request", "requested_by")
         .order_by("created_at")
     )
 
 
 def increases_visible(*, user) -> QuerySet[BudgetIncreaseRequest]:
     return BudgetIncreaseRequest.objects.filter(permissions.budget_increase_scope(user)).select_related(
-        "budget__team", "budget__user", "budget__key__owner", "requested_by", "decided_by"
+        "budget__team", "budget__user", "budget__key__owner", "key__owner", "key__request", "requested_by", "decided_by"
     )
 
 
@@ -240,6 +240,16 @@ def budget_increases(budget: Budget) -> QuerySet[BudgetIncreaseRequest]:
 
 def notice_list(*, user) -> QuerySet[Notice]:
     return Notice.objects.filter(user=user).order_by("-created_at")
+
+
+def alert_notices_unread(*, user) -> QuerySet[Notice]:
+    """The person's unread budget alerts and anomaly alerts (each is told to the people of its team who
+    answer for it, by budgets.alerts), newest first: the inbox lists them until read."""
+    return (
+        Notice.objects.filter(user=user, read_at__isnull=True)
+        .filter(Q(budget_alert__isnull=False) | Q(anomaly__isnull=False))
+        .order_by("-created_at")
+    )
 
 
 def notices_unread(*, user, limit: int = 5) -> list[Notice]:

@@ -3,10 +3,8 @@ its own transaction. (Ledger writes are budgets.ingest; alerts and blocks are bu
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,12 +15,13 @@ from django.utils import timezone
 import audit
 from budgets import alerts
 from budgets.ingest import BatchInvalid, ingest_spend_rows
-from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
+from budgets.models import Budget, BudgetIncreaseRequest, Notice, QuarantinedRow
 from govsite import jobs
 from govsite.accounts import permissions, slack
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
 from govsite.periods import period_validate
+from keys import services as key_services
 from keys.models import GatewayCommand
 from keys.services import gateway_command_issue
 
@@ -184,6 +183,13 @@ def _deciders(increase: BudgetIncreaseRequest) -> list[User]:
     return people or [user for user in alerts.admins() if user.pk != increase.requested_by_id]
 
 
+def key_cap_rules_budget(key) -> Budget | None:
+    """The budget whose rules and approvers decide a raise of one key's own cap: the key's budget if it has
+    one, else its team's budget (its approver limit: the team's approvers below it, finance above)."""
+    budgets = Budget.objects.filter(is_active=True, team_id=key.team_id).select_related("team", "user", "key")
+    return budgets.filter(key=key).first() or budgets.filter(user__isnull=True, key__isnull=True).first()
+
+
 @transaction.atomic(durable=True)
 def budget_increase_request_create(
     *, budget: Budget, requester: User, amount: Decimal, justification: str, until: date | None = None
@@ -192,11 +198,38 @@ def budget_increase_request_create(
     permissions.require(
         permissions.can_request_budget_increase(requester, budget), "You cannot ask for an increase of this budget."
     )
+    return _increase_create(
+        budget=budget, key=None, requester=requester, amount=amount, justification=justification, until=until
+    )
+
+
+@transaction.atomic(durable=True)
+def key_cap_increase_request_create(
+    *, key, requester: User, amount: Decimal, justification: str, until: date | None = None
+) -> BudgetIncreaseRequest:
+    """A key's owner (or an approver of its team) asks for `amount` more on that one key's monthly cap, through
+    the same increase flow: the rules budget's approver limit says who decides, nobody decides their own."""
+    permissions.require(
+        permissions.can_request_key_cap_increase(requester, key), "Only the key's owner or its team's approvers ask."
+    )
+    if key.status not in ("active", "provisioning"):
+        raise ValidationError({"amount": f"The key is {key.get_status_display().lower()}: its cap cannot change."})
+    budget = key_cap_rules_budget(key)
+    if budget is None:
+        raise ValidationError(
+            {"amount": f"{key.team} has no budget yet to say who decides; ask an admin to set the team's budget."}
+        )
+    return _increase_create(
+        budget=budget, key=key, requester=requester, amount=amount, justification=justification, until=until
+    )
+
+
+def _increase_create(*, budget, key, requester, amount, justification, until) -> BudgetIncreaseRequest:
     errors = {}
     if amount is None or amount <= 0 or amount > MAX_BUDGET:
         errors["amount"] = f"Ask for an amount above 0 and at most {MAX_BUDGET:,}."
     if not (justification or "").strip():
-        errors["justification"] = "Say why the team needs it."
+        errors["justification"] = "Say why it is needed."
     if until is not None and until < timezone.now().date():
         errors["until"] = "A temporary increase ends today or later."
     if not budget.is_active:
@@ -204,20 +237,18 @@ def budget_increase_request_create(
     if errors:
         raise ValidationError(errors)
     increase = BudgetIncreaseRequest.objects.create(
-        budget=budget, requested_by=requester, amount=amount, until=until, justification=justification.strip()
+        budget=budget, key=key, requested_by=requester, amount=amount, until=until, justification=justification.strip()
     )
-    audit.record(
-        actor=requester,
-        action="budget_increase.requested",
-        target=increase,
-        team=budget.team,
-        data={"budget": budget.pk, "amount": amount, "until": until, "needs_finance": amount > budget.approver_limit},
-    )
+    data = {"budget": budget.pk, "amount": amount, "until": until, "needs_finance": amount > budget.approver_limit}
+    if key is not None:
+        data.update(key=key.pk, key_alias=key.alias, cap_before=key.max_budget)
+    audit.record(actor=requester, action="budget_increase.requested", target=increase, team=budget.team, data=data)
     who = "finance" if amount > budget.approver_limit else "the team's approvers"
+    what = f"the cap of key {key.display_name}" if key is not None else f"the {budget.scope_label} budget"
     alerts.notify(
         users=_deciders(increase),
-        title=f"{requester} asks for ${amount:.2f} more on the {budget.scope_label} budget",
-        body=f"{requester} asks for ${amount:.2f} more ({'until ' + str(until) if until else 'permanently'}).\n"
+        title=f"{requester} asks for ${amount:,.2f} more on {what}",
+        body=f"{requester} asks for ${amount:,.2f} more ({'until ' + str(until) if until else 'permanently'}).\n"
         f"Why: {increase.justification}\nIt is for {who} to decide.",
         link=_increase_link(increase),
         team=budget.team,
@@ -265,15 +296,12 @@ def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, 
     budget = (
         Budget.objects.select_for_update(of=("self",)).select_related("team", "user", "key").get(pk=increase.budget_id)
     )
+    if increase.key_id:
+        return _key_cap_approve(increase=increase, budget=budget, approver=approver, note=note)
     before = budget.amount
     budget.amount = before + increase.amount
     budget.save(update_fields=["amount", "updated_at"])
-    increase.status = BudgetIncreaseRequest.Status.APPROVED
-    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
-    increase.amount_before, increase.amount_after = before, budget.amount
-    increase.save(
-        update_fields=["status", "decided_by", "decided_at", "decision_note", "amount_before", "amount_after"]
-    )
+    _mark_approved(increase, approver=approver, note=note, before=before, after=budget.amount)
     audit.record(
         actor=approver,
         action="budget_increase.approved",
@@ -292,8 +320,53 @@ def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, 
     alerts.lift_block_if_below(budget=budget, reason="a budget increase was approved", actor=approver)
     alerts.notify(
         users=[increase.requested_by],
-        title=f"Your increase of ${increase.amount:.2f} was approved",
-        body=f"{approver} approved it: the {budget.scope_label} budget is now ${budget.amount:.2f}"
+        title=f"Your increase of ${increase.amount:,.2f} was approved",
+        body=f"{approver} approved it: the {budget.scope_label} budget is now ${budget.amount:,.2f}"
+        + (f" until {increase.until}." if increase.until else ".")
+        + (f"\nNote: {note}" if note else ""),
+        link=_increase_link(increase),
+        team=budget.team,
+    )
+    return budget
+
+
+def _mark_approved(increase: BudgetIncreaseRequest, *, approver: User, note: str, before, after) -> None:
+    increase.status = BudgetIncreaseRequest.Status.APPROVED
+    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
+    increase.amount_before, increase.amount_after = before, after
+    increase.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_note", "amount_before", "amount_after"]
+    )
+
+
+def _key_cap_approve(*, increase: BudgetIncreaseRequest, budget: Budget, approver: User, note: str) -> Budget:
+    """Raise the one key's own cap (at the gateway too); the rules budget is left as it is."""
+    key = increase.key
+    before = key.max_budget
+    key_services.key_cap_set(
+        key=key, actor=approver, max_budget=before + increase.amount, data={"increase": increase.pk, "note": note}
+    )
+    key.refresh_from_db(fields=["max_budget"])
+    _mark_approved(increase, approver=approver, note=note, before=before, after=key.max_budget)
+    audit.record(
+        actor=approver,
+        action="budget_increase.approved",
+        target=increase,
+        team=budget.team,
+        data={
+            "budget": budget.pk,
+            "key": key.pk,
+            "amount": increase.amount,
+            "before": before,
+            "after": key.max_budget,
+            "until": increase.until,
+            "note": note,
+        },
+    )
+    alerts.notify(
+        users=[increase.requested_by],
+        title=f"Your increase of ${increase.amount:,.2f} on key {key.alias} was approved",
+        body=f"{approver} approved it: the key's cap is now ${key.max_budget:,.2f} a month"
         + (f" until {increase.until}." if increase.until else ".")
         + (f"\nNote: {note}" if note else ""),
         link=_increase_link(increase),
@@ -342,6 +415,8 @@ def budget_increase_revert(*, increase: BudgetIncreaseRequest, today: date | Non
         or increase.until >= today
     ):
         return False
+    if increase.key_id:
+        return _key_cap_revert(increase)
     budget = Budget.objects.select_for_update(of=("self",)).select_related("team").get(pk=increase.budget_id)
     before = budget.amount
     # Never below a cent: an admin may have lowered the budget meanwhile.
@@ -374,6 +449,32 @@ def budget_increase_revert(*, increase: BudgetIncreaseRequest, today: date | Non
     return True
 
 
+def _key_cap_revert(increase: BudgetIncreaseRequest) -> bool:
+    key = increase.key
+    increase.reverted_at = timezone.now()
+    increase.save(update_fields=["reverted_at"])
+    before = key.max_budget
+    if key.status in ("active", "provisioning"):
+        key_services.key_cap_set(
+            key=key, actor=None, max_budget=before - increase.amount, data={"increase": increase.pk, "reverted": True}
+        )
+        key.refresh_from_db(fields=["max_budget"])
+    audit.record(
+        actor_label="system",
+        action="budget_increase.reverted",
+        target=increase,
+        team=key.team,
+        data={
+            "key": key.pk,
+            "amount": increase.amount,
+            "before": before,
+            "after": key.max_budget,
+            "until": increase.until,
+        },
+    )
+    return True
+
+
 def budget_increases_revert_due(*, today: date | None = None) -> int:
     """Every temporary increase whose last day has passed (cron)."""
     today = today or timezone.now().date()
@@ -394,80 +495,14 @@ def notices_mark_read(*, user: User, notice_ids: list[int] | None = None) -> int
     return notices.update(read_at=timezone.now())
 
 
-# --- ingest tokens -------------------------------------------------------------------------------------------
-
-TOKEN_PREFIX = "gsi_"  # noqa: S105 - a prefix, not a secret
-
-
-def hash_ingest_token(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@transaction.atomic(durable=True)
-def ingest_token_create(*, actor: User | None, name: str) -> tuple[IngestToken, str]:
-    """A new token for the gateway callback. The secret is returned once and never stored."""
-    if actor is not None:
-        permissions.require(permissions.can_manage_ingest(actor), "Only admins can create ingest tokens.")
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError({"name": "Give the token a name (e.g. the gateway it is for)."})
-    if IngestToken.objects.filter(name=name).exists():
-        raise ValidationError({"name": f"A token named {name!r} exists already."})
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = IngestToken.objects.create(
-        name=name[:100], token_hash=hash_ingest_token(secret), prefix=secret[:10], created_by=actor
-    )
-    audit.record(
-        actor=actor,
-        actor_label="" if actor else "manage.py",
-        action="ingest_token.created",
-        target=token,
-        data={"name": token.name, "prefix": token.prefix},
-    )
-    return token, secret
-
-
-@transaction.atomic(durable=True)
-def ingest_token_revoke(*, actor: User, token: IngestToken) -> IngestToken:
-    permissions.require(permissions.can_manage_ingest(actor), "Only admins can revoke ingest tokens.")
-    token = IngestToken.objects.select_for_update().get(pk=token.pk)
-    if token.revoked_at is not None:
-        raise InvalidTransition("revoked", "revoke", "Cannot revoke: it is already revoked.")
-    token.revoked_at, token.revoked_by = timezone.now(), actor
-    token.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(actor=actor, action="ingest_token.revoked", target=token, data={"name": token.name})
-    return token
-
-
-def ingest_token_authenticate(secret: str) -> IngestToken | None:
-    """The active token with this secret, or None. Notes its use at most once a minute."""
-    if not secret or not secret.startswith(TOKEN_PREFIX):
-        return None
-    token = IngestToken.objects.filter(token_hash=hash_ingest_token(secret), revoked_at__isnull=True).first()
-    if token is not None:
-        now = timezone.now()
-        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-            IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
-
-
-def ingest_token_note_spool(*, token: IngestToken, report: str) -> None:
-    """Keep what the callback reports of its spool (`<files> <oldest epoch seconds>`), shown on the
-    reconciliation page. Telemetry like last_used_at: no audit event; written only when not both empty."""
-    try:
-        files, oldest = (int(part) for part in report.split())
-    except ValueError:
-        return
-    if files < 0 or not 0 <= oldest < 2**33:
-        return
-    if files == 0 and token.spool_files == 0:
-        return
-    IngestToken.objects.filter(pk=token.pk).update(
-        spool_files=min(files, 2**31 - 1),
-        spool_oldest_at=datetime.fromtimestamp(oldest, tz=UTC) if files else None,
-        spool_reported_at=timezone.now(),
-    )
-
+from budgets.ingest_tokens import (  # noqa: E402, F401  (re-exported: callers use budgets.services)
+    TOKEN_PREFIX,
+    hash_ingest_token,
+    ingest_token_authenticate,
+    ingest_token_create,
+    ingest_token_note_spool,
+    ingest_token_revoke,
+)
 
 # --- quarantined spend rows ------------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ urlpatterns = [
     path("budgets/<int:pk>/", views.budget_detail, name="budget_detail"),
     path("budgets/<int:pk>/edit/", views.budget_edit, name="budget_edit"),
     path("budgets/<int:pk>/increase/", views.budget_increase_request, name="budget_increase_request"),
+    path("keys/<int:pk>/cap/", views.key_cap_increase, name="key_cap_increase"),
     path("budgets/increases/", views.increase_queue, name="budget_increase_queue"),
     path("budgets/increases/<int:pk>/", views.increase_detail, name="budget_increase_detail"),
     path("budgets/increases/<int:pk>/decide/", views.increase_decide, name="budget_increase_decide"),

@@ -10,12 +10,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from budgets import disagreements, quarantine, selectors, services
+from budgets import disagreements, key_usage, quarantine, selectors, services
 from budgets.forms import BudgetForm, DecisionForm, IncreaseRequestForm, IngestTokenForm, PeriodForm
 from budgets.models import BudgetIncreaseRequest, IngestToken, QuarantinedRow
 from govsite.accounts import permissions
 from govsite.accounts.mfa import second_factor_required
 from govsite.web import login_required, paginate, role_required, run_service
+from keys import selectors as key_selectors
 
 # --- budgets ---------------------------------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ def budget_detail(request, pk):
             else None,
             "alerts": budget.alerts.order_by("-created_at")[:20],
             "deliveries": selectors.budget_deliveries(budget),
-            "block": selectors.budget_open_block(budget),
+            "open_block": selectors.budget_open_block(budget),
             "increases": selectors.budget_increases(budget)[:20],
             "can_manage": permissions.can_manage_budgets(request.user),
             "can_request": permissions.can_request_budget_increase(request.user, budget),
@@ -133,6 +134,42 @@ def budget_increase_request(request, pk):
     )
 
 
+@login_required
+def key_cap_increase(request, pk):
+    """Ask for more on one key's own monthly cap: the increase flow, its rules from the key's or team's budget."""
+    key = get_object_or_404(key_selectors.keys_visible(user=request.user), pk=pk)
+    permissions.require(
+        permissions.can_request_key_cap_increase(request.user, key),
+        "Only the key's owner or an approver of its team asks for a higher cap.",
+    )
+    form = IncreaseRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        ok, increase = run_service(
+            form,
+            lambda: services.key_cap_increase_request_create(
+                key=key,
+                requester=request.user,
+                amount=data["amount"],
+                until=data["until"],
+                justification=data["justification"],
+            ),
+        )
+        if ok:
+            messages.success(request, "Your request is with the people who decide it; you will hear back.")
+            return redirect("budget_increase_detail", pk=increase.pk)
+    rules = services.key_cap_rules_budget(key)
+    usage = key_usage.keys_with_usage(
+        key_selectors.keys_visible(user=request.user).filter(pk=key.pk), today=timezone.now().date()
+    ).get()
+    return render(
+        request,
+        "budgets/key_cap_form.html",
+        {"form": form, "key": usage, "rules": rules},
+        status=400 if form.errors else 200,
+    )
+
+
 @role_required(permissions.can_decide_budget_increases, "Only approvers, finance and admins decide budget increases.")
 def increase_queue(request):
     page = paginate(request, selectors.increase_queue(user=request.user), per_page=25)
@@ -169,7 +206,11 @@ def increase_decide(request, pk):
     try:
         if form.cleaned_data["decision"] == "approve":
             budget = services.budget_increase_approve(increase=increase, approver=request.user, note=note)
-            messages.success(request, f"Approved: the budget is now ${budget.amount:.2f}.")
+            if increase.key_id:
+                increase.key.refresh_from_db(fields=["max_budget"])
+                messages.success(request, f"Approved: the key's cap is now ${increase.key.max_budget:,.2f} a month.")
+            else:
+                messages.success(request, f"Approved: the budget is now ${budget.amount:,.2f}.")
         else:
             services.budget_increase_reject(increase=increase, approver=request.user, note=note)
             messages.success(request, "Rejected; the requester has been told why.")

@@ -1,9 +1,8 @@
 from django.conf import settings
 
 from budgets.models import Notice
-from govsite import replica
+from govsite import inbox, replica
 from govsite.accounts import mfa, permissions
-from keys.selectors import pending_approvals_count
 
 
 def site(request):
@@ -15,9 +14,8 @@ def site(request):
 
 def _site(request):
     user = getattr(request, "user", None)
-    pending = None
-    if permissions.teams_user_decides_for(user).exists():
-        pending = pending_approvals_count(user=user)
+    active = permissions._active(user)
+    approves_keys = active and permissions.has_key_approval_queue(user)
     unread = 0
     if permissions._active(user):
         unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
@@ -34,7 +32,10 @@ def _site(request):
             "is_auditor": permissions.is_auditor(user),
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
-            "pending_approvals": pending,
+            "inbox": inbox.inbox_count(user=user, applies={"key_requests": approves_keys}) if active else 0,
+            "approves_keys": approves_keys,
+            "manages_gateway": permissions.can_manage_gateway(user),
+            "sees_quarantine": permissions.can_view_reconciliation(user),
             "unread_notices": unread,
             "decides_increases": permissions.can_decide_budget_increases(user),
             "sees_reconciliation": permissions.can_view_reconciliation(user),

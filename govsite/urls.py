@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/2fa/", include("govsite.accounts.mfa_urls")),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),
+    path("inbox/", views.inbox, name="inbox"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("govsite.api.urls")),

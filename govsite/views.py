@@ -4,9 +4,16 @@ from django.utils import timezone
 
 from adoption import costs
 from budgets import selectors as budget_selectors
-from govsite.accounts import selectors
+from govsite import inbox as needs_me
+from govsite.accounts import permissions, selectors
 from govsite.web import login_required
 from keys import selectors as key_selectors
+
+
+@login_required
+def inbox(request):
+    """Needs me: everything waiting for this person, each linked to where it is decided."""
+    return render(request, "inbox.html", {"sections": needs_me.inbox(user=request.user, limit=20)})
 
 
 @login_required
@@ -15,9 +22,10 @@ def home(request):
         request,
         "home.html",
         {
+            "sections": needs_me.inbox(user=request.user, limit=5),
             "memberships": selectors.my_teams(user=request.user),
             "keys": key_selectors.my_keys(user=request.user).exclude(status__in=["revoked", "expired"])[:10],
-            "pending_approvals": key_selectors.key_request_queue(user=request.user)[:10],
+            "can_request": permissions.can_request_any_key(request.user),
             "notices": budget_selectors.notices_unread(user=request.user),
             "spend": costs.home_summary(user=request.user, today=timezone.now().date()),
         },

@@ -47,7 +47,22 @@ def paginate(request, queryset, per_page: int = 50):
     return paginator.get_page(request.GET.get("page"))
 
 
-__all__ = ["PermissionDenied", "login_required", "paginate", "role_required", "run_service"]
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """A cell of a CSV download: text starting like a formula (a key alias, a team name) would run in a
+    spreadsheet, so it is quoted; numbers stay numbers."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_START):
+        try:
+            float(text)
+        except ValueError:
+            return "'" + text
+    return text
+
+
+__all__ = ["PermissionDenied", "csv_cell", "login_required", "paginate", "role_required", "run_service"]
 
 
 # --- the client's address ------------------------------------------------------------------------------

@@ -81,6 +81,29 @@ class DecisionForm(forms.Form):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class BulkDecisionForm(forms.Form):
+    """One decision and one note for the requests ticked in the approval queue."""
+
+    ids = forms.TypedMultipleChoiceField(
+        coerce=int, choices=(), error_messages={"required": "Tick at least one request."}
+    )
+    decision = forms.ChoiceField(
+        choices=[("approve", "Approve"), ("reject", "Reject")], error_messages={"required": "Choose approve or reject."}
+    )
+    note = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any whole number is accepted here; the queue (scoped to the decider) says which exist for them.
+        self.fields["ids"].valid_value = lambda value: str(value).isdigit()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "reject" and not (data.get("note") or "").strip():
+            self.add_error("note", "Say why you reject them; each requester sees this.")
+        return data
+
+
 class ConfirmForm(forms.Form):
     reason = forms.CharField(required=False, max_length=200)
 

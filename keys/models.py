@@ -308,6 +308,17 @@ class VirtualKey(models.Model):
         return f"sk-...{self.last4}"
 
     @property
+    def display_name(self) -> str:
+        """A name people recognise: the service, or the purpose given in the request, and whose key it is
+        (the alias `govsite-r7-k1` stays the gateway's name). Read with the request and owner selected."""
+        if self.kind == KeyKind.SERVICE and self.service_name:
+            what = self.service_name
+        else:
+            purpose = " ".join((self.request.purpose if self.request_id else "").split())
+            what = purpose if len(purpose) <= 48 else purpose[:47].rstrip() + "…"
+        return f"{what} · {self.owner.display_name}" if what else f"{self.alias} · {self.owner.display_name}"
+
+    @property
     def can_reveal(self) -> bool:
         return self.secret_encrypted is not None and self.revealed_at is None
 

@@ -2,6 +2,7 @@
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from audit.models import AuditEvent
 from govsite.accounts import permissions
 from govsite.accounts.models import User
 from keys.models import (
@@ -25,6 +26,19 @@ def key_request_queue(*, user: User, team_slug: str = "") -> QuerySet[KeyRequest
         .prefetch_related(
             "requested_models", Prefetch("approvals", queryset=Approval.objects.select_related("approver"))
         )
+        .order_by("created_at")
+    )
+
+
+def key_requests_awaiting_others(*, user: User) -> QuerySet[KeyRequest]:
+    """Pending requests this person approved that wait for another approval (a restricted model needs an
+    admin's too): listed for them as waiting, with nothing left for them to decide."""
+    return (
+        KeyRequest.objects.filter(permissions.key_request_scope(user))
+        .filter(
+            status=KeyRequest.Status.PENDING, approvals__approver=user, approvals__decision=Approval.Decision.APPROVE
+        )
+        .select_related("team", "requested_by", "owner")
         .order_by("created_at")
     )
 
@@ -67,6 +81,30 @@ def team_keys_for_approver(*, user: User) -> QuerySet[VirtualKey]:
 
 
 KEY_LIST_SCOPES = {"mine": my_keys, "team": team_keys_for_approver, "all": keys_visible}
+
+
+def key_list_scopes(*, user: User) -> list[str]:
+    """The key lists a person has: their own; their teams' when they approve for one; all for org roles."""
+    scopes = ["mine"]
+    if permissions.teams_user_decides_for(user).exists():
+        scopes.append("team")
+    if permissions.sees_whole_org(user):
+        scopes.append("all")
+    return scopes
+
+
+def key_list_teams(*, keys: QuerySet[VirtualKey]) -> list[tuple[str, str]]:
+    """(slug, name) of the teams a key list spans, for its team filter (one query)."""
+    return list(keys.order_by().values_list("team__slug", "team__name").distinct().order_by("team__name"))
+
+
+def key_history(*, key: VirtualKey, limit: int = 50) -> QuerySet[AuditEvent]:
+    """What happened to a key and its request (requested, approved by, revealed, rotated, budget changes):
+    the audit events that target either, newest first."""
+    targets = Q(target_type="keys.virtualkey", target_id=str(key.pk))
+    if key.request_id:
+        targets |= Q(target_type="keys.keyrequest", target_id=str(key.request_id))
+    return AuditEvent.objects.filter(targets).select_related("actor").order_by("-seq")[:limit]
 
 
 def key_list(*, user: User, scope: str = "mine", status: str = "", team_slug: str = "") -> QuerySet[VirtualKey]:

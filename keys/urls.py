@@ -18,6 +18,7 @@ urlpatterns = [
     path("rollouts/<int:pk>/decide/", rollout_views.rollout_decide, name="rollout_decide"),
     path("rollouts/<int:pk>/revoke/", rollout_views.rollout_revoke, name="rollout_revoke"),
     path("approvals/", views.approval_queue, name="approval_queue"),
+    path("approvals/decide/", views.approval_decide_bulk, name="approval_decide_bulk"),
     path("approvals/<int:pk>/decide/", views.approval_decide, name="approval_decide"),
     path("settings/models/", views.model_policy_list, name="model_policy_list"),
     path("settings/models/new/", views.model_policy_edit, name="model_policy_create"),

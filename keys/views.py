@@ -1,19 +1,26 @@
+import csv
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from budgets import key_usage
 from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
 from govsite.accounts.mfa import second_factor_required
 from govsite.accounts.models import Team
-from govsite.web import login_required, paginate, role_required, run_service
+from govsite.web import csv_cell, login_required, paginate, role_required, run_service
 from keys import selectors, services
 from keys.forms import (
     AdoptForm,
+    BulkDecisionForm,
     ClassificationLabelForm,
     ConfirmForm,
     DecisionForm,
@@ -22,20 +29,71 @@ from keys.forms import (
     ReassignForm,
     TeamKeyPolicyForm,
 )
-from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey
+from keys.models import DataClassification, GatewayCommand, KeyRequest, ModelPolicy, UnmanagedKey, VirtualKey
 
 # --- requests -------------------------------------------------------------------------------------------
 
 
+KEY_STATUSES = VirtualKey.Status.choices
+KEY_CSV_COLUMNS = [
+    "alias", "name", "owner", "team", "kind", "status", "spend_this_month", "monthly_budget", "budget_used_percent",
+    "requests_last_7_days", "last_request", "models", "expires",
+]  # fmt: skip
+
+
+def _key_csv(keys, filename: str) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(KEY_CSV_COLUMNS)
+    for k in keys.iterator(chunk_size=500):
+        used = "" if k.budget_used is None else f"{k.budget_used * 100:.1f}"
+        writer.writerow(
+            [
+                csv_cell(value)
+                for value in (
+                    k.alias, k.display_name, k.owner.email, k.team.name, k.kind, k.status,
+                    f"{k.spend_period:.2f}", k.max_budget, used, k.requests_recent,
+                    k.last_request_at.isoformat() if k.last_request_at else "",
+                    " ".join(k.allowed_models), k.expires_at.isoformat(),
+                )
+            ]
+        )  # fmt: skip
+    return response
+
+
 @login_required
 def key_list(request):
+    """My keys, my teams' keys, all keys: each with its spend this month, share of its cap used, requests in
+    the last 7 days and last request; sortable, filtered by team and status, paged, and as CSV."""
+    scopes = selectors.key_list_scopes(user=request.user)
+    scope = request.GET.get("scope") if request.GET.get("scope") in scopes else "mine"
+    status = request.GET.get("status", "") if request.GET.get("status") in VirtualKey.Status.values else ""
+    team = request.GET.get("team", "")
+    in_scope = selectors.key_list(user=request.user, scope=scope)
+    keys = selectors.key_list(user=request.user, scope=scope, status=status, team_slug=team)
+    keys, sort = key_usage.keys_sorted(
+        key_usage.keys_with_usage(keys, today=timezone.now().date()), request.GET.get("sort", "")
+    )
+    if request.GET.get("format") == "csv":
+        return _key_csv(keys, f"keys-{scope}")
+    filters = {name: value for name, value in (("scope", scope), ("status", status), ("team", team)) if value}
     return render(
         request,
         "keys/key_list.html",
         {
-            "my_keys": selectors.my_keys(user=request.user),
-            "my_requests": selectors.my_key_requests(user=request.user)[:20],
-            "team_keys": paginate(request, selectors.team_keys_for_approver(user=request.user)),
+            "scope": scope,
+            "scopes": scopes,
+            "page": paginate(request, keys, per_page=50),
+            "my_requests": selectors.my_key_requests(user=request.user)[:10] if scope == "mine" else [],
+            "teams": selectors.key_list_teams(keys=in_scope),
+            "statuses": KEY_STATUSES,
+            "status": status,
+            "team": team,
+            "sort": sort,
+            "filters": urlencode(filters),
+            "query": urlencode({**filters, "sort": sort}),
+            "can_request": permissions.can_request_any_key(request.user),
         },
     )
 
@@ -101,7 +159,45 @@ def approval_queue(request):
     for kr in page:
         kr.existing_keys = existing.get(kr.owner_id, [])
         kr.team_allocation = allocation[kr.team_id]
-    return render(request, "keys/approval_queue.html", {"page": page})
+    return render(
+        request,
+        "keys/approval_queue.html",
+        {"page": page, "awaiting_others": selectors.key_requests_awaiting_others(user=request.user)[:50]},
+    )
+
+
+@require_POST
+@role_required(permissions.has_key_approval_queue, "Only team approvers and admins decide key requests.")
+def approval_decide_bulk(request):
+    """One decision and one note for the requests ticked in the queue. Each goes through the same service as a
+    single decision, in its own transaction: separation of duties and second approvals hold per request, each
+    gets its own audit event, and one refused request does not stop the others."""
+    form = BulkDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("approval_queue")
+    decision, note = form.cleaned_data["decision"], form.cleaned_data["note"]
+    queue = {kr.pk: kr for kr in selectors.key_request_queue(user=request.user).filter(pk__in=form.cleaned_data["ids"])}
+    done, refused = [], []
+    for pk in form.cleaned_data["ids"]:
+        key_request = queue.get(pk)
+        if key_request is None:
+            refused.append(f"#{pk}: not in your queue any more")
+            continue
+        try:
+            if decision == "approve":
+                services.key_request_approve(request=key_request, approver=request.user, note=note)
+            else:
+                services.key_request_reject(request=key_request, approver=request.user, note=note)
+            done.append(f"#{pk}")
+        except (ValidationError, services.InvalidTransition, PermissionDenied) as exc:
+            refused.append(f"#{pk}: {' '.join(getattr(exc, 'messages', [str(exc)]))}")
+    if done:
+        verb = "approved (or approval recorded)" if decision == "approve" else "rejected"
+        messages.success(request, f"{len(done)} request{'s' if len(done) != 1 else ''} {verb}: {', '.join(done)}.")
+    if refused:
+        messages.error(request, "Not decided: " + "; ".join(refused))
+    return redirect("approval_queue")
 
 
 @require_POST
@@ -145,6 +241,9 @@ def key_detail(request, pk):
             "actions": permissions.key_actions_for(request.user, key),
             "reassign_form": ReassignForm(user=request.user, key=key),
             "rotated_to": getattr(key, "rotated_to", None),
+            "usage": key_usage.key_usage(key=key, today=timezone.now().date()),
+            "can_ask_cap": key.is_live and permissions.can_request_key_cap_increase(request.user, key),
+            "history": selectors.key_history(key=key),
         },
     )
 

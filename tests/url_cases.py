@@ -80,6 +80,7 @@ def _sso_mapping_form(world, team):
 
 register(
     UrlCase("home"),
+    UrlCase("inbox"),
     # teams
     UrlCase("team_list"),
     UrlCase("team_create", allowed=ADMIN_ONLY),

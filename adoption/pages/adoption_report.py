@@ -23,8 +23,17 @@ from adoption.tables import HIDDEN, Column, Table
 BUCKET_LABELS = [label for label, _, _ in ACTIVATION_BUCKETS]
 
 
-def _groups(report: AdoptionReport) -> list[GroupAdoption]:
-    return ([report.org] if report.org else []) + report.teams
+def _groups(report: AdoptionReport, *, single: bool = False) -> list[GroupAdoption]:
+    """The groups a page shows figures for: a team's own page its team; the org's page the org and the teams
+    large enough to show (the others are named once, by `hidden_groups`, instead of a row of blanks each)."""
+    groups = ([report.org] if report.org else []) + report.teams
+    shown = [group for group in groups if group.shown]
+    return groups if single or not shown else shown
+
+
+def hidden_groups(report: AdoptionReport) -> list[str]:
+    """The teams too small to show without identifying someone, listed once on the page."""
+    return [group.name for group in report.teams if not group.shown]
 
 
 def _group_link(group: GroupAdoption) -> str | None:
@@ -47,7 +56,7 @@ def group_row(group: GroupAdoption) -> dict:
 
 
 def adoption_tables(report: AdoptionReport, *, single: bool) -> list[Table]:
-    groups = _groups(report)
+    groups = _groups(report, single=single)
     tables = []
     if not single:
         tables.append(
@@ -208,7 +217,7 @@ def _wide_weeks(name: str, title: str, report: AdoptionReport, value) -> Table:
 
 
 def adoption_charts(report: AdoptionReport, tables: dict[str, Table], *, single: bool) -> dict[str, Chart]:
-    groups = _groups(report)
+    groups = _groups(report, single=single)
     weeks = [week.label for week in report.weeks]
     if single:
         weekly = {

@@ -184,12 +184,13 @@ def tags_table(tags: list[dict]) -> Table:
     )
 
 
-def budgets_table(budgets: list[dict]) -> Table:
+def budgets_table(budgets: list[dict], *, team_links: bool = True) -> Table:
+    """`team_links=False` where the reader may not open the team's dashboard (a member's own usage page)."""
     return Table(
         "budgets",
         "Budgets",
         [
-            Column("scope", "Budget", link=_team_link),
+            Column("scope", "Budget", link=_team_link if team_links else None),
             Column("period", "Period"),
             Column("spend", "Spent (USD)", "money"),
             Column("amount", "Budget (USD)", "money"),

@@ -47,10 +47,13 @@ def usage_tables(usage: MyUsage) -> list[Table]:
                     "cost": week["cost"],
                 }
                 for week in usage.calendar["weeks"]
+                if week["requests"]
             ],
-            note="The numbers of the calendar above: the last 26 ISO weeks (Monday to Sunday, UTC), all your keys.",
+            note="The numbers of the calendar above for the weeks you used a key, of the last 26 ISO weeks "
+            "(Monday to Sunday, UTC), all your keys; weeks without a request are left out.",
+            empty="No request in the last 26 weeks.",
         ),
-        budgets_table(usage.budgets),
+        budgets_table(usage.budgets, team_links=False),
     ]
 
 

@@ -259,6 +259,14 @@ class BudgetIncreaseRequest(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     budget = models.ForeignKey(Budget, on_delete=models.PROTECT, related_name="increase_requests")
+    key = models.ForeignKey(
+        "keys.VirtualKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="cap_increases",
+        help_text="Set when one key's own cap is raised: the budget then only gives the rules and approvers.",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="budget_increase_requests"
     )
@@ -286,7 +294,14 @@ class BudgetIncreaseRequest(models.Model):
         constraints = [models.CheckConstraint(condition=models.Q(amount__gt=0), name="increase_amount_positive")]
 
     def __str__(self):
-        return f"Increase #{self.pk} of {self.budget} by {self.amount}"
+        return f"Increase #{self.pk} of {self.subject_label} by {self.amount}"
+
+    @property
+    def subject_label(self) -> str:
+        """What is raised: a key's own cap, or the budget."""
+        if self.key_id:
+            return f"the cap of key {self.key.display_name}"
+        return str(self.budget)
 
     @property
     def is_temporary(self) -> bool:

@@ -209,7 +209,9 @@ def prepare(*, people: int, pending: int, clients: int, spend_rows: int, spend_d
     dashboard_viewers = [
         (team, viewer) for team in teams for viewer in (approver_of[team.pk], admins[team.pk % len(admins)])
     ]
-    per_endpoint = -(-clients // 3)  # locust spreads the clients evenly over the three kinds
+    per_endpoint = -(-clients // 5)  # locust spreads the clients evenly over the five kinds
+    inbox_viewers = [*approvers, *admins]
+    key_list_viewers = [(user, "mine") for user in members] + [(user, "team") for user in approvers]
     return {
         "ledger": ledger,
         "endpoints": {
@@ -230,6 +232,22 @@ def prepare(*, people: int, pending: int, clients: int, spend_rows: int, spend_d
                         "expect": f"{team.name}: cost",
                     }
                     for team, viewer in itertools.islice(itertools.cycle(dashboard_viewers), per_endpoint)
+                ],
+            },
+            "inbox": {
+                "path_pattern": reverse("inbox"),
+                "expect": "Needs me",
+                "clients": [
+                    {"path": reverse("inbox"), "session": _session(user)}
+                    for user in itertools.islice(itertools.cycle(inbox_viewers), per_endpoint)
+                ],
+            },
+            "key_list": {
+                "path_pattern": reverse("key_list") + "?scope=<mine|team>",
+                "expect": "Spend this month",
+                "clients": [
+                    {"path": f"{reverse('key_list')}?scope={scope}", "session": _session(user)}
+                    for user, scope in itertools.islice(itertools.cycle(key_list_viewers), per_endpoint)
                 ],
             },
             "key_requests": {

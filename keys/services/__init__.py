@@ -25,6 +25,7 @@ from keys.services.lifecycle import (
     REVOCABLE,
     ROTATION_GRACE,
     KeyReassignment,
+    key_cap_set,
     key_create,
     key_reassign_owner,
     key_reduce,
@@ -68,6 +69,7 @@ from keys.services.rollouts import (
 from keys.services.sweeps import EXPIRY_REMINDER, keys_expire, leaver_keys_sweep, rotation_grace_sweep
 
 __all__ = [
+    "key_cap_set",
     "COMMANDS",
     "EXPIRY_REMINDER",
     "LEASE",

@@ -184,6 +184,31 @@ def key_reduce(
     return changes, command
 
 
+def key_cap_set(
+    *, key: VirtualKey, actor: User | None, max_budget: Decimal, data: dict | None = None
+) -> GatewayCommand:
+    """Inside the caller's transaction: set a live key's own monthly cap (a budget increase of the key approved,
+    or its temporary increase taken back), at the gateway too. `data` goes into the `key.cap_changed` event."""
+    key = VirtualKey.objects.select_for_update(of=("self",)).select_related("team").get(pk=key.pk)
+    if key.status not in VirtualKey.LIVE_STATUSES:
+        raise InvalidTransition(key.status, "change its cap", f"The key is {key.get_status_display().lower()}.")
+    before = key.max_budget
+    key.max_budget = max(Decimal(max_budget), Decimal("0.01"))
+    key.save(update_fields=["max_budget"])
+    command = gateway_command_issue(
+        GatewayCommand.Kind.KEY_UPDATE, key=key, payload={"max_budget": float(key.max_budget)}
+    )
+    audit.record(
+        actor=actor,
+        actor_label="" if actor else "system",
+        action="key.cap_changed",
+        target=key,
+        team=key.team,
+        data={**(data or {}), "max_budget": {"before": str(before), "after": str(key.max_budget)}},
+    )
+    return command
+
+
 @transaction.atomic(durable=True)
 def key_rotate(*, key: VirtualKey, actor: User) -> VirtualKey:
     """A new key with the same grants; the old one keeps working for the grace period, then goes."""

@@ -192,6 +192,15 @@ register(
         allowed=REVIEWERS,
         effect=lambda c: AccessReviewDecision.objects.filter(item_id=c.pk, decided_by=c.user).exists(),
     ),
+    UrlCase(
+        "access_review_decide_bulk",
+        method="post",
+        data=lambda w, t: {f"decision_{_item_pk(w, t)['pk']}": "keep", "rationale": "used every day for CI"},
+        allowed=REVIEWERS,
+        effect=lambda c: AccessReviewDecision.objects.filter(
+            item_id=int(next(iter(c.data)).removeprefix("decision_")), decided_by=c.user
+        ).exists(),
+    ),
     # leavers
     UrlCase("leaver_report", allowed=EXPORTERS),
 )

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from budgets.models import Budget, BudgetIncreaseRequest, IngestToken, Notice, QuarantinedRow
 from budgets.quarantine import hold
-from tests.factories import BudgetIncreaseRequestFactory, TeamFactory
+from tests.factories import BudgetIncreaseRequestFactory, TeamFactory, VirtualKeyFactory
 from tests.permissions import ADMIN, ALL_ROLES, APPROVER_A, AUDITOR, FINANCE, MEMBER_A, MEMBER_B, UrlCase, register
 
 ADMIN_ONLY = frozenset({ADMIN})
@@ -55,6 +55,13 @@ def _budget_form(world, team):
         "approver_limit": "25",
         "is_active": "on",
     }
+
+
+def _key_kwargs(world, team):
+    """A key of the team's plain member, the team holding a budget (whose rules decide a raise of its cap)."""
+    _budget(world, team)
+    owner = world.users[MEMBER_B] if team == world.team_b else world.users[MEMBER_A]
+    return {"pk": VirtualKeyFactory(team=team, owner=owner).pk}
 
 
 def _increase_form(world, team):
@@ -116,6 +123,17 @@ register(
         data=_increase_form,
         unreachable=_missing,
         effect=lambda c: BudgetIncreaseRequest.objects.filter(budget_id=c.pk, requested_by=c.user).exists(),
+    ),
+    UrlCase("key_cap_increase", kwargs=_key_kwargs, scoped=True, allowed=MEMBERS, unreachable=_missing),
+    UrlCase(
+        "key_cap_increase",
+        method="post",
+        kwargs=_key_kwargs,
+        scoped=True,
+        allowed=MEMBERS,
+        data=_increase_form,
+        unreachable=_missing,
+        effect=lambda c: BudgetIncreaseRequest.objects.filter(key_id=c.pk, requested_by=c.user).exists(),
     ),
     UrlCase("budget_increase_queue", allowed=DECIDERS),
     UrlCase("budget_increase_detail", kwargs=_increase_kwargs, scoped=True, unreachable=_missing),

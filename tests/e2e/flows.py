@@ -43,9 +43,23 @@ def request_key(page: Page, *, team: str, model: str = "gpt-4o", purpose: str, b
     return int(heading.inner_text().split("#")[1])
 
 
+def open_queue(page: Page, kind: str) -> None:
+    """From the navigation's "Needs me" to one queue of the inbox (key_requests, budget_increases, ...)."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^Needs me")).click()
+    expect(page.get_by_role("heading", name="Needs me", exact=True)).to_be_visible()
+    page.locator(f"#inbox-{kind}").get_by_role("link", name="Open the queue").click()
+
+
+def open_menu_link(page: Page, menu: str, link: str) -> None:
+    """A link of one of the navigation's menus (Dashboards, Queues, Audit, Settings or More)."""
+    nav = page.get_by_role("navigation", name="Main")
+    nav.locator("summary", has_text=menu).click()
+    nav.get_by_role("link", name=link, exact=True).click()
+
+
 def approve_key_request(page: Page, request_id: int, *, requester: str) -> None:
     """From the approval queue, as the team's approver."""
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^Approvals")).click()
+    open_queue(page, "key_requests")
     expect(page.get_by_role("heading", name="Key requests waiting for you")).to_be_visible()
     card = page.locator(f"#request-{request_id}")
     expect(card).to_contain_text(requester)
@@ -57,7 +71,8 @@ def approve_key_request(page: Page, request_id: int, *, requester: str) -> None:
 def open_key_of_request(page: Page, request_id: int) -> None:
     page.goto(f"/keys/requests/{request_id}/")
     page.get_by_role("link", name=re.compile(rf"^govsite-r{request_id}-k\d+$")).click()
-    expect(page.get_by_role("heading", name=re.compile(rf"^govsite-r{request_id}-k\d+$"))).to_be_visible()
+    # A key's page is titled with its human name; the gateway alias is in its facts.
+    expect(page.locator("dl.facts").get_by_text(re.compile(rf"govsite-r{request_id}-k\d+"))).to_be_visible()
 
 
 def wait_until_revealable(page: Page) -> None:

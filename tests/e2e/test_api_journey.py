@@ -11,6 +11,8 @@ pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: 
 
 from playwright.sync_api import expect  # noqa: E402
 
+from tests.e2e import flows  # noqa: E402
+
 pytestmark = pytest.mark.slow  # a server, a worker, a gateway and a browser
 
 TOKEN = re.compile(r"^gst_[A-Za-z0-9_\-]{40,}$")
@@ -18,7 +20,7 @@ TOKEN = re.compile(r"^gst_[A-Za-z0-9_\-]{40,}$")
 
 def test_a_person_makes_a_token_uses_it_from_a_script_reads_the_docs_and_revokes_it(people, shots, e2e_site):
     lena = people.login("lena")  # member of Platform
-    lena.get_by_role("banner").get_by_role("link", name="API tokens").click()
+    flows.open_menu_link(lena, "More", "API tokens")  # the navigation's menu of settings and tools
     expect(lena.get_by_role("heading", name="API tokens")).to_be_visible()
     expect(lena.get_by_text("You have no API tokens.")).to_be_visible()
     lena.get_by_label("Name").fill("nightly key report")
@@ -60,7 +62,7 @@ def test_a_person_makes_a_token_uses_it_from_a_script_reads_the_docs_and_revokes
     shots(lena, "the request made through the API is pending")
 
     # Back on the token page the secret is gone; the token is listed by its first characters, used.
-    lena.get_by_role("banner").get_by_role("link", name="API tokens").click()
+    flows.open_menu_link(lena, "More", "API tokens")  # the navigation's menu of settings and tools
     token_row = lena.get_by_role("row").filter(has_text="nightly key report")
     expect(token_row).to_contain_text(secret[:12])
     expect(token_row).to_contain_text("active")
@@ -80,7 +82,7 @@ def test_a_person_makes_a_token_uses_it_from_a_script_reads_the_docs_and_revokes
     lena.on("requestfailed", lambda request: failed.append(request.url))
     assets: list[tuple[str, int]] = []
     lena.on("response", lambda response: assets.append((response.url, response.status)))
-    lena.get_by_role("banner").get_by_role("link", name="API docs").click()
+    flows.open_menu_link(lena, "More", "API docs")
     expect(lena.locator(".swagger-ui .info .title")).to_contain_text("govsite API")
     expect(lena.locator(".opblock-summary-path", has_text="/api/v1/key-requests/").first).to_be_visible()
     expect(lena.locator(".opblock-tag", has_text="keys")).to_be_visible()

@@ -26,7 +26,7 @@ def test_auditor_draws_a_sample_and_downloads_evidence_that_verifies(people, sho
     flows.approve_key_request(paul, request_id, requester="Omar Ops")
 
     aubrey = people.login("aubrey")  # auditor: reads everything, changes nothing
-    aubrey.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    flows.open_menu_link(aubrey, "Audit", "Audit log")
     expect(aubrey.get_by_text("key_request.approved").first).to_be_visible()
     shots(aubrey, "auditor reads the audit log")
 

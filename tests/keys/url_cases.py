@@ -214,6 +214,15 @@ register(
         unreachable=_missing,
         effect=lambda c: KeyRequest.objects.get(pk=c.pk).status == KeyRequest.Status.APPROVED,
     ),
+    UrlCase(
+        "approval_decide_bulk",
+        method="post",
+        allowed=DECIDERS,
+        data=lambda w, t: {"ids": [_request(w, t).pk, _request(w, t).pk], "decision": "approve", "note": "fine"},
+        effect=lambda c: all(
+            KeyRequest.objects.get(pk=pk).status == KeyRequest.Status.APPROVED for pk in c.data["ids"]
+        ),
+    ),
     UrlCase("model_policy_list", allowed=ADMIN_ONLY),
     UrlCase("model_policy_create", allowed=ADMIN_ONLY),
     UrlCase(

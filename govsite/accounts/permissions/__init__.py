@@ -35,6 +35,7 @@ from govsite.accounts.permissions.budgets import (  # noqa: F401
     can_manage_focus_schedules,
     can_manage_ingest,
     can_request_budget_increase,
+    can_request_key_cap_increase,
     can_view_chargeback,
     can_view_reconciliation,
     can_view_team_costs,

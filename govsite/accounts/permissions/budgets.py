@@ -62,6 +62,13 @@ def can_request_budget_increase(user, budget) -> bool:
     return True
 
 
+def can_request_key_cap_increase(user, key) -> bool:
+    """One key's own cap: asked for by its owner, or by an approver of its team (for a service key's owner)."""
+    if not (may_change_state(user) and is_member_of(user, key.team_id)):
+        return False
+    return key.owner_id == user.pk or is_approver_of(user, key.team_id)
+
+
 def can_decide_budget_increases(user) -> bool:
     """Who has an increase queue at all: admins, finance and approvers of some team."""
     return may_change_state(user) and (is_admin(user) or is_finance(user) or bool(_approver_team_ids(user)))
@@ -76,8 +83,10 @@ def _benefits_from_increase(user, increase) -> bool:
     key owner. Neither decides it (an approver's own key budget goes to another approver, finance or an
     admin)."""
     budget = increase.budget
-    return user.pk in (increase.requested_by_id, budget.user_id) or (
-        budget.key_id is not None and budget.key.owner_id == user.pk
+    return (
+        user.pk in (increase.requested_by_id, budget.user_id)
+        or (budget.key_id is not None and budget.key.owner_id == user.pk)
+        or (increase.key_id is not None and increase.key.owner_id == user.pk)
     )
 
 
@@ -118,7 +127,13 @@ def budget_increase_queue_scope(user) -> Q:
     """The increase queue: pending requests the user may decide, never one they asked for or benefit from."""
     if not may_change_state(user):
         return NOTHING
-    pending = Q(status="pending") & ~Q(requested_by=user) & ~Q(budget__user=user) & ~Q(budget__key__owner=user)
+    pending = (
+        Q(status="pending")
+        & ~Q(requested_by=user)
+        & ~Q(budget__user=user)
+        & ~Q(budget__key__owner=user)
+        & ~Q(key__owner=user)
+    )
     if is_admin(user) or is_finance(user):
         return pending
     return pending & Q(budget__team_id__in=_approver_team_ids(user), amount__lte=F("budget__approver_limit"))

@@ -74,7 +74,13 @@ def key_request_queue_scope(user) -> Q:
     """The approval queue: pending requests of teams the user decides for, never their own."""
     if not may_change_state(user):
         return NOTHING
-    return Q(team__in=teams_user_decides_for(user), status="pending") & ~Q(requested_by=user) & ~Q(owner=user)
+    # A request they already approved waits for someone else (a restricted model's admin): not theirs to decide.
+    return (
+        Q(team__in=teams_user_decides_for(user), status="pending")
+        & ~Q(requested_by=user)
+        & ~Q(owner=user)
+        & ~Q(approvals__approver=user)
+    )
 
 
 def key_scope(user) -> Q:
@@ -230,12 +236,18 @@ def key_request_decide_refusal(key_request) -> str | None:
 class KeyRequestActions:
     cancel: bool
     decide: bool
+    # They approved it already and it waits for another approval (no decision left for them).
+    approved_by_me: bool = False
 
 
 def key_request_actions_for(user, key_request) -> KeyRequestActions:
+    approved_by_me = _active(user) and any(a.approver_id == user.pk for a in key_request.approvals.all())
     return KeyRequestActions(
         cancel=can_cancel_key_request(user, key_request) and key_request_cancel_refusal(key_request) is None,
-        decide=can_decide_key_request(user, key_request) and key_request_decide_refusal(key_request) is None,
+        decide=can_decide_key_request(user, key_request)
+        and key_request_decide_refusal(key_request) is None
+        and not approved_by_me,
+        approved_by_me=approved_by_me,
     )
 
 

@@ -14,7 +14,9 @@ Everything runs on loopback and stops by itself:
    that streaming replica (DATABASE_REPLICA_URL), which receives it from the primary;
 3. locust through its library API, headless, in a process of its own (govsite/devtools/bench_clients.py):
    approvers load the approval queue (/approvals/), approvers and admins each team's cost dashboard
-   (/dashboards/teams/<slug>/), members the REST API's list of their key requests (/api/v1/key-requests/);
+   (/dashboards/teams/<slug>/) and their "Needs me" inbox (/inbox/), members and approvers the key list with
+   its spend columns (/keys/?scope=mine, ?scope=team), members the REST API's list of their key requests
+   (/api/v1/key-requests/);
 4. prints requests/s, p50/p95/p99 and errors per endpoint and overall, stops gunicorn and the sandbox, and
    drops the database (unless --keep-db). `--check` exits non-zero when the goal is missed.
 """
@@ -55,7 +57,10 @@ def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "Load-test the approval queue, the team dashboard and the key-request API: 100 clients, 60 s, gunicorn."
+    help = (
+        "Load-test the approval queue, the team dashboard, the inbox, the key list and the key-request API: "
+        "100 clients, 60 s, gunicorn."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--users", type=int, default=100, help="concurrent clients (default 100)")

@@ -25,7 +25,7 @@ from govsite.accounts.models import Membership, OrgRole, OrgRoleGrant, Source, S
 from govsite.devtools.demo_traffic import habits_for, history
 from govsite.gateway.client import GatewayError, get_client
 from keys import services as key_services
-from keys.models import DataClassification, GatewayCommand, KeyKind, KeyRequest, ModelPolicy, VirtualKey
+from keys.models import Approval, DataClassification, GatewayCommand, KeyKind, KeyRequest, ModelPolicy, VirtualKey
 
 DEMO_PASSWORD = "govsite-demo-2026"  # noqa: S105 — printed for the demo on purpose
 
@@ -266,6 +266,13 @@ class Command(BaseCommand):
         joined = timezone.now() - timedelta(days=self.HISTORY_DAYS + 14)
         Membership.objects.filter(user__email__endswith=f"@{DOMAIN}").update(created_at=joined)
         User.objects.filter(email__endswith=f"@{DOMAIN}").update(date_joined=joined)
+        # Likewise the keys carry the history's dates: asked for, approved and made the week before their first
+        # booked request, expiring 90 days after that (the audit events keep the real time they were written).
+        issued = timezone.now() - timedelta(days=self.HISTORY_DAYS + 7)
+        demo_keys = VirtualKey.objects.filter(owner__email__endswith=f"@{DOMAIN}", alias__in=[h.alias for h in habits])
+        KeyRequest.objects.filter(keys__in=demo_keys).update(created_at=issued - timedelta(hours=2), decided_at=issued)
+        Approval.objects.filter(request__keys__in=demo_keys).update(created_at=issued - timedelta(hours=1))
+        demo_keys.update(created_at=issued, provisioned_at=issued, expires_at=issued + timedelta(days=90))
         rows = list(history(habits, days=self.HISTORY_DAYS, today=today, rng=rng))
         booked = 0
         for start in range(0, len(rows), 2000):

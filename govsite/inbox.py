@@ -1,0 +1,265 @@
+""" "Needs me": one page and one count of everything waiting for a person, composed from each app's own queue.
+
+Each kind of item is one `Provider`: who has it (`applies`, a role question from permissions/), the queue itself
+(`queue`, the owning app's scoped selector — the same queryset its own page lists, so the inbox's count is the
+queue's count), how one row reads (`item`) and where the whole queue is decided (`link`). A kind that only
+informs (requests the person approved that wait for someone else) sets `counts=False`: it is listed, with no
+decision on it, and adds nothing to the navigation's count. To add a kind, append a Provider to `PROVIDERS`
+(or call `register`) with a selector from the app that owns the data; the page and the count follow.
+
+Every provider costs two queries (its count and its first rows) whatever the size of its queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connections
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from audit import selectors as audit_selectors
+from budgets import quarantine
+from budgets import selectors as budget_selectors
+from govsite.accounts import permissions
+from govsite.accounts.models import User
+from keys import selectors as key_selectors
+
+EXPIRY_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    title: str
+    link: str
+    detail: str = ""
+    when: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    kind: str
+    heading: str
+    applies: Callable[[User], bool]
+    queue: Callable[[User], QuerySet]
+    item: Callable[[object], InboxItem]
+    link: Callable[[], str]
+    counts: bool = True  # False: listed for information, nothing to decide, not in the navigation's count
+    action: str = "Decide"
+
+
+@dataclass
+class InboxSection:
+    provider: Provider
+    count: int
+    items: list[InboxItem] = field(default_factory=list)
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.items)
+
+
+# --- the kinds --------------------------------------------------------------------------------------------
+
+
+def _key_request(kr) -> InboxItem:
+    what = kr.service_name or kr.purpose
+    return InboxItem(
+        title=f"#{kr.pk} {kr.requested_by.display_name} · {kr.team.name}",
+        detail=what[:80],
+        link=reverse("key_request_detail", args=[kr.pk]),
+        when=kr.created_at,
+    )
+
+
+def _increase(increase) -> InboxItem:
+    subject = f"key {increase.key.display_name}" if increase.key_id else increase.budget.scope_label
+    return InboxItem(
+        title=f"${increase.amount:,.2f} more on {subject}",
+        detail=f"asked by {increase.requested_by.display_name}",
+        link=reverse("budget_increase_detail", args=[increase.pk]),
+        when=increase.created_at,
+    )
+
+
+def _review_item(item) -> InboxItem:
+    return InboxItem(
+        title=f"{item.key_alias} · {item.owner_email}",
+        detail=f"{item.review.name}, due {item.review.due_at:%Y-%m-%d}",
+        link=reverse("access_review_decide", args=[item.pk]),
+        when=item.review.due_at,
+    )
+
+
+def _expiring(key) -> InboxItem:
+    return InboxItem(
+        title=key.display_name,
+        detail=f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC",
+        link=reverse("key_detail", args=[key.pk]),
+        when=key.expires_at,
+    )
+
+
+def _notice(notice) -> InboxItem:
+    return InboxItem(title=notice.title, link=notice.link or reverse("notice_list"), when=notice.created_at)
+
+
+def _command(command) -> InboxItem:
+    target = command.key.alias if command.key_id else (command.team.name if command.team_id else "")
+    return InboxItem(
+        title=f"{command.get_kind_display()} {target}".strip(),
+        detail=(command.last_error or "")[:120],
+        link=reverse("gateway_commands") + "?status=failed",
+        when=command.updated_at,
+    )
+
+
+def _quarantined(row) -> InboxItem:
+    return InboxItem(
+        title=row.request_id or f"row {row.pk}",
+        detail=row.reason[:120],
+        link=reverse("quarantine_detail", args=[row.pk]),
+        when=row.received_at,
+    )
+
+
+def _unmanaged(unmanaged) -> InboxItem:
+    return InboxItem(
+        title=str(unmanaged),
+        detail=f"${unmanaged.spend:,.2f} spent at the gateway",
+        link=reverse("unmanaged_keys"),
+        when=unmanaged.last_seen_at,
+    )
+
+
+def expiring_keys(user: User) -> QuerySet:
+    """The person's own live keys that expire within 14 days."""
+    return key_selectors.my_keys(user=user).filter(
+        status="active", expires_at__lte=timezone.now() + EXPIRY_WINDOW, grace_until__isnull=True
+    )
+
+
+PROVIDERS: list[Provider] = [
+    Provider(
+        "key_requests",
+        "Key requests to decide",
+        permissions.has_key_approval_queue,
+        lambda user: key_selectors.key_request_queue(user=user),
+        _key_request,
+        lambda: reverse("approval_queue"),
+    ),
+    Provider(
+        "key_requests_waiting",
+        "Approved by you, waiting for another approver",
+        permissions.has_key_approval_queue,
+        lambda user: key_selectors.key_requests_awaiting_others(user=user),
+        _key_request,
+        lambda: reverse("approval_queue"),
+        counts=False,
+        action="See",
+    ),
+    Provider(
+        "budget_increases",
+        "Budget increases to decide",
+        permissions.can_decide_budget_increases,
+        lambda user: budget_selectors.increase_queue(user=user),
+        _increase,
+        lambda: reverse("budget_increase_queue"),
+    ),
+    Provider(
+        "access_reviews",
+        "Keys to review",
+        permissions.can_review_access,
+        lambda user: audit_selectors.access_review_queue(user=user),
+        _review_item,
+        lambda: reverse("access_review_queue"),
+    ),
+    Provider(
+        "expiring_keys",
+        "My keys expiring within 14 days",
+        permissions.may_change_state,
+        expiring_keys,
+        _expiring,
+        lambda: reverse("key_list"),
+        action="Rotate or ask again",
+    ),
+    Provider(
+        "budget_alerts",
+        "Budget alerts and anomalies for my teams",
+        permissions.may_change_state,
+        lambda user: budget_selectors.alert_notices_unread(user=user),
+        _notice,
+        lambda: reverse("notice_list"),
+        action="Read",
+    ),
+    Provider(
+        "gateway_commands",
+        "Failed gateway commands",
+        permissions.can_manage_gateway,
+        lambda user: key_selectors.gateway_command_list(status="failed"),
+        _command,
+        lambda: reverse("gateway_commands") + "?status=failed",
+        action="Retry",
+    ),
+    Provider(
+        "quarantined_rows",
+        "Quarantined spend rows",
+        permissions.can_manage_ingest,
+        lambda user: quarantine.quarantine_list(user=user),
+        _quarantined,
+        lambda: reverse("quarantine_list"),
+        action="Retry or discard",
+    ),
+    Provider(
+        "unmanaged_keys",
+        "Unmanaged keys at the gateway",
+        permissions.can_manage_gateway,
+        lambda user: key_selectors.unmanaged_key_list(),
+        _unmanaged,
+        lambda: reverse("unmanaged_keys"),
+        action="Adopt or delete",
+    ),
+]
+
+
+def register(provider: Provider) -> None:
+    """Add a kind of item (another app's queue) to every person's inbox."""
+    if any(existing.kind == provider.kind for existing in PROVIDERS):
+        raise ValueError(f"inbox kind {provider.kind!r} is registered twice")
+    PROVIDERS.append(provider)
+
+
+def inbox(*, user: User, limit: int = 5) -> list[InboxSection]:
+    """The sections that apply to this person, each with its count and first rows (empty ones included)."""
+    sections = []
+    for provider in PROVIDERS:
+        if not provider.applies(user):
+            continue
+        queue = provider.queue(user)
+        count = queue.count()
+        items = [provider.item(row) for row in queue[:limit]] if count else []
+        sections.append(InboxSection(provider=provider, count=count, items=items))
+    return sections
+
+
+def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
+    """What the navigation shows on every page: everything waiting for this person to act on, counted in one
+    query (each queue's own queryset counted as a subquery). `applies` may carry role answers already known."""
+    if not permissions.may_change_state(user):
+        return 0
+    known = applies or {}
+    queues = [p.queue(user) for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
+    if not queues:
+        return 0
+    parts, params = [], []
+    for queue in queues:
+        sql, sql_params = queue.order_by().values("pk").query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS waiting_{len(parts)})")  # noqa: S608
+        params.extend(sql_params)
+    with connections[queues[0].db].cursor() as cursor:  # the database the queues read (a replica, when routed)
+        # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.
+        cursor.execute("SELECT " + " + ".join(parts), params)  # noqa: S608
+        return int(cursor.fetchone()[0] or 0)
