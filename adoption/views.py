@@ -8,12 +8,14 @@ from pathlib import Path
 
 import plotly
 from django import forms
-from django.http import FileResponse, Http404, HttpResponseBadRequest
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from adoption import costs, pages, selectors
+from adoption.charts import plotly_bundled_styles
+from adoption.charts import plotly_css as plotly_stylesheet
 from adoption.forms import PeriodForm
 from adoption.tables import Table, by_name, csv_response
 from govsite.accounts import permissions
@@ -44,7 +46,13 @@ def _respond(request, template: str, tables: list[Table], charts: Callable[[dict
     query = request.GET.copy()
     for name in ("format", "table"):
         query.pop(name, None)
-    context.update(tables=named, charts=charts(named), csv_query=query.urlencode(), plotly_version=plotly.__version__)
+    context.update(
+        tables=named,
+        charts=charts(named),
+        csv_query=query.urlencode(),
+        plotly_version=plotly.__version__,
+        plotly_styles=plotly_bundled_styles(PLOTLY_JS),
+    )
     return render(request, template, context, status=400 if bad_input else 200)
 
 
@@ -218,5 +226,22 @@ def plotly_js(request):
     """The plotly.js bundled with the installed plotly package: no CDN. Its URL carries plotly's version,
     so it can be cached for a year."""
     response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@require_GET
+@login_required
+def plotly_css(request):
+    """The stylesheet plotly.js would inject inline (refused by the Content-Security-Policy), from the same
+    bundle as plotly_js."""
+    part = request.GET.get("part")
+    if part:
+        css = plotly_bundled_styles(PLOTLY_JS).get(part)
+        if css is None:
+            raise Http404("No such stylesheet in plotly.js")
+    else:
+        css = plotly_stylesheet(PLOTLY_JS)
+    response = HttpResponse(css, content_type="text/css; charset=utf-8")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
