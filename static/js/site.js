@@ -8,6 +8,17 @@
     if (summary) summary.focus();
   }
 
+  // A link of the error summary moves the focus to its field (a fragment alone would only scroll to it).
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest(".error-summary a[href^='#']");
+    if (!link) return;
+    const field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) return;
+    event.preventDefault();
+    field.scrollIntoView({block: "center"});
+    field.focus();
+  });
+
   // A form with data-confirm asks in an in-page dialog before it is sent (instead of the browser's confirm()).
   // The dialog is modal: focus moves into it, Escape or "Cancel" closes it, and focus returns to the button.
   let dialogCount = 0;

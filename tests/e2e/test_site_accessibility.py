@@ -2,8 +2,9 @@
 markup and the browser reports no Content-Security-Policy violation.
 
 The pages are found, not listed: from the home page every link of the header and of every `nav` (the
-sub-navigations too), and the action links (`a.button`) of the pages reached, breadth first, one browser
-session per role. A page added to the navigation later (MFA settings, an inbox) is checked without a change
+sub-navigations too), the action links (`a.button`) of the pages reached and, from each page of the
+navigation, the first item of each of its tables and lists (a detail page of each kind), breadth first, one
+browser session per role. A page added to the navigation later (MFA settings, an inbox) is checked without a change
 here. The module runs after the journeys (file order), so the dashboards have the spend they booked and
 show their charts.
 """
@@ -23,11 +24,15 @@ from tests.e2e.conftest import ARTIFACTS  # noqa: E402
 pytestmark = pytest.mark.slow  # a server, a worker, a gateway and a browser
 
 ROLES = {"admin": "ada", "member": "erin", "approver": "paul", "finance": "fiona", "auditor": "aubrey"}
-MAX_PAGES = 60  # per role; the crawl fails loudly rather than walking a generated page space
+MAX_PAGES = 90  # per role; the crawl fails loudly rather than walking a generated page space
 SKIP = re.compile(r"^/(static|media)/|^/api/schema|^/accounts/logout|[?&]format=csv")
 LINKS = """(selector) => [...document.querySelectorAll(selector)].map((a) => a.getAttribute("href"))"""
 
 
+# The first row's first link of every table or list in the content: one detail page of each kind.
+FIRST_ITEMS = """() => [...document.querySelectorAll("main table tbody, main ul.plain, main .cards")]
+  .map((list) => list.querySelector("a[href]:not([href^='?']):not([download])"))
+  .filter(Boolean).map((a) => a.getAttribute("href"))"""
 OUTSIDE = """() => [...document.querySelectorAll("[href], [src], [action], [formaction]")]
   .map((e) => e.href || e.src || e.action || e.formAction)
   .filter((url) => url && !url.startsWith(location.origin + "/") && !/^(data|blob|mailto):/.test(url))"""
@@ -67,6 +72,7 @@ def crawl(page, people) -> dict[str, int]:
     """Visit the navigation breadth first; returns each page's number of axe findings."""
     page.goto("/")
     queue = [p for p in (_same_site(page.url, h) for h in page.evaluate(LINKS, "header a[href], nav a[href]")) if p]
+    top = set(queue)
     seen: dict[str, int] = {}
     while queue:
         path = queue.pop(0)
@@ -77,13 +83,18 @@ def crawl(page, people) -> dict[str, int]:
         # A refusal (403) is a page too, and is checked; a server error is not expected anywhere.
         assert response is not None and response.status < 500, f"{path}: {response and response.status}"
         expect(page.locator("main").first).to_be_attached()
+        if page.locator("#swagger-ui").count():
+            expect(page.locator("#swagger-ui .info").first).to_be_visible()  # Swagger UI has drawn the schema
         people.charts += check_charts(page, path)
         outside = page.evaluate(OUTSIDE)
         assert not outside, f"{path} links to or loads from outside the site: {outside}"
         seen[path] = len(people.audit(page))
-        for href in page.evaluate(LINKS, "nav a[href], main a.button[href]"):
+        links = page.evaluate(LINKS, "nav a[href], main a.button[href]")
+        if path in top:  # from a page of the navigation, also the first item of each of its lists
+            links += page.evaluate(FIRST_ITEMS)
+        for href in links:
             found = _same_site(page.url, href)
-            if found and found not in seen:
+            if found and found not in seen and found not in queue:
                 queue.append(found)
     return seen
 
