@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow  # a server, a worker, a gateway and a browser
 
 ROLES = {"admin": "ada", "member": "erin", "approver": "paul", "finance": "fiona", "auditor": "aubrey"}
 MAX_PAGES = 90  # per role; the crawl fails loudly rather than walking a generated page space
-SKIP = re.compile(r"^/(static|media)/|^/api/schema|^/accounts/logout|[?&]format=csv")
+SKIP = re.compile(r"^/(static|media)/|^/api/schema|^/accounts/logout|[?&]format=csv|/download/?$")
 LINKS = """(selector) => [...document.querySelectorAll(selector)].map((a) => a.getAttribute("href"))"""
 
 
