@@ -94,7 +94,8 @@ def audit(page, path: str) -> tuple[list[Finding], list[Finding]]:
         found = page.evaluate(
             """async ({options, include}) => (await axe.run({include: include.map((s) => [s])}, options))
                  .violations.map((v) => ({id: v.id, impact: v.impact, help: v.help, count: v.nodes.length,
-                   nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}))""",
+                   nodes: v.nodes.slice(0, 12).map((n) => n.target.join(" ") + " :: "
+                     + (n.failureSummary || "").split("\\n")[1])}))""",
             {"options": options, "include": exclude},
         )
         third = [_finding(page.url, v) for v in found]
