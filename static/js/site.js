@@ -12,8 +12,10 @@
   document.addEventListener("click", (event) => {
     const link = event.target.closest(".error-summary a[href^='#']");
     if (!link) return;
-    const field = document.getElementById(link.getAttribute("href").slice(1));
-    if (!field) return;
+    const target = document.getElementById(link.getAttribute("href").slice(1));
+    if (!target) return;
+    // A group of options (a fieldset): its first option takes the focus.
+    const field = target.matches("fieldset") ? target.querySelector("input, select, textarea") || target : target;
     event.preventDefault();
     field.scrollIntoView({block: "center"});
     field.focus();
