@@ -358,7 +358,7 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", "blob:"],  # blob: the chart toolbar's PNG export draws the chart from one
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
