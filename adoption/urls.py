@@ -10,4 +10,5 @@ urlpatterns = [
     path("adoption/", views.adoption_org, name="adoption_org"),
     path("adoption/teams/<slug:slug>/", views.adoption_team, name="adoption_team"),
     path("vendor/plotly.min.js", views.plotly_js, name="plotly_js"),
+    path("vendor/plotly.css", views.plotly_css, name="plotly_css"),
 ]

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from adoption import costs, pages, selectors
+from adoption.charts import plotly_bundled_styles
+from adoption.charts import plotly_css as plotly_stylesheet
 from adoption.forms import PeriodForm
 from adoption.tables import Table, by_name, csv_response
 from govsite.accounts import permissions
@@ -61,7 +63,13 @@ def _respond(request, template: str, tables: list[Table], charts: Callable[[dict
     query = request.GET.copy()
     for name in ("format", "table"):
         query.pop(name, None)
-    context.update(tables=named, charts=charts(named), csv_query=query.urlencode(), plotly_version=PLOTLY_JS_VERSION)
+    context.update(
+        tables=named,
+        charts=charts(named),
+        csv_query=query.urlencode(),
+        plotly_version=PLOTLY_JS_VERSION,
+        plotly_styles=plotly_bundled_styles(PLOTLY_JS),
+    )
     return render(request, template, context, status=400 if bad_input else 200)
 
 
@@ -246,5 +254,22 @@ def plotly_js(request):
     else:
         response = FileResponse(PLOTLY_JS.open("rb"), content_type="text/javascript; charset=utf-8")
     response["Vary"] = "Accept-Encoding"
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@require_GET
+@login_required
+def plotly_css(request):
+    """The stylesheet plotly.js would inject inline (refused by the Content-Security-Policy), from the same
+    bundle as plotly_js."""
+    part = request.GET.get("part")
+    if part:
+        css = plotly_bundled_styles(PLOTLY_JS).get(part)
+        if css is None:
+            raise Http404("No such stylesheet in plotly.js")
+    else:
+        css = plotly_stylesheet(PLOTLY_JS)
+    response = HttpResponse(css, content_type="text/css; charset=utf-8")
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response

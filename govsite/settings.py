@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_rq",
+    "csp",
     "govsite",
     "govsite.accounts",
     "govsite.gateway",
@@ -103,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # After allauth's: people whose role requires a second factor enrol before using the console.
     "govsite.accounts.mfa.MfaEnrolmentMiddleware",
@@ -395,6 +397,24 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# Content-Security-Policy (django-csp 4): every page, the API docs included. Scripts only from the site's own
+# files (no inline script, no event-handler attribute, no eval); styles only from its stylesheets (plotly.js
+# and Swagger UI style what they draw through the DOM, which style-src does not govern; plotly's own
+# stylesheet is served by the site, adoption.charts). Nothing is loaded from, sent to or framed by another host.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],  # blob: the chart toolbar's PNG export draws the chart from one
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # Static files are served by the site itself (WhiteNoise), never from a CDN.
 WHITENOISE_USE_FINDERS = True

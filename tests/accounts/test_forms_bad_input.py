@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import pytest
@@ -35,6 +36,13 @@ def message_texts(response) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def _described_by(response, name: str) -> list[str]:
+    """The ids the field's aria-describedby names (the error and help text it is read with)."""
+    tag = re.search(rf'<(?:input|select|textarea)[^>]*name="{name}"[^>]*>', response.content.decode())
+    found = re.search(r'aria-describedby="([^"]*)"', tag.group(0)) if tag else None
+    return found.group(1).split() if found else []
+
+
 # --- a team with a duplicate slug -------------------------------------------------------------------
 
 
@@ -43,7 +51,11 @@ def test_new_team_with_a_taken_slug_shows_a_slug_error(admin_client, team_a):
         response = admin_client.post(reverse("team_create"), {"name": "Another team", "slug": "team-a"})
     assert response.status_code == 200
     assert list(field_errors(response)) == ["slug"]
-    assert b'id="slug-error"' in response.content
+    assert b'id="id_slug_error"' in response.content  # the error, named by the field's aria-describedby
+    assert (
+        b'aria-describedby="id_slug_helptext id_slug_error"' in response.content
+        or b'aria-describedby="id_slug_error"' in response.content
+    )
 
 
 def test_editing_a_team_to_a_taken_slug_shows_a_slug_error_and_keeps_the_old_slug(admin_client, team_a, team_b):
@@ -70,7 +82,10 @@ def test_adding_a_deactivated_person_to_a_team_shows_a_person_error(admin_client
     assert response.status_code == 400
     assert list(field_errors(response)) == ["user"]
     assert "gone@example.com is deactivated" in field_errors(response)["user"][0]
-    assert b'id="user-error"' in response.content
+    assert b'id="id_user_error"' in response.content
+    assert (
+        b'aria-describedby="id_user_error"' in response.content or b"id_user_helptext id_user_error" in response.content
+    )
 
 
 def test_adding_someone_already_in_the_team_shows_the_service_error_on_the_person_field(

@@ -25,4 +25,5 @@ register(
     UrlCase("adoption_org", allowed=DASHBOARDS),
     UrlCase("adoption_team", kwargs=_team, scoped=True, allowed=DASHBOARDS, unreachable=_no_team),
     UrlCase("plotly_js", allowed=ALL_ROLES),
+    UrlCase("plotly_css", allowed=ALL_ROLES),
 )

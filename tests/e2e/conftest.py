@@ -36,6 +36,7 @@ import pytest
 from govsite.devtools import processes
 from govsite.devtools.management.commands.seed_demo import DEMO_PASSWORD, DOMAIN
 from govsite.devtools.processes import free_port
+from tests.e2e import a11y
 from tests.gateway_fixtures import GatewayTarget, start_sandbox, stop_sandbox, unavailable
 
 try:
@@ -267,16 +268,20 @@ def _slug(text: str) -> str:
 
 
 class Shots:
-    """Numbered screenshots of a journey, in the order it was walked."""
+    """Numbered screenshots of a journey, in the order it was walked; with `on_step` set (the `people`
+    fixture sets it), each step's page is also checked by axe-core."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.count = 0
+        self.on_step = None
 
     def __call__(self, page: Page, step: str) -> Path:
         self.count += 1
         path = self.folder / f"{self.count:02d}-{_slug(step)}.png"
         page.screenshot(path=path, full_page=True)
+        if self.on_step is not None:
+            self.on_step(page)
         return path
 
 
@@ -301,6 +306,7 @@ class Person:
     page: Page
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
 
 
 class People:
@@ -310,17 +316,42 @@ class People:
         self.browser = browser
         self.site = site
         self.signed_in: dict[str, Person] = {}
+        self.accessibility: list[a11y.Finding] = []  # axe-core's findings on govsite's own markup
+        self.third_party: list[a11y.Finding] = []  # ... and inside a third party's widget (a11y.THIRD_PARTY)
+        self._axe = a11y.axe_source()
+
+    def open(self, email: str) -> Page:
+        """A browser context of its own, with axe-core and the CSP listener in every document."""
+        context = self.browser.new_context(base_url=self.site.base_url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(UI_TIMEOUT_MS)
+        context.add_init_script(script=a11y.CSP_LISTENER)
+        context.add_init_script(script=self._axe)
+        page = context.new_page()
+        person = Person(email, page)
+        # A browser dialog (alert, confirm) is kept and answered; the site uses in-page dialogs instead.
+        page.on("dialog", lambda dialog: (person.dialogs.append(dialog.message), dialog.accept()))
+        page.on("pageerror", lambda error: person.errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: (
+                person.csp_violations.append(f"{page.url}: {message.text}")
+                if a11y.is_csp_message(message.text)
+                else None
+            ),
+        )
+        self.signed_in[email] = person
+        return page
+
+    def audit(self, page: Page) -> list[a11y.Finding]:
+        """axe-core on the page as it is now; what it finds fails the test at its end."""
+        own, third = a11y.audit(page, urlsplit(page.url).path)
+        self.accessibility.extend(own)
+        self.third_party.extend(third)
+        return own
 
     def login(self, who: str) -> Page:
         email = demo_email(who)
-        context = self.browser.new_context(base_url=self.site.base_url, viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        page = context.new_page()
-        person = Person(email, page)
-        # confirm() guards one-time actions (reveal, cancel): say yes, and keep what was asked.
-        page.on("dialog", lambda dialog: (person.dialogs.append(dialog.message), dialog.accept()))
-        page.on("pageerror", lambda error: person.errors.append(str(error)))
-        self.signed_in[email] = person
+        page = self.open(email)
         page.goto("/accounts/login/")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -340,7 +371,9 @@ class People:
 def people(request, browser, e2e_site, shots) -> People:
     expect.set_options(timeout=UI_TIMEOUT_MS)
     crowd = People(browser, e2e_site)
+    shots.on_step = crowd.audit
     yield crowd
+    shots.on_step = None
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed:
         errors = e2e_site.job_errors()
@@ -353,3 +386,7 @@ def people(request, browser, e2e_site, shots) -> People:
     e2e_site.check_alive()
     errors = {p.email: p.errors for p in crowd.signed_in.values() if p.errors}
     assert not errors, f"JavaScript errors in the pages: {errors}"
+    violations = [v for p in crowd.signed_in.values() for v in p.csp_violations]
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
+    findings = "\n".join(str(finding) for finding in crowd.accessibility)
+    assert not crowd.accessibility, f"axe-core (WCAG 2.1 A/AA) found, on govsite's own pages:\n{findings}"

@@ -86,9 +86,12 @@ def wait_until_revealable(page: Page) -> None:
 
 
 def reveal(page: Page) -> str:
-    """Reveal the key (the confirm() dialog is accepted) and return the secret shown once."""
+    """Reveal the key (confirmed in the page's own dialog) and return the secret shown once."""
     page.get_by_role("button", name="Reveal key (once)").click()
+    dialog = page.get_by_role("dialog", name="Reveal the key now?")
+    expect(dialog).to_contain_text("The key is shown once.")
+    dialog.get_by_role("button", name="Reveal now").click()
     expect(page.get_by_role("heading", name=re.compile(r"^Your key govsite-r"))).to_be_visible()
-    secret = page.locator("#secret").inner_text().strip()
+    secret = page.get_by_role("textbox", name="Your key").input_value().strip()
     assert SECRET.match(secret), f"not a LiteLLM-style key: {secret[:6]}..."
     return secret

@@ -45,8 +45,7 @@ def test_employee_requests_approver_approves_employee_reveals_once(people, shots
     shots(erin, "key active and ready to reveal")
 
     secret = flows.reveal(erin)
-    person = people.person("erin")
-    assert any("shown once" in message for message in person.dialogs), person.dialogs
+    assert not people.person("erin").dialogs  # confirmed in the page, not a browser confirm()
     expect(erin.get_by_text("This is the only time the key is shown.")).to_be_visible()
     snippets = erin.locator("pre").all_inner_texts()
     assert f"export ANTHROPIC_AUTH_TOKEN={secret}" in "\n".join(snippets)

@@ -1,0 +1,138 @@
+"""Every page of the navigation, as each role: axe-core (WCAG 2.1 A/AA) finds nothing on govsite's own
+markup and the browser reports no Content-Security-Policy violation.
+
+The pages are found, not listed: from the home page every link of the header and of every `nav` (the
+sub-navigations too), the action links (`a.button`) of the pages reached and, from each page of the
+navigation, the first item of each of its tables and lists (a detail page of each kind), breadth first, one
+browser session per role. A page added to the navigation later (MFA settings, an inbox) is checked without a change
+here. The module runs after the journeys (file order), so the dashboards have the spend they booked and
+show their charts.
+"""
+
+import json
+import re
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install the dev extra")
+
+from playwright.sync_api import expect  # noqa: E402
+
+from tests.e2e.conftest import ARTIFACTS  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a server, a worker, a gateway and a browser
+
+ROLES = {"admin": "ada", "member": "erin", "approver": "paul", "finance": "fiona", "auditor": "aubrey"}
+MAX_PAGES = 90  # per role; the crawl fails loudly rather than walking a generated page space
+SKIP = re.compile(r"^/(static|media)/|^/api/schema|^/accounts/logout|[?&]format=csv|/download/?$")
+LINKS = """(selector) => [...document.querySelectorAll(selector)].map((a) => a.getAttribute("href"))"""
+
+
+# The first row's first link of every table or list in the content: one detail page of each kind.
+FIRST_ITEMS = """() => [...document.querySelectorAll("main table tbody, main ul.plain, main .cards")]
+  .map((list) => list.querySelector("a[href]:not([href^='?']):not([download])"))
+  .filter(Boolean).map((a) => a.getAttribute("href"))"""
+OUTSIDE = """() => [...document.querySelectorAll("[href], [src], [action], [formaction]")]
+  .map((e) => e.href || e.src || e.action || e.formAction)
+  .filter((url) => url && !url.startsWith(location.origin + "/") && !/^(data|blob|mailto):/.test(url))"""
+CHARTS = """() => [...document.querySelectorAll(".plotly-chart")].map((div) => {
+  const image = div.querySelector("svg[role=img]");
+  const name = image && document.getElementById(image.getAttribute("aria-labelledby"));
+  const description = image && document.getElementById(image.getAttribute("aria-describedby"));
+  return {id: div.id, name: name && name.textContent.trim(), description: description && description.tagName,
+          buttons: [...div.querySelectorAll(".modebar-btn")].map((b) => b.getAttribute("data-title")),
+          logo: div.querySelectorAll(".modebar-btn--logo, a[href*='plotly']").length};
+})"""
+
+
+def _same_site(base: str, href: str | None) -> str | None:
+    if not href or href.startswith(("#", "mailto:", "javascript:")):
+        return None
+    parts = urlsplit(urljoin(base, href))
+    if parts.netloc != urlsplit(base).netloc:
+        return None  # leaving the site: the OUTSIDE check fails the page for it
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return None if SKIP.search(path) else path
+
+
+def check_charts(page, path: str) -> int:
+    """Each chart is drawn, named by its caption, described by its table, with a two-button toolbar."""
+    page.wait_for_function("() => [...document.querySelectorAll('.plotly-chart')].every((d) => d.matches('.drawn'))")
+    charts = page.evaluate(CHARTS)
+    for chart in charts:
+        assert chart["name"], f"{path}: chart {chart['id']} has no name"
+        assert chart["description"] == "SECTION", f"{path}: chart {chart['id']} is not described by its table"
+        assert set(chart["buttons"]) <= {"Download plot as a PNG", "Reset axes"}, f"{path}: {chart}"
+        assert chart["logo"] == 0, f"{path}: plotly's logo in {chart['id']}"
+    return len(charts)
+
+
+def crawl(page, people) -> dict[str, int]:
+    """Visit the navigation breadth first; returns each page's number of axe findings."""
+    page.goto("/")
+    queue = [p for p in (_same_site(page.url, h) for h in page.evaluate(LINKS, "header a[href], nav a[href]")) if p]
+    top = set(queue)
+    seen: dict[str, int] = {}
+    while queue:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        assert len(seen) < MAX_PAGES, f"more than {MAX_PAGES} pages reached: {sorted(seen)}"
+        response = page.goto(path)
+        # A refusal (403) is a page too, and is checked; a server error is not expected anywhere.
+        assert response is not None and response.status < 500, f"{path}: {response and response.status}"
+        expect(page.locator("main").first).to_be_attached()
+        if page.locator("#swagger-ui").count():
+            expect(page.locator("#swagger-ui .info").first).to_be_visible()  # Swagger UI has drawn the schema
+        people.charts += check_charts(page, path)
+        outside = page.evaluate(OUTSIDE)
+        assert not outside, f"{path} links to or loads from outside the site: {outside}"
+        seen[path] = len(people.audit(page))
+        links = page.evaluate(LINKS, "nav a[href], main a.button[href]")
+        if path in top:  # from a page of the navigation, also the first item of each of its lists
+            links += page.evaluate(FIRST_ITEMS)
+        for href in links:
+            found = _same_site(page.url, href)
+            if found and found not in seen and found not in queue:
+                queue.append(found)
+    return seen
+
+
+def test_every_page_of_the_navigation_as_each_role_passes_axe_with_no_csp_violation(people):
+    summary = {}
+    people.charts = 0
+    anonymous = people.open("anonymous")
+    anonymous.goto("/accounts/login/")
+    summary["anonymous"] = {"/accounts/login/": len(people.audit(anonymous))}
+    anonymous.goto("/no-such-page/")
+    summary["anonymous"]["/no-such-page/ (404)"] = len(people.audit(anonymous))
+    for role, who in ROLES.items():
+        page = people.login(who)
+        summary[role] = crawl(page, people)
+        if role == "finance":  # the toolbar's download works under the policy (no violation, a PNG)
+            page.goto("/dashboards/")
+            with page.expect_download() as download:
+                page.locator(".modebar-btn[data-title='Download plot as a PNG']").first.click()
+            assert download.value.suggested_filename.endswith(".png")
+        page.context.close()
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = {
+        role: {"pages": len(pages), "axe_findings": sum(pages.values()), "per_page": pages}
+        for role, pages in summary.items()
+    }
+    report["third_party"] = [str(finding) for finding in people.third_party]
+    report["charts_checked"] = people.charts
+    (ARTIFACTS / "accessibility-crawl.json").write_text(json.dumps(report, indent=2))
+    print({role: (r["pages"], r["axe_findings"]) for role, r in summary_items(report)}, people.charts, "charts")
+
+    # Every role reached its own part of the site, the API docs included.
+    assert "/api/docs/" in summary["member"]
+    assert any(path.startswith("/audit/") for path in summary["auditor"])
+    assert any(path.startswith("/dashboards/") for path in summary["finance"])
+    # The people fixture fails the test on any finding or CSP violation, with the list.
+
+
+def summary_items(report):
+    return [(role, r) for role, r in report.items() if isinstance(r, dict)]
