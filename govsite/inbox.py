@@ -103,6 +103,15 @@ def _expiring(key) -> InboxItem:
     )
 
 
+def _rollout_key(key) -> InboxItem:
+    return InboxItem(
+        title=key.display_name,
+        detail=f"made for you by a rollout to {key.team.name}; reveal it once on its page",
+        link=reverse("key_detail", args=[key.pk]),
+        when=key.created_at,
+    )
+
+
 def _notice(notice) -> InboxItem:
     return InboxItem(title=notice.title, link=notice.link or reverse("notice_list"), when=notice.created_at)
 
@@ -176,6 +185,15 @@ PROVIDERS: list[Provider] = [
         lambda user: audit_selectors.access_review_queue(user=user),
         _review_item,
         lambda: reverse("access_review_queue"),
+    ),
+    Provider(
+        "rollout_keys",
+        "Keys a rollout made for me, to reveal",
+        permissions.may_change_state,
+        lambda user: key_selectors.rollout_keys_waiting_to_be_revealed(user=user),
+        _rollout_key,
+        lambda: reverse("key_list"),
+        action="Reveal",
     ),
     Provider(
         "expiring_keys",

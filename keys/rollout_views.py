@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from budgets import selectors as budget_selectors
 from govsite.accounts import permissions
+from govsite.accounts.mfa import second_factor_required
 from govsite.web import login_required, paginate, role_required, run_service
 from keys import selectors, services
 from keys.forms import DecisionForm, RolloutForm, RolloutRevokeForm
@@ -76,6 +77,7 @@ def rollout_detail(request, pk):
 
 @require_POST
 @role_required(permissions.has_key_approval_queue, "Only a team's approvers or an admin decide rollouts.")
+@second_factor_required
 def rollout_decide(request, pk):
     rollout = get_object_or_404(selectors.rollouts_visible(user=request.user), pk=pk)
     form = DecisionForm(request.POST)

@@ -168,6 +168,7 @@ def approval_queue(request):
 
 @require_POST
 @role_required(permissions.has_key_approval_queue, "Only team approvers and admins decide key requests.")
+@second_factor_required
 def approval_decide_bulk(request):
     """One decision and one note for the requests ticked in the queue. Each goes through the same service as a
     single decision, in its own transaction: separation of duties and second approvals hold per request, each
