@@ -327,6 +327,7 @@ def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, 
         link=_increase_link(increase),
         team=budget.team,
     )
+    _slack_decision(increase, outcome="approved", approver=approver, note=note)
     return budget
 
 

@@ -134,7 +134,8 @@ TEMPLATES = [
 # --- Database: PostgreSQL in production and CI, SQLite for the embedded demo.
 DATABASE_URL = env("DATABASE_URL")
 # Least privilege (govsite/dbroles.py): DATABASE_URL is the app's role, which owns nothing; the schema's owner
-# runs `migrate` (and DDL at run time). Unset: one role does both (SQLite, a developer's PostgreSQL user).
+# runs `migrate` (the app's DDL at run time goes through the owner's functions). Unset: one role does both
+# (SQLite, a developer's PostgreSQL user).
 DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
 if DATABASE_OWNER_URL and not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_OWNER_URL is set but DATABASE_URL (the app's role) is not.")
@@ -161,8 +162,6 @@ if DATABASE_URL and DATABASE_REPLICA_URL:
 REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
 REPLICA_LAG_CHECK_SECONDS = env_int("REPLICA_LAG_CHECK_SECONDS", 2)
 DATABASE_ROUTERS = ["govsite.replica.ReplicaRouter"]
-# DDL at run time (the ledger's partitions) runs as the schema's owner when this is set (govsite.dbroles).
-DATABASE_OWNER_URL = env("DATABASE_OWNER_URL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: delivery only. Unset means jobs run in-process, right after the transaction commits.

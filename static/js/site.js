@@ -21,6 +21,11 @@
     field.focus();
   });
 
+  // A button with data-print prints the page (the printable chargeback).
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("[data-print]")) window.print();
+  });
+
   // A form with data-confirm asks in an in-page dialog before it is sent (instead of the browser's confirm()).
   // The dialog is modal: focus moves into it, Escape or "Cancel" closes it, and focus returns to the button.
   let dialogCount = 0;

@@ -124,7 +124,7 @@ def test_migrations_and_the_portable_path_on_sqlite(tmp_path):
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "LITELLM_URL", "DJANGO_SETTINGS_MODULE")
+        if key not in ("DATABASE_URL", "DATABASE_OWNER_URL", "REDIS_URL", "LITELLM_URL", "DJANGO_SETTINGS_MODULE")
     }
     env.update(
         GOVSITE_VAR_DIR=str(tmp_path),

@@ -147,7 +147,7 @@ def request_keys(page: Page, count: int) -> list[int]:
 
 
 def decide(page: Page, request_id: int) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=re.compile(r"^Approvals")).click()
+    flows.open_menu_link(page, "Queues", "Key requests")
     page.locator(f"#request-{request_id}").get_by_role("button", name="Approve").click()
 
 

@@ -85,6 +85,8 @@ register(
         method="post",
         allowed=ORG,
         data=lambda w, t: {"period_start": "2026-01-01", "period_end": "2026-01-31", "format": "csv"},
+        # A read of the ledger, like an evidence export: auditors make them too (audited, but no governed state).
+        writes=False,
         effect=lambda c: FocusExport.objects.filter(requested_by=c.user).exists(),
     ),
     UrlCase("focus_export_download", kwargs=_done_export, allowed=ORG, unreachable=lambda w: {"pk": MISSING}),
