@@ -40,8 +40,9 @@ CHARTS = """() => [...document.querySelectorAll(".plotly-chart")].map((div) => {
   const image = div.querySelector("svg[role=img]");
   const name = image && document.getElementById(image.getAttribute("aria-labelledby"));
   const description = image && document.getElementById(image.getAttribute("aria-describedby"));
-  // the description is the chart's numbers: a table, or the section (open or folded) that holds it
-  const table = description && (description.matches("table") || description.querySelector("table") !== null);
+  // the description is the chart's numbers: a table, or the section (open or folded) that holds it or says
+  // that it has no rows
+  const table = description && (description.matches("table") || description.querySelector("table, .empty") !== null);
   return {id: div.id, name: name && name.textContent.trim(),
           description: table ? "table" : description && description.tagName,
           buttons: [...div.querySelectorAll(".modebar-btn")].map((b) => b.getAttribute("data-title")),
