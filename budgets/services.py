@@ -301,43 +301,19 @@ def budget_increase_approve(*, increase: BudgetIncreaseRequest, approver: User, 
     before = budget.amount
     budget.amount = before + increase.amount
     budget.save(update_fields=["amount", "updated_at"])
-    _mark_approved(increase, approver=approver, note=note, before=before, after=budget.amount)
-    audit.record(
-        actor=approver,
-        action="budget_increase.approved",
-        target=increase,
-        team=budget.team,
-        data={
-            "budget": budget.pk,
-            "amount": increase.amount,
-            "before": before,
-            "after": budget.amount,
-            "until": increase.until,
-            "note": note,
-        },
+    _record_approval(
+        increase,
+        budget=budget,
+        approver=approver,
+        note=note,
+        before=before,
+        after=budget.amount,
+        subject="",
+        now=f"the {budget.scope_label} budget is now ${budget.amount:,.2f}",
     )
     _sync_team_budget(budget)
     alerts.lift_block_if_below(budget=budget, reason="a budget increase was approved", actor=approver)
-    alerts.notify(
-        users=[increase.requested_by],
-        title=f"Your increase of ${increase.amount:,.2f} was approved",
-        body=f"{approver} approved it: the {budget.scope_label} budget is now ${budget.amount:,.2f}"
-        + (f" until {increase.until}." if increase.until else ".")
-        + (f"\nNote: {note}" if note else ""),
-        link=_increase_link(increase),
-        team=budget.team,
-    )
-    _slack_decision(increase, outcome="approved", approver=approver, note=note)
     return budget
-
-
-def _mark_approved(increase: BudgetIncreaseRequest, *, approver: User, note: str, before, after) -> None:
-    increase.status = BudgetIncreaseRequest.Status.APPROVED
-    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
-    increase.amount_before, increase.amount_after = before, after
-    increase.save(
-        update_fields=["status", "decided_by", "decided_at", "decision_note", "amount_before", "amount_after"]
-    )
 
 
 def _key_cap_approve(*, increase: BudgetIncreaseRequest, budget: Budget, approver: User, note: str) -> Budget:
@@ -348,7 +324,40 @@ def _key_cap_approve(*, increase: BudgetIncreaseRequest, budget: Budget, approve
         key=key, actor=approver, max_budget=before + increase.amount, data={"increase": increase.pk, "note": note}
     )
     key.refresh_from_db(fields=["max_budget"])
-    _mark_approved(increase, approver=approver, note=note, before=before, after=key.max_budget)
+    _record_approval(
+        increase,
+        budget=budget,
+        approver=approver,
+        note=note,
+        before=before,
+        after=key.max_budget,
+        subject=f" on key {key.alias}",
+        now=f"the key's cap is now ${key.max_budget:,.2f} a month",
+        data={"key": key.pk},
+    )
+    return budget
+
+
+def _record_approval(
+    increase: BudgetIncreaseRequest,
+    *,
+    budget: Budget,
+    approver: User,
+    note: str,
+    before,
+    after,
+    subject: str,
+    now: str,
+    data: dict | None = None,
+) -> None:
+    """What every approved increase (of a budget or of one key's cap) leaves, in the deciding transaction: the
+    decision on the request, its audit event, the requester's notice and the team's Slack message."""
+    increase.status = BudgetIncreaseRequest.Status.APPROVED
+    increase.decided_by, increase.decided_at, increase.decision_note = approver, timezone.now(), note
+    increase.amount_before, increase.amount_after = before, after
+    increase.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_note", "amount_before", "amount_after"]
+    )
     audit.record(
         actor=approver,
         action="budget_increase.approved",
@@ -356,25 +365,24 @@ def _key_cap_approve(*, increase: BudgetIncreaseRequest, budget: Budget, approve
         team=budget.team,
         data={
             "budget": budget.pk,
-            "key": key.pk,
+            **(data or {}),
             "amount": increase.amount,
             "before": before,
-            "after": key.max_budget,
+            "after": after,
             "until": increase.until,
             "note": note,
         },
     )
     alerts.notify(
         users=[increase.requested_by],
-        title=f"Your increase of ${increase.amount:,.2f} on key {key.alias} was approved",
-        body=f"{approver} approved it: the key's cap is now ${key.max_budget:,.2f} a month"
+        title=f"Your increase of ${increase.amount:,.2f}{subject} was approved",
+        body=f"{approver} approved it: {now}"
         + (f" until {increase.until}." if increase.until else ".")
         + (f"\nNote: {note}" if note else ""),
         link=_increase_link(increase),
         team=budget.team,
     )
     _slack_decision(increase, outcome="approved", approver=approver, note=note)
-    return budget
 
 
 @transaction.atomic(durable=True)
