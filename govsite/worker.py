@@ -69,6 +69,14 @@ IN_PROCESS_JOBS = frozenset(
 )
 
 
+def runs_in_process(job) -> bool:
+    """A short job, named directly or through the schedules' once-per-period wrapper (its first argument)."""
+    name = job.func_name
+    if name == "govsite.scheduling.run_once_per_period" and job.args:
+        name = job.args[0]
+    return name in IN_PROCESS_JOBS
+
+
 class _Preloading(JobLogContext):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,14 +102,14 @@ class PreloadedWorker(_Preloading, Worker):
     everything a job needs."""
 
     def execute_job(self, job, queue):
-        if job.func_name in IN_PROCESS_JOBS:
+        if runs_in_process(job):
             return self._run_here(job, queue)
         # A child must not inherit the connection an in-process job left open (two processes on one socket).
         connections.close_all()
         return super().execute_job(job, queue)
 
     def get_heartbeat_ttl(self, job) -> int:
-        if job.func_name in IN_PROCESS_JOBS:
+        if runs_in_process(job):
             # This process runs the job and cannot beat meanwhile: the heartbeat covers the job's whole timeout.
             return SimpleWorker.get_heartbeat_ttl(self, job)
         return super().get_heartbeat_ttl(job)

@@ -80,3 +80,20 @@ def test_rq_plain_worker_leaves_each_job_to_import_litellm_itself(queue):
 def test_a_gateway_command_job_runs_in_the_worker_process_itself():
     assert "keys.jobs.run_gateway_command" in worker.IN_PROCESS_JOBS
     assert "audit.jobs.build_evidence_export" not in worker.IN_PROCESS_JOBS  # long and memory-hungry: forked
+
+
+def test_a_scheduled_short_job_runs_in_process_through_the_once_per_period_wrapper():
+    from redis import Redis  # noqa: PLC0415
+    from rq.job import Job  # noqa: PLC0415
+
+    from govsite import scheduling  # noqa: PLC0415
+
+    connection = Redis()  # not contacted: the jobs are only built, never saved
+    sweep = Job.create(
+        scheduling.run_once_per_period, args=("keys.jobs.sweep_gateway_commands", 60), connection=connection
+    )
+    export = Job.create(
+        scheduling.run_once_per_period, args=("budgets.jobs.pull_spend_logs", 60), connection=connection
+    )
+    assert worker.runs_in_process(sweep)
+    assert not worker.runs_in_process(export)
