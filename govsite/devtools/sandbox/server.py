@@ -133,6 +133,10 @@ class Handler(ChatCompletions, BaseHTTPRequestHandler):
     server: SandboxServer
     protocol_version = "HTTP/1.1"
     server_version = "govsite-sandbox-gateway"
+    # A response goes out as two writes (the headers, then the body) on a kept-alive connection: with
+    # Nagle's algorithm the body waits for the client's delayed ACK of the headers, 40 ms on Linux, a
+    # latency LiteLLM's own server does not have (asyncio, under uvicorn, sets TCP_NODELAY on every connection).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("%s %s", self.address_string(), format % args)
