@@ -7,3 +7,10 @@ def record(**kwargs):
     from audit.chain import record as _record
 
     return _record(**kwargs)
+
+
+def record_many(events):
+    """Several events, in order, in the caller's transaction (see audit.chain.record_many)."""
+    from audit.chain import record_many as _record_many
+
+    return _record_many(events)

@@ -77,7 +77,7 @@ def locked_head() -> tuple[int, str]:
     return (last["seq"], last["hash"]) if last else (0, GENESIS_HASH)
 
 
-def record(
+def _event(
     *,
     action: str,
     actor=None,
@@ -89,10 +89,7 @@ def record(
     team=None,
     data: dict | None = None,
 ) -> AuditEvent:
-    """Append one event. Must run inside the caller's transaction, so the change and its event
-    commit or roll back together."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit.record must be called inside the transaction that makes the change")
+    """An event's fields (not yet numbered, linked or saved), with the request's context."""
     if target is not None:
         target_type = target_type or target._meta.label_lower
         target_id = target_id or target.pk
@@ -105,12 +102,7 @@ def record(
     else:
         actor = None
         actor_label = actor_label or "system"
-
-    _lock_chain()
-    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-    event = AuditEvent(
-        seq=(last["seq"] + 1) if last else 1,
-        created_at=timezone.now(),
+    return AuditEvent(
         actor=actor,
         actor_label=actor_label[:254],
         action=action,
@@ -122,11 +114,45 @@ def record(
         ip=request_ctx.ip,
         user_agent=request_ctx.user_agent[:400],
         request_id=request_ctx.request_id,
-        prev_hash=last["hash"] if last else GENESIS_HASH,
     )
-    event.hash = compute_hash(event, event.prev_hash)
-    event.save(force_insert=True)
-    return event
+
+
+def _append(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Number, link and hash the events after the chain's head, under the writers' lock, and insert them."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record must be called inside the transaction that makes the change")
+    _lock_chain()
+    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    seq, prev_hash = (last["seq"], last["hash"]) if last else (0, GENESIS_HASH)
+    for event in events:
+        seq += 1
+        event.seq = seq
+        event.created_at = timezone.now()
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = compute_hash(event, prev_hash)
+    if len(events) == 1:
+        events[0].save(force_insert=True)
+    else:
+        AuditEvent.objects.bulk_create(events, batch_size=500)
+    return events
+
+
+def record(**fields) -> AuditEvent:
+    """Append one event (`action`, `actor` or `actor_label`, `target`…, `team`, `data`). Must run inside the
+    caller's transaction, so the change and its event commit or roll back together."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record must be called inside the transaction that makes the change")
+    return _append([_event(**fields)])[0]
+
+
+def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Append several events in this order (each a dict of `record`'s arguments): one lock, one read of the
+    head and one insert for a batch (a rollout's keys), the same chain as one `record` call each."""
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit.record_many must be called inside the transaction that makes the change")
+    return _append([_event(**fields) for fields in events])
 
 
 @dataclass(frozen=True)

@@ -24,22 +24,12 @@ ROTATION_GRACE = timedelta(hours=getattr(settings, "KEY_ROTATION_GRACE_HOURS", 2
 REVOCABLE = (VirtualKey.Status.ACTIVE, VirtualKey.Status.PROVISIONING, VirtualKey.Status.FAILED)
 
 
-def key_create(
-    *,
-    request: KeyRequest,
-    allowed_models: list[str],
-    expires_at,
-    actor: User | None,
-    rotated_from: VirtualKey | None = None,
-    issue_command: bool = True,
+def _new_key(
+    request: KeyRequest, *, allowed_models: list[str], expires_at, number: int, rotated_from: VirtualKey | None = None
 ) -> VirtualKey:
-    """A key row and its provisioning command, in the caller's transaction; the secret is made
-    here so a re-run command can recognise the key it already created. A rotation belongs to the
-    rotated key's owner (who may no longer be the request's, after a reassignment). A rollout's keys are
-    made without their command (`issue_command=False`): the rollout's sync command issues them when done."""
+    """A key row for the request, not yet saved, with a fresh secret held only encrypted."""
     secret = crypto.new_secret()
-    number = request.keys.count() + 1
-    key = VirtualKey.objects.create(
+    key = VirtualKey(
         request=request,
         owner=rotated_from.owner if rotated_from else request.owner,
         team=request.team,
@@ -57,21 +47,58 @@ def key_create(
         rotated_from=rotated_from,
     )
     del secret
+    return key
+
+
+def _provisioning_requested(key: VirtualKey, *, actor: User | None) -> dict:
+    return {
+        "actor": actor,
+        "actor_label": "" if actor else "policy",
+        "action": "key.provisioning_requested",
+        "target": key,
+        "team": key.team,
+        "data": {
+            "alias": key.alias,
+            "models": key.allowed_models,
+            "rotated_from": key.rotated_from.alias if key.rotated_from else None,
+        },
+    }
+
+
+def key_create(
+    *,
+    request: KeyRequest,
+    allowed_models: list[str],
+    expires_at,
+    actor: User | None,
+    rotated_from: VirtualKey | None = None,
+    issue_command: bool = True,
+) -> VirtualKey:
+    """A key row and its provisioning command, in the caller's transaction; the secret is made
+    here so a re-run command can recognise the key it already created. A rotation belongs to the
+    rotated key's owner (who may no longer be the request's, after a reassignment). A rollout's keys are
+    made without their command (`issue_command=False`): the rollout's sync command issues them when done."""
+    key = _new_key(
+        request,
+        allowed_models=allowed_models,
+        expires_at=expires_at,
+        number=request.keys.count() + 1,
+        rotated_from=rotated_from,
+    )
+    key.save(force_insert=True)
     if issue_command:
         gateway_command_issue(GatewayCommand.Kind.KEY_GENERATE, key=key)
-    audit.record(
-        actor=actor,
-        actor_label="" if actor else "policy",
-        action="key.provisioning_requested",
-        target=key,
-        team=key.team,
-        data={
-            "alias": key.alias,
-            "models": allowed_models,
-            "rotated_from": rotated_from.alias if rotated_from else None,
-        },
-    )
+    audit.record(**_provisioning_requested(key, actor=actor))
     return key
+
+
+def keys_create_first(*, requests: list[KeyRequest], allowed_models: list[str], expires_at, actor: User | None):
+    """The first key of each of many new requests (a rollout's), without their commands, in the caller's
+    transaction: one insert of the keys and one of their audit events, the same rows as `key_create` each."""
+    keys = [_new_key(r, allowed_models=allowed_models, expires_at=expires_at, number=1) for r in requests]
+    VirtualKey.objects.bulk_create(keys, batch_size=500)
+    audit.record_many([_provisioning_requested(key, actor=actor) for key in keys])
+    return keys
 
 
 @transaction.atomic(durable=True)

@@ -84,6 +84,29 @@ def test_event_rolled_back_with_its_change_leaves_no_gap_in_the_chain():
     assert verify().ok
 
 
+@pytest.mark.django_db(transaction=True)
+def test_events_recorded_in_a_batch_continue_the_chain_in_their_order_like_one_call_each():
+    write_events(2)
+    with transaction.atomic():
+        batch = audit.record_many([{"action": "test.batch", "data": {"n": n}} for n in range(5)])
+        audit.record(action="test.after_batch")
+    events = list(AuditEvent.objects.order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, 9))
+    assert [e.pk for e in events[2:7]] == [e.pk for e in batch]
+    assert [e.data["n"] for e in events[2:7]] == [0, 1, 2, 3, 4]
+    for before, event in zip(events, events[1:], strict=False):
+        assert event.prev_hash == before.hash
+        assert event.hash == compute_hash(event, event.prev_hash)  # what is stored is what was hashed
+    assert verify().ok and verify().count == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_outside_a_transaction_is_refused_and_writes_nothing():
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        audit.record_many([{"action": "test.outside"}])
+    assert not AuditEvent.objects.exists()
+
+
 # --- tampering ---------------------------------------------------------------------------------
 
 
