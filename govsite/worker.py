@@ -58,6 +58,7 @@ def preload() -> float:
 IN_PROCESS_JOBS = frozenset(
     {
         "keys.jobs.run_gateway_command",
+        "keys.jobs.run_gateway_commands",
         "keys.jobs.sweep_gateway_commands",
         "budgets.jobs.deliver_alert",
         "budgets.jobs.retry_alert_deliveries",

@@ -7,6 +7,10 @@ def run_gateway_command(command_id: int) -> str:
     return services.gateway_command_execute(command_id=command_id)
 
 
+def run_gateway_commands(command_ids: list[int]) -> dict[str, int]:
+    return services.gateway_commands_execute(command_ids=command_ids)
+
+
 def sweep_gateway_commands() -> int:
     return services.gateway_commands_sweep()
 

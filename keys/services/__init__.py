@@ -19,6 +19,7 @@ from keys.services.commands import (
     gateway_command_execute,
     gateway_command_issue,
     gateway_command_retry,
+    gateway_commands_execute,
     gateway_commands_sweep,
 )
 from keys.services.lifecycle import (
@@ -85,6 +86,7 @@ __all__ = [
     "RolloutInput",
     "data_classification_relabel",
     "gateway_command_execute",
+    "gateway_commands_execute",
     "gateway_command_issue",
     "gateway_command_retry",
     "gateway_commands_sweep",

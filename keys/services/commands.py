@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
+from govsite import jobs
 from govsite.accounts import permissions
 from govsite.accounts.models import Team, User
 from govsite.errors import InvalidTransition
@@ -23,6 +24,9 @@ from keys.models import GatewayCommand, VirtualKey
 
 MAX_ATTEMPTS = getattr(settings, "GATEWAY_COMMAND_MAX_ATTEMPTS", 8)
 LEASE = timedelta(seconds=getattr(settings, "GATEWAY_COMMAND_LEASE_SECONDS", 300))
+# A rollout's key commands go to the queue in jobs of this many: a few per worker for 500 keys, each job a
+# second or two of gateway calls.
+BATCH = 20
 
 
 def _given_up(command: GatewayCommand) -> None:
@@ -83,14 +87,36 @@ def gateway_command_execute(*, command_id: int) -> str:
         command.save(update_fields=["done_at"])
         gateway_handlers.apply_outcome(command, outcome)
         if command.kind == GatewayCommand.Kind.ROLLOUT_SYNC:
-            # The team and users exist: each waiting key gets its own command now (every worker can take one).
+            # The team and users exist: each waiting key gets its own command now, carried out in batches so
+            # every worker can take some and none pays a job's overhead per key.
             waiting = gateway_handlers.rollout_keys_waiting(command).filter(status=VirtualKey.Status.PROVISIONING)
-            for key in waiting:
-                gateway_command_issue(
-                    GatewayCommand.Kind.KEY_GENERATE, key=key, payload={"rollout": command.payload["rollout"]}
-                )
+            issued = GatewayCommand.objects.bulk_create(
+                [
+                    GatewayCommand(
+                        kind=GatewayCommand.Kind.KEY_GENERATE,
+                        key=key,
+                        team_id=key.team_id,
+                        payload={"rollout": command.payload["rollout"]},
+                    )
+                    for key in waiting
+                ],
+                batch_size=500,
+            )
+            pks = [c.pk for c in issued]
+            for start in range(0, len(pks), BATCH):
+                jobs.enqueue("keys.jobs.run_gateway_commands", pks[start : start + BATCH])
 
     return COMMANDS.complete(command.pk, apply=done).status
+
+
+def gateway_commands_execute(*, command_ids: list[int]) -> dict[str, int]:
+    """Several commands one after the other (a rollout's keys), each claimed, carried out and completed on
+    its own as `gateway_command_execute` does: how many ended in each status."""
+    outcomes: dict[str, int] = {}
+    for pk in command_ids:
+        status = gateway_command_execute(command_id=pk)
+        outcomes[status] = outcomes.get(status, 0) + 1
+    return outcomes
 
 
 @transaction.atomic(durable=True)

@@ -317,3 +317,37 @@ def test_the_rollout_page_reads_a_fixed_number_of_queries_whatever_its_size(clie
         assert page.status_code == 200 and f"{size} keys" in page.content.decode()
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_rollouts_key_commands_reach_the_queue_in_batches_each_command_once(
+    redis_queue, live_gateway, admin_user, open_model
+):
+    """The sync's completion issues one command per key and queues them a batch per job, so no worker pays a
+    job's overhead per key; each job claims and completes each of its commands on its own."""
+    import django_rq
+
+    from keys.services.commands import BATCH
+
+    team, lead, _ = _team_of(BATCH + 5, slug="rollout-batches")
+    rollout = services.rollout_create(requester=lead, data=rollout_input(team, [open_model]))
+    services.rollout_approve(rollout=rollout, approver=admin_user)
+    queue = django_rq.get_queue("default")
+    (sync_job,) = queue.get_jobs()
+    assert sync_job.func_name == "keys.jobs.run_gateway_command"
+    queue.empty()
+    sync_job.perform()  # the team and its users at the gateway, in this process
+
+    jobs = queue.get_jobs()
+    assert [j.func_name for j in jobs] == ["keys.jobs.run_gateway_commands"] * 2
+    batches = [j.args[0] for j in jobs]
+    assert [len(b) for b in batches] == [BATCH, 5]
+    commands = GatewayCommand.objects.filter(kind=GatewayCommand.Kind.KEY_GENERATE, key__request__rollout=rollout)
+    assert sorted(pk for b in batches for pk in b) == sorted(commands.values_list("pk", flat=True))
+
+    assert jobs[1].perform() == {"done": 5}
+    assert jobs[1].perform() == {"skipped": 5}  # run again (a redelivered job): nothing is done twice
+    assert jobs[0].perform() == {"done": BATCH}
+    keys = VirtualKey.objects.filter(request__rollout=rollout)
+    assert keys.filter(status=VirtualKey.Status.ACTIVE).count() == BATCH + 5
+    assert set(commands.values_list("attempts", flat=True)) == {1}
+    assert len(_gateway_keys(live_gateway, team)) == BATCH + 5
