@@ -1,5 +1,7 @@
 """Every page of the navigation, as each role: axe-core (WCAG 2.1 A/AA) finds nothing on govsite's own
-markup and the browser reports no Content-Security-Policy violation.
+markup, the browser reports no Content-Security-Policy violation, every page reads at 390 px wide (a phone)
+without scrolling sideways (a wide table scrolls in its own box), and each role's top bar fits one row at
+1366 px.
 
 The pages are found, not listed: from the home page every link of the header and of every `nav` (the
 sub-navigations too), the action links (`a.button`) of the pages reached and, from each page of the
@@ -17,6 +19,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install the dev extra")
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
 from tests.e2e.conftest import ARTIFACTS  # noqa: E402
@@ -48,6 +51,50 @@ CHARTS = """() => [...document.querySelectorAll(".plotly-chart")].map((div) => {
           buttons: [...div.querySelectorAll(".modebar-btn")].map((b) => b.getAttribute("data-title")),
           logo: div.querySelectorAll(".modebar-btn--logo, a[href*='plotly']").length};
 })"""
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+LAPTOP = {"width": 1366, "height": 768}
+FITS = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+# What sticks out past the window's right edge (outside a box that scrolls on its own): the culprits of a page
+# that scrolls sideways.
+STICKING_OUT = """() => {
+  const width = document.documentElement.clientWidth;
+  const scrolls = (e) => { for (let p = e.parentElement; p; p = p.parentElement) {
+    if (["auto", "scroll"].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+  return {width: document.documentElement.scrollWidth, culprits: [...document.querySelectorAll("body *")]
+    .filter((e) => e.getBoundingClientRect().right > width + 1 && !scrolls(e)
+      && !e.parentElement.closest("details:not([open])"))
+    .slice(0, 6).map((e) => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+      + (typeof e.className === "string" && e.className ? "." + e.className.trim().split(/\\s+/).join(".") : ""))};
+}"""
+# The top bar's pieces (the name, each entry of the navigation, who is signed in): [top, bottom] of each. On one
+# row every piece overlaps every other vertically.
+BAR_PIECES = """() => [...document.querySelectorAll(
+  "header.topbar > .brand, header.topbar .mainnav > *, header.topbar .who > *")].map((e) => { const b = e.getBoundingClientRect(); return [b.top, b.bottom]; })"""
+
+
+def check_phone_width(page, path: str) -> str | None:
+    """The page at 390 px wide: no sideways scrolling (charts redraw to the width first). Back at 1280 after."""
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_function(FITS, timeout=3000)
+        problem = None
+    except PlaywrightTimeout:
+        wide = page.evaluate(STICKING_OUT)
+        problem = f"{path}: {wide['width']} px wide at {PHONE['width']} px, sticking out: {wide['culprits']}"
+    page.set_viewport_size(DESKTOP)
+    return problem
+
+
+def check_bar_fits_one_row(page, role: str) -> str | None:
+    page.set_viewport_size(LAPTOP)
+    pieces = page.evaluate(BAR_PIECES)
+    page.set_viewport_size(DESKTOP)
+    assert pieces, f"{role}: no top bar found"
+    if max(top for top, _ in pieces) >= min(bottom for _, bottom in pieces):
+        rows = sorted({round(top) for top, _ in pieces})
+        return f"{role}: the top bar wraps at {LAPTOP['width']} px (its pieces start at {rows} px)"
+    return None
 
 
 def _same_site(base: str, href: str | None) -> str | None:
@@ -72,8 +119,9 @@ def check_charts(page, path: str) -> int:
     return len(charts)
 
 
-def crawl(page, people) -> dict[str, int]:
-    """Visit the navigation breadth first; returns each page's number of axe findings."""
+def crawl(page, people, layout: dict[str, str | None]) -> dict[str, int]:
+    """Visit the navigation breadth first; returns each page's number of axe findings. Each path not seen as an
+    earlier role is also looked at 390 px wide (`layout`: path -> what is wrong, or None)."""
     page.goto("/")
     queue = [p for p in (_same_site(page.url, h) for h in page.evaluate(LINKS, "header a[href], nav a[href]")) if p]
     top = set(queue)
@@ -93,6 +141,8 @@ def crawl(page, people) -> dict[str, int]:
         outside = page.evaluate(OUTSIDE)
         assert not outside, f"{path} links to or loads from outside the site: {outside}"
         seen[path] = len(people.audit(page))
+        if path not in layout:
+            layout[path] = check_phone_width(page, path)
         links = page.evaluate(LINKS, "nav a[href], main a.button[href]")
         if path in top:  # from a page of the navigation, also the first item of each of its lists
             links += page.evaluate(FIRST_ITEMS)
@@ -111,9 +161,12 @@ def test_every_page_of_the_navigation_as_each_role_passes_axe_with_no_csp_violat
     summary["anonymous"] = {"/accounts/login/": len(people.audit(anonymous))}
     anonymous.goto("/no-such-page/")
     summary["anonymous"]["/no-such-page/ (404)"] = len(people.audit(anonymous))
+    layout: dict[str, str | None] = {}
+    bars = []
     for role, who in ROLES.items():
         page = people.login(who)
-        summary[role] = crawl(page, people)
+        bars.append(check_bar_fits_one_row(page, role))
+        summary[role] = crawl(page, people, layout)
         if role == "finance":  # the toolbar's download works under the policy (no violation, a PNG)
             page.goto("/dashboards/")
             with page.expect_download() as download:
@@ -128,6 +181,7 @@ def test_every_page_of_the_navigation_as_each_role_passes_axe_with_no_csp_violat
     }
     report["third_party"] = [str(finding) for finding in people.third_party]
     report["charts_checked"] = people.charts
+    report["phone_width"] = {"pages": len(layout), "sideways": [p for p in layout.values() if p]}
     (ARTIFACTS / "accessibility-crawl.json").write_text(json.dumps(report, indent=2))
     print({role: (r["pages"], r["axe_findings"]) for role, r in summary_items(report)}, people.charts, "charts")
 
@@ -135,8 +189,11 @@ def test_every_page_of_the_navigation_as_each_role_passes_axe_with_no_csp_violat
     assert "/api/docs/" in summary["member"]
     assert any(path.startswith("/audit/") for path in summary["auditor"])
     assert any(path.startswith("/dashboards/") for path in summary["finance"])
+    # Every page reads on a phone without sideways scrolling; every role's bar is one row on a laptop.
+    assert not [p for p in layout.values() if p], "\n".join(p for p in layout.values() if p)
+    assert not [b for b in bars if b], [b for b in bars if b]
     # The people fixture fails the test on any finding or CSP violation, with the list.
 
 
 def summary_items(report):
-    return [(role, r) for role, r in report.items() if isinstance(r, dict)]
+    return [(role, r) for role, r in report.items() if isinstance(r, dict) and "axe_findings" in r]
