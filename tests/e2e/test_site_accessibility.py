@@ -70,7 +70,8 @@ STICKING_OUT = """() => {
 # The top bar's pieces (the name, each entry of the navigation, who is signed in): [top, bottom] of each. On one
 # row every piece overlaps every other vertically.
 BAR_PIECES = """() => [...document.querySelectorAll(
-  "header.topbar > .brand, header.topbar .mainnav > *, header.topbar .who > *")].map((e) => { const b = e.getBoundingClientRect(); return [b.top, b.bottom]; })"""
+  "header.topbar > .brand, header.topbar .mainnav > *, header.topbar .who > *")]
+  .map((e) => { const b = e.getBoundingClientRect(); return [b.top, b.bottom]; })"""
 
 
 def check_phone_width(page, path: str) -> str | None:
