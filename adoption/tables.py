@@ -7,6 +7,7 @@ header names the unit), so a downloaded table is exactly the table on the page.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -142,9 +143,18 @@ class Table:
         return rows
 
 
+_LEADING_NUMBER = re.compile(r"^(-?)(\d{4,})")
+
+
+def grouped(text: str) -> str:
+    """A figure's integer part with thousands separators, as the page shows it: "12345.60" -> "12,345.60",
+    "1500 ms" -> "1,500 ms". The CSV keeps the plain number a spreadsheet reads."""
+    return _LEADING_NUMBER.sub(lambda m: f"{m.group(1)}{int(m.group(2)):,}", text, count=1)
+
+
 def _td(cell: Cell) -> str:
     classes = " ".join(name for name, on in (("num", cell.numeric), ("too-few", cell.hidden)) if on)
-    text = escape(cell.text)
+    text = escape(grouped(cell.text) if cell.numeric else cell.text)
     if cell.url:
         text = f'<a href="{escape(cell.url)}">{text}</a>'
     return f'<td class="{classes}">{text}</td>' if classes else f"<td>{text}</td>"
