@@ -86,7 +86,7 @@ KEY_LIST_SCOPES = {"mine": my_keys, "team": team_keys_for_approver, "all": keys_
 def key_list_scopes(*, user: User) -> list[str]:
     """The key lists a person has: their own; their teams' when they approve for one; all for org roles."""
     scopes = ["mine"]
-    if permissions.teams_user_decides_for(user).exists():
+    if permissions.decides_for_any_team(user):
         scopes.append("team")
     if permissions.sees_whole_org(user):
         scopes.append("all")

@@ -89,6 +89,7 @@ from govsite.accounts.permissions.roles import (  # noqa: F401
     can_view_audit_log,
     can_view_team,
     deciders_of,
+    decides_for_any_team,
     finance_people,
     has_org_role,
     is_admin,

@@ -14,6 +14,7 @@ from govsite.accounts.permissions.roles import (
     NOTHING,
     _active,
     _approver_team_ids,
+    decides_for_any_team,
     is_admin,
     is_approver_of,
     is_auditor,
@@ -39,7 +40,7 @@ def can_request_any_key(user) -> bool:
 
 def has_key_approval_queue(user) -> bool:
     """Whether the user decides key requests for some team (approvers, admins): the queue page and the API's."""
-    return teams_user_decides_for(user).exists()
+    return decides_for_any_team(user)
 
 
 def _is_own_request(user, key_request) -> bool:

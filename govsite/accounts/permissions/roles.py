@@ -94,6 +94,21 @@ def teams_user_decides_for(user) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=approver_of)
 
 
+def decides_for_any_team(user) -> bool:
+    """Whether `teams_user_decides_for` holds a team, read once per user object (as `team_roles` is): every
+    page's navigation asks, and so do the queues it links to."""
+    if not _active(user):
+        return False
+    cached = getattr(user, "_decides_for_any_team_cache", None)
+    if cached is None:
+        if is_admin(user):
+            cached = Team.objects.exists()
+        else:  # an approver's teams exist (a membership holds its team): no query
+            cached = not is_auditor(user) and TeamRole.APPROVER in team_roles(user).values()
+        user._decides_for_any_team_cache = cached
+    return cached
+
+
 def people_visible_to(user) -> QuerySet[User]:
     """People the user may look up: the org for org roles, otherwise the people in their teams."""
     if not _active(user):

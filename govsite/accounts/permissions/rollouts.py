@@ -12,6 +12,7 @@ from govsite.accounts.permissions.roles import (
     NOTHING,
     _active,
     _approver_team_ids,
+    decides_for_any_team,
     is_admin,
     is_approver_of,
     may_change_state,
@@ -27,7 +28,7 @@ def can_request_rollout(user, team: Team | int) -> bool:
 
 
 def can_request_any_rollout(user) -> bool:
-    return may_change_state(user) and teams_user_decides_for(user).exists()
+    return may_change_state(user) and decides_for_any_team(user)
 
 
 def _is_own_rollout(user, rollout) -> bool:
