@@ -32,7 +32,7 @@ def _site(request):
             "is_auditor": permissions.is_auditor(user),
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
-            "inbox": inbox.inbox_count(user=user, applies={"key_requests": approves_keys}) if active else 0,
+            "inbox": _inbox_count(request, user, approves_keys) if active else 0,
             "approves_keys": approves_keys,
             "manages_gateway": permissions.can_manage_gateway(user),
             "sees_quarantine": permissions.can_view_reconciliation(user),
@@ -47,3 +47,11 @@ def _site(request):
             "manages_second_factors": permissions._active(user) and not mfa.signed_in_with_sso(request),
         },
     }
+
+
+def _inbox_count(request, user, approves_keys: bool) -> int:
+    # The inbox and home pages read every section already and leave their count on the request.
+    known = getattr(request, "inbox_count", None)
+    if known is not None:
+        return known
+    return inbox.inbox_count(user=user, applies={"key_requests": approves_keys})

@@ -263,6 +263,14 @@ def inbox(*, user: User, limit: int = 5) -> list[InboxSection]:
     return sections
 
 
+def waiting_in(sections: list[InboxSection], *, user: User) -> int:
+    """The navigation's count from sections already read (the inbox and home pages): what `inbox_count`
+    would count, without counting it again."""
+    if not permissions.may_change_state(user):
+        return 0
+    return sum(section.count for section in sections if section.provider.counts)
+
+
 def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
     """What the navigation shows on every page: everything waiting for this person to act on, counted in one
     query (each queue's own queryset counted as a subquery). `applies` may carry role answers already known."""

@@ -115,6 +115,9 @@ def test_inbox_counts_are_what_each_queue_holds(role, waiting, world):
     # The navigation shows the sum of what waits for a decision (not what waits for someone else).
     home = client.get(reverse("home"))
     assert home.context["nav"]["inbox"] == sum(n for kind, n in counts.items() if kind != "key_requests_waiting")
+    # Home and the inbox reuse the sections they read; every other page counts in one query: the same figure.
+    for name in ("inbox", "key_list", "notice_list"):
+        assert client.get(reverse(name)).context["nav"]["inbox"] == home.context["nav"]["inbox"], name
 
 
 def test_a_request_approved_once_waits_for_its_first_approver_without_buttons(waiting, approver_a_client):
