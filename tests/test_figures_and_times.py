@@ -22,6 +22,7 @@ TEMPLATES = Path(settings.BASE_DIR) / "templates"
 # a literal "UTC".
 TIME_WITHOUT_ZONE = re.compile(r'\|date:"(?=[^"]*[HG])(?![^"]*[TeOcrU])[^"]*"[^}]*\}\}(?!\s*UTC)')
 UNGROUPED_FLOAT = re.compile(r'\|floatformat:(?:"?\d"?)(?![\dg])')
+BARE_DOLLARS = re.compile(r"\$\{\{ [a-z_][a-z0-9_.]* \}\}")  # an amount printed as it is stored: 5000.00
 
 
 def _templates():
@@ -64,6 +65,12 @@ def test_every_decimal_figure_in_the_templates_is_grouped_by_thousands():
     ]
     assert not found, "figures formatted without thousands separators:\n" + "\n".join(found)
     assert UNGROUPED_FLOAT.search("{{ x|floatformat:2 }}") and not UNGROUPED_FLOAT.search('{{ x|floatformat:"2g" }}')
+    bare = [
+        f"{path.relative_to(TEMPLATES)}: {m.group(0)}"
+        for path in _templates()
+        for m in BARE_DOLLARS.finditer(path.read_text())
+    ]
+    assert not bare, "amounts shown without thousands separators:\n" + "\n".join(bare)
 
 
 def test_a_time_renders_with_the_sites_zone_and_figures_with_separators():
