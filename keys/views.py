@@ -416,14 +416,16 @@ def team_key_policy(request, slug):
 @role_required(permissions.can_view_gateway_operations, "Only admins and auditors see gateway operations.")
 def gateway_commands(request):
     status = request.GET.get("status", "")
+    counts = selectors.gateway_command_counts()
     return render(
         request,
         "keys/gateway_commands.html",
         {
             "page": paginate(request, selectors.gateway_command_list(status=status)),
-            "counts": selectors.gateway_command_counts(),
+            "counts": counts,
             "status": status,
-            "statuses": GatewayCommand.Status.choices,
+            # Each status with how many commands have it, for the filter's options: "Failed (3)".
+            "statuses": [(value, label, counts.get(value, 0)) for value, label in GatewayCommand.Status.choices],
             "can_retry": permissions.can_manage_gateway(request.user),
             "query": f"status={status}" if status else "",
         },

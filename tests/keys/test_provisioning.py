@@ -99,7 +99,10 @@ def test_gateway_down_at_approval_provisions_after_it_comes_back_without_a_hand(
     assert command.status == GatewayCommand.Status.PENDING and command.attempts == 1
     assert "Unavailable" in command.last_error
     assert _refresh(key).status == VirtualKey.Status.PROVISIONING
-    assert "Unavailable" in admin_client.get(reverse("gateway_commands")).content.decode()
+    page = admin_client.get(reverse("gateway_commands")).content.decode()
+    assert "Unavailable" in page
+    # The status filter says how many commands have each status.
+    assert ">Pending (1)</option>" in page and ">Failed — needs a hand (0)</option>" in page
 
     settings.LITELLM_URL = live_gateway.url
     # The cron sweeper finds the command once its backoff is over.
