@@ -121,6 +121,8 @@ def _append(events: list[AuditEvent]) -> list[AuditEvent]:
     """Number, link and hash the events after the chain's head, under the writers' lock, and insert them."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit.record must be called inside the transaction that makes the change")
+    if not events:
+        return []
     _lock_chain()
     last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
     seq, prev_hash = (last["seq"], last["hash"]) if last else (0, GENESIS_HASH)
@@ -140,18 +142,12 @@ def _append(events: list[AuditEvent]) -> list[AuditEvent]:
 def record(**fields) -> AuditEvent:
     """Append one event (`action`, `actor` or `actor_label`, `target`…, `team`, `data`). Must run inside the
     caller's transaction, so the change and its event commit or roll back together."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit.record must be called inside the transaction that makes the change")
     return _append([_event(**fields)])[0]
 
 
 def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
     """Append several events in this order (each a dict of `record`'s arguments): one lock, one read of the
     head and one insert for a batch (a rollout's keys), the same chain as one `record` call each."""
-    if not events:
-        return []
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit.record_many must be called inside the transaction that makes the change")
     return _append([_event(**fields) for fields in events])
 
 

@@ -25,8 +25,13 @@ UNGROUPED_FLOAT = re.compile(r'\|floatformat:(?:"?\d"?)(?![\dg])')
 BARE_DOLLARS = re.compile(r"\$\{\{ [a-z_][a-z0-9_.]* \}\}")  # an amount printed as it is stored: 5000.00
 
 
-def _templates():
-    return sorted(TEMPLATES.rglob("*.html"))
+def _found(pattern: re.Pattern) -> list[str]:
+    """Where a pattern matches in the templates: "path: text" each."""
+    return [
+        f"{path.relative_to(TEMPLATES)}: {match.group(0)}"
+        for path in sorted(TEMPLATES.rglob("*.html"))
+        for match in pattern.finditer(path.read_text())
+    ]
 
 
 @pytest.mark.parametrize(
@@ -45,11 +50,7 @@ def test_a_figure_is_grouped_by_thousands_on_the_page(text, shown):
 
 
 def test_every_time_of_day_in_the_templates_names_its_time_zone():
-    found = [
-        f"{path.relative_to(TEMPLATES)}: {match.group(0)}"
-        for path in _templates()
-        for match in TIME_WITHOUT_ZONE.finditer(path.read_text())
-    ]
+    found = _found(TIME_WITHOUT_ZONE)
     assert not found, "times shown without their zone:\n" + "\n".join(found)
     # The pattern finds what it is for.
     assert TIME_WITHOUT_ZONE.search('{{ t|date:"Y-m-d H:i" }}')
@@ -58,18 +59,10 @@ def test_every_time_of_day_in_the_templates_names_its_time_zone():
 
 
 def test_every_decimal_figure_in_the_templates_is_grouped_by_thousands():
-    found = [
-        f"{path.relative_to(TEMPLATES)}: {match.group(0)}"
-        for path in _templates()
-        for match in UNGROUPED_FLOAT.finditer(path.read_text())
-    ]
+    found = _found(UNGROUPED_FLOAT)
     assert not found, "figures formatted without thousands separators:\n" + "\n".join(found)
     assert UNGROUPED_FLOAT.search("{{ x|floatformat:2 }}") and not UNGROUPED_FLOAT.search('{{ x|floatformat:"2g" }}')
-    bare = [
-        f"{path.relative_to(TEMPLATES)}: {m.group(0)}"
-        for path in _templates()
-        for m in BARE_DOLLARS.finditer(path.read_text())
-    ]
+    bare = _found(BARE_DOLLARS)
     assert not bare, "amounts shown without thousands separators:\n" + "\n".join(bare)
 
 

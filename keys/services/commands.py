@@ -62,14 +62,20 @@ def gateway_command_issue(
     carried out by a job once that transaction commits, never before."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("gateway_command_issue runs inside the transaction of the decision it carries out")
-    command = GatewayCommand.objects.create(
+    command = _command(kind, key=key, team=team, payload=payload)
+    command.save(force_insert=True)
+    COMMANDS.enqueue(command.pk)
+    return command
+
+
+def _command(kind: str, *, key: VirtualKey | None = None, team: Team | None = None, payload: dict | None = None):
+    """A command row, not yet saved: a key's commands belong to its team."""
+    return GatewayCommand(
         kind=kind,
         key=key,
         team_id=team.pk if team is not None else (key.team_id if key is not None else None),
         payload=payload or {},
     )
-    COMMANDS.enqueue(command.pk)
-    return command
 
 
 def gateway_command_execute(*, command_id: int) -> str:
@@ -90,16 +96,9 @@ def gateway_command_execute(*, command_id: int) -> str:
             # The team and users exist: each waiting key gets its own command now, carried out in batches so
             # every worker can take some and none pays a job's overhead per key.
             waiting = gateway_handlers.rollout_keys_waiting(command).filter(status=VirtualKey.Status.PROVISIONING)
+            payload = {"rollout": command.payload["rollout"]}
             issued = GatewayCommand.objects.bulk_create(
-                [
-                    GatewayCommand(
-                        kind=GatewayCommand.Kind.KEY_GENERATE,
-                        key=key,
-                        team_id=key.team_id,
-                        payload={"rollout": command.payload["rollout"]},
-                    )
-                    for key in waiting
-                ],
+                [_command(GatewayCommand.Kind.KEY_GENERATE, key=key, payload=payload) for key in waiting],
                 batch_size=500,
             )
             pks = [c.pk for c in issued]

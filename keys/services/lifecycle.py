@@ -72,12 +72,11 @@ def key_create(
     expires_at,
     actor: User | None,
     rotated_from: VirtualKey | None = None,
-    issue_command: bool = True,
 ) -> VirtualKey:
     """A key row and its provisioning command, in the caller's transaction; the secret is made
     here so a re-run command can recognise the key it already created. A rotation belongs to the
-    rotated key's owner (who may no longer be the request's, after a reassignment). A rollout's keys are
-    made without their command (`issue_command=False`): the rollout's sync command issues them when done."""
+    rotated key's owner (who may no longer be the request's, after a reassignment). A rollout's keys are made
+    by `keys_create_first`, without commands: the rollout's sync command issues theirs when done."""
     key = _new_key(
         request,
         allowed_models=allowed_models,
@@ -86,8 +85,7 @@ def key_create(
         rotated_from=rotated_from,
     )
     key.save(force_insert=True)
-    if issue_command:
-        gateway_command_issue(GatewayCommand.Kind.KEY_GENERATE, key=key)
+    gateway_command_issue(GatewayCommand.Kind.KEY_GENERATE, key=key)
     audit.record(**_provisioning_requested(key, actor=actor))
     return key
 
