@@ -179,10 +179,30 @@ def by_team(queryset: QuerySet[TeamModelDay], scope: Scope, people: dict[int, se
     return _unpriced_is_not_zero(rows)
 
 
-def by_person(queryset: QuerySet[DailyRollup]) -> list[dict]:
-    """Cost per person of one team (DailyRollup filtered to the team), alphabetical: governance needs
-    the figures, not a ranking."""
-    rows = list(queryset.values("user_id").annotate(**SUMS).order_by())
+def key_person_rows(queryset: QuerySet[DailyRollup]) -> list[dict]:
+    """One team's DailyRollup rows summed per person and key in one pass: what `by_person` and
+    `refusals_by_key` add up further, so the team's rollup rows are read once for both."""
+    return list(queryset.values("user_id", "key_id", "token_hash", "team_id").annotate(**SUMS).order_by())
+
+
+def _sum_by(rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
+    """`rows` (from key_person_rows) added up per `fields`, in the order each group first appears."""
+    groups: dict[tuple, dict] = {}
+    for row in rows:
+        group = tuple(row[name] for name in fields)
+        total = groups.get(group)
+        if total is None:
+            groups[group] = {**{name: row[name] for name in fields}, **{name: row[name] for name in SUMS}}
+        else:
+            for name in SUMS:
+                total[name] += row[name]
+    return list(groups.values())
+
+
+def by_person(rows: list[dict]) -> list[dict]:
+    """Cost per person of one team (from key_person_rows), alphabetical: governance needs the figures, not a
+    ranking."""
+    rows = _sum_by(rows, ("user_id",))
     people = {
         user.pk: user
         for user in User.objects.filter(pk__in=[row["user_id"] for row in rows if row["user_id"]]).only(
@@ -198,15 +218,14 @@ def by_person(queryset: QuerySet[DailyRollup]) -> list[dict]:
     return _unpriced_is_not_zero(rows)
 
 
-def refusals_by_key(queryset: QuerySet[DailyRollup], scope: Scope) -> list[dict]:
-    """Keys refused by the gateway for their rate limit (429) or their budget: who needs higher
-    limits, who is running away. Sorted by team and key, not by count."""
-    rows = list(
-        queryset.values("key_id", "token_hash", "team_id")
-        .annotate(**SUMS)
-        .filter(Q(refusals_rate_limit__gt=0) | Q(refusals_budget__gt=0))
-        .order_by()[:MAX_ROWS]
-    )
+def refusals_by_key(rows: list[dict], scope: Scope) -> list[dict]:
+    """Keys refused by the gateway for their rate limit (429) or their budget (from key_person_rows): who
+    needs higher limits, who is running away. Sorted by team and key, not by count."""
+    rows = [
+        row
+        for row in _sum_by(rows, ("key_id", "token_hash", "team_id"))
+        if row["refusals_rate_limit"] > 0 or row["refusals_budget"] > 0
+    ][:MAX_ROWS]
     keys = {
         key.pk: key
         for key in VirtualKey.objects.filter(pk__in=[row["key_id"] for row in rows if row["key_id"]]).select_related(
@@ -422,7 +441,7 @@ def cost_dashboard(
     models = by_model(team_days)
     by = "team_id" if stack == "team" else "model"
     label = scope.team_name if by == "team_id" else (lambda model: model or "(no model)")
-    keys_and_people = in_period(DailyRollup, scope, period) if one_team else None
+    keys_and_people = key_person_rows(in_period(DailyRollup, scope, period)) if one_team else None
     active = active_people(scope, period)
     figures = totals(team_days)
     # A person active in two teams is one active person of the org.

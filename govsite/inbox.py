@@ -12,18 +12,22 @@ Every provider costs two queries (its count and its first rows) whatever the siz
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connections
+from django.core.signals import setting_changed
+from django.db import connections, router
 from django.db.models import QuerySet
+from django.db.models.functions import Now
 from django.urls import reverse
-from django.utils import timezone
 
 from audit import selectors as audit_selectors
 from budgets import quarantine
 from budgets import selectors as budget_selectors
+from budgets.models import Notice
 from govsite.accounts import permissions
 from govsite.accounts.models import User
 from keys import selectors as key_selectors
@@ -145,9 +149,10 @@ def _unmanaged(unmanaged) -> InboxItem:
 
 
 def expiring_keys(user: User) -> QuerySet:
-    """The person's own live keys that expire within 14 days."""
+    """The person's own live keys that expire within 14 days (of the database's clock, so that the query's
+    text does not change with the time: see inbox_count)."""
     return key_selectors.my_keys(user=user).filter(
-        status="active", expires_at__lte=timezone.now() + EXPIRY_WINDOW, grace_until__isnull=True
+        status="active", expires_at__lte=Now() + EXPIRY_WINDOW, grace_until__isnull=True
     )
 
 
@@ -271,21 +276,64 @@ def waiting_in(sections: list[InboxSection], *, user: User) -> int:
     return sum(section.count for section in sections if section.provider.counts)
 
 
+# The navigation's count query per person, as compiled SQL: building and compiling the queues' querysets costs
+# several times what running the query does, on every page. A queue's SQL depends only on who asks (their org
+# roles and team roles, which the permission checks read on every request anyway), the settings and the
+# database it reads: never on the time (the queues compare with the database's clock) nor on other rows, which
+# stay in the SQL as subqueries. So the SQL is kept per process under exactly those inputs, a bounded number of
+# people, and dropped when a setting changes.
+_COUNT_SQL: OrderedDict[tuple, tuple[str, str, list]] = OrderedDict()
+_COUNT_SQL_SIZE = 2000
+_count_sql_lock = threading.Lock()
+
+
+def _forget_count_sql(**_kwargs) -> None:
+    with _count_sql_lock:
+        _COUNT_SQL.clear()
+
+
+setting_changed.connect(_forget_count_sql)
+
+
+def _count_sql(user: User, providers: list[Provider]) -> tuple[str, str, list]:
+    """(database alias, SQL, parameters) of the count of these providers' queues for this person."""
+    queues = [provider.queue(user) for provider in providers]
+    parts, params = [], []
+    for queue in queues:
+        sql, sql_params = queue.order_by().values("pk").query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS waiting_{len(parts)})")  # noqa: S608
+        params.extend(sql_params)
+    # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.
+    return queues[0].db, "SELECT " + " + ".join(parts), params  # noqa: S608
+
+
 def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
     """What the navigation shows on every page: everything waiting for this person to act on, counted in one
     query (each queue's own queryset counted as a subquery). `applies` may carry role answers already known."""
     if not permissions.may_change_state(user):
         return 0
     known = applies or {}
-    queues = [p.queue(user) for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
-    if not queues:
+    providers = [p for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
+    if not providers:
         return 0
-    parts, params = [], []
-    for queue in queues:
-        sql, sql_params = queue.order_by().values("pk").query.sql_with_params()
-        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS waiting_{len(parts)})")  # noqa: S608
-        params.extend(sql_params)
-    with connections[queues[0].db].cursor() as cursor:  # the database the queues read (a replica, when routed)
-        # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.
-        cursor.execute("SELECT " + " + ".join(parts), params)  # noqa: S608
+    key = (
+        router.db_for_read(Notice),  # a replica inside replica_reads(), else the primary
+        user.pk,
+        user.org_roles,
+        tuple(sorted(permissions.team_roles(user).items())),
+        tuple(id(provider) for provider in providers),
+    )
+    with _count_sql_lock:
+        compiled = _COUNT_SQL.get(key)
+        if compiled is not None:
+            _COUNT_SQL.move_to_end(key)
+    if compiled is None:
+        compiled = _count_sql(user, providers)
+        with _count_sql_lock:
+            _COUNT_SQL[key] = compiled
+            while len(_COUNT_SQL) > _COUNT_SQL_SIZE:
+                _COUNT_SQL.popitem(last=False)
+    alias, sql, params = compiled
+    with connections[alias].cursor() as cursor:  # the database the queues read (a replica, when routed)
+        cursor.execute(sql, params)
         return int(cursor.fetchone()[0] or 0)

@@ -127,6 +127,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "govsite.context_processors.site",
             ],
+            # `amount` (figures grouped by thousands) on every page without a {% load %}.
+            "builtins": ["govsite.templatetags.figures"],
         },
     },
 ]

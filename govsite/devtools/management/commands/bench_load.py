@@ -28,6 +28,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import httpx
+import psutil
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -47,6 +49,27 @@ from govsite.devtools import processes
 from govsite.devtools.bench_data import prepare
 
 STARTUP_TIMEOUT = 90.0
+
+
+def _cpu_seconds(servers: list[subprocess.Popen]) -> dict[str, float]:
+    """CPU seconds used so far by the web processes (with their workers), the PostgreSQL server's processes
+    and this command's finished children (the load generator, once it has exited)."""
+
+    def used(process: psutil.Process) -> float:
+        # With the finished children it reaped: the PostgreSQL server's backends that ended during the load.
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            return times.user + times.system + times.children_user + times.children_system
+        return 0.0
+
+    web = 0.0
+    for server in servers:
+        with contextlib.suppress(psutil.Error):
+            parent = psutil.Process(server.pid)
+            web += used(parent) + sum(used(child) for child in parent.children(recursive=True))
+    postgres = sum(used(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"web": web, "postgres": postgres, "load generator": children.ru_utime + children.ru_stime}
 
 
 def _wait_for(url: str, process: subprocess.Popen, what: str) -> None:
@@ -87,6 +110,12 @@ class Command(BaseCommand):
         parser.add_argument("--check", action="store_true", help="exit non-zero if there are errors or p95 misses")
         parser.add_argument("--keep-db", action="store_true", help="keep the bench database afterwards")
         parser.add_argument(
+            "--reuse-db",
+            action="store_true",
+            help="load the database kept by an earlier --keep-db run instead of making it again (its clients' "
+            "sessions are kept beside it, in var/)",
+        )
+        parser.add_argument(
             "--database-url",
             default="",
             help="PostgreSQL URL of the bench database (default: DATABASE_URL's server, database <name>_bench)",
@@ -113,27 +142,20 @@ class Command(BaseCommand):
         db_url = options["database_url"] or self._bench_url(os.environ.get("DATABASE_URL", ""))
         workdir = Path(tempfile.mkdtemp(prefix="govsite-bench-"))
         running: dict[str, subprocess.Popen] = {}
+        kept_spec = Path(settings.VAR_DIR) / f"bench_load-{urlsplit(db_url).path.lstrip('/')}.json"
         try:
             env = self._env(db_url, workdir)
-            self._recreate(db_url)
-            self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: migrate, seed_demo")
-            self._manage(env, "migrate", "--noinput")
-            self._manage(env, "seed_demo")
-            running["sandbox"] = self._sandbox(env, workdir)
-            self.stdout.write(
-                f"filling it: {options['people']} more people with a key each, {options['spend_rows']:,} spend "
-                f"rows over {options['spend_days']} days, {options['pending']} pending requests per team, "
-                f"{options['users']} sessions"
-            )
-            spec_path = workdir / "spec.json"
-            started = time.monotonic()
-            self._manage(
-                env, "bench_load", "--prepare", str(spec_path), "--people", str(options["people"]),
-                "--pending", str(options["pending"]), "--users", str(options["users"]),
-                "--spend-rows", str(options["spend_rows"]), "--spend-days", str(options["spend_days"]), timeout=1800,
-            )  # fmt: skip
-            self.stdout.write(f"  filled in {time.monotonic() - started:.0f}s")
-            spec = json.loads(spec_path.read_text())
+            if options["reuse_db"]:
+                if not kept_spec.exists():
+                    raise CommandError(f"--reuse-db: no kept bench database ({kept_spec} is missing); run --keep-db")
+                spec = json.loads(kept_spec.read_text())
+                env["SECRET_KEY"] = spec["secret_key"]  # the kept sessions were signed with it
+                self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: reused")
+            else:
+                spec = self._fill(db_url, env, workdir, running, options)
+                if options["keep_db"]:
+                    kept_spec.parent.mkdir(parents=True, exist_ok=True)
+                    kept_spec.write_text(json.dumps({**spec, "secret_key": env["SECRET_KEY"]}))
             self._report_ledger(spec["ledger"])
             port = processes.free_port()
             base_url = f"http://127.0.0.1:{port}"
@@ -149,11 +171,14 @@ class Command(BaseCommand):
                 f"load: {options['users']} clients for {options['duration']:.0f}s against gunicorn "
                 f"({options['workers']} workers), think time {think[0]:g}-{think[1]:g}s"
             )
+            servers = [p for name, p in running.items() if name.startswith("gunicorn")]
+            before = _cpu_seconds(servers)
             result = self._locust(base_url, spec, workdir, options["users"], options["duration"], think)
+            result["cpu"] = {name: after - before.get(name, 0.0) for name, after in _cpu_seconds(servers).items()}
         finally:
             for process in reversed(running.values()):
                 processes.stop(process)
-            if not options["keep_db"]:
+            if not (options["keep_db"] or options["reuse_db"]):
                 with contextlib.suppress(Exception):
                     self._recreate(db_url, drop_only=True)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -162,6 +187,27 @@ class Command(BaseCommand):
             raise CommandError("the goal was missed")
 
     # --- pieces ---------------------------------------------------------------------------------------------
+
+    def _fill(self, db_url: str, env: dict[str, str], workdir: Path, running: dict, options: dict) -> dict:
+        self._recreate(db_url)
+        self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: migrate, seed_demo")
+        self._manage(env, "migrate", "--noinput")
+        self._manage(env, "seed_demo")
+        running["sandbox"] = self._sandbox(env, workdir)
+        self.stdout.write(
+            f"filling it: {options['people']} more people with a key each, {options['spend_rows']:,} spend "
+            f"rows over {options['spend_days']} days, {options['pending']} pending requests per team, "
+            f"{options['users']} sessions"
+        )
+        spec_path = workdir / "spec.json"
+        started = time.monotonic()
+        self._manage(
+            env, "bench_load", "--prepare", str(spec_path), "--people", str(options["people"]),
+            "--pending", str(options["pending"]), "--users", str(options["users"]),
+            "--spend-rows", str(options["spend_rows"]), "--spend-days", str(options["spend_days"]), timeout=1800,
+        )  # fmt: skip
+        self.stdout.write(f"  filled in {time.monotonic() - started:.0f}s")
+        return json.loads(spec_path.read_text())
 
     def _think(self, value: str) -> tuple[float, float]:
         try:
@@ -306,6 +352,10 @@ class Command(BaseCommand):
         for name, kinds in result.get("error_kinds", {}).items():
             for kind, count in kinds.items():
                 self.stdout.write(self.style.ERROR(f"  {name}: {count} x {kind}"))
+        if cpu := result.get("cpu"):
+            seconds = result["seconds"]
+            shares = ", ".join(f"{name} {used:.0f} s ({used / seconds:.2f} cores)" for name, used in cpu.items())
+            self.stdout.write(f"CPU during the load ({os.cpu_count()} cores): {shares}")
         overall = rows["overall"]
         ok = overall["errors"] == 0 and all(rows[n]["p95"] <= p95_goal for n in names)
         verdict = (
