@@ -62,12 +62,18 @@ def user_class(endpoint: str, spec: dict, think: tuple[float, float]) -> type[Fa
     return Client
 
 
-def run(spec: dict, *, host: str, users: int, duration: float, think: tuple[float, float]) -> dict:
+def run(spec: dict, *, host: str, users: int, duration: float, think: tuple[float, float], ramp: float) -> dict:
+    """The clients start evenly over `ramp` seconds, as people arrive, not all in the same millisecond; the
+    measured `duration` begins once every client has started and had a first request answered (`ramp` + 2 s
+    from the start). Requests answered before then are not counted."""
     times: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     error_kinds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    measuring = False
 
     def on_request(name, response_time, exception=None, **_):
+        if not measuring:
+            return
         times[name].append(response_time)
         if exception is not None:
             errors[name] += 1
@@ -77,8 +83,9 @@ def run(spec: dict, *, host: str, users: int, duration: float, think: tuple[floa
     classes = [user_class(name, endpoint, think) for name, endpoint in spec["endpoints"].items()]
     env = Environment(user_classes=classes, host=host, events=events, stop_timeout=5)
     runner = env.create_local_runner()
-    started = time.monotonic()
-    runner.start(user_count=users, spawn_rate=users)
+    runner.start(user_count=users, spawn_rate=users / ramp if ramp > 0 else users)
+    gevent.sleep(ramp + 2)
+    measuring, started = True, time.monotonic()
     gevent.spawn_later(duration, runner.quit)
     runner.greenlet.join()
     elapsed = time.monotonic() - started
@@ -113,10 +120,18 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--think-min", type=float, default=0.5)
     parser.add_argument("--think-max", type=float, default=1.5)
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the clients start")
     args = parser.parse_args()
     with open(args.spec) as fh:
         spec = json.load(fh)
-    result = run(spec, host=args.host, users=args.users, duration=args.duration, think=(args.think_min, args.think_max))
+    result = run(
+        spec,
+        host=args.host,
+        users=args.users,
+        duration=args.duration,
+        think=(args.think_min, args.think_max),
+        ramp=args.ramp,
+    )
     with open(args.out, "w") as fh:
         json.dump(result, fh)
 

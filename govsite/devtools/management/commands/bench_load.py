@@ -49,6 +49,9 @@ from govsite.devtools import processes
 from govsite.devtools.bench_data import prepare
 
 STARTUP_TIMEOUT = 90.0
+# The clients start evenly over this many seconds (people arrive, not all in one millisecond); the measured
+# minute begins once all of them have started (govsite/devtools/bench_clients.py).
+RAMP_SECONDS = 10.0
 
 
 def _cpu_seconds(servers: list[subprocess.Popen]) -> dict[str, float]:
@@ -168,8 +171,9 @@ class Command(BaseCommand):
                 _wait_for(f"{base_url}/healthz", running[f"gunicorn-{n}"], "gunicorn")
             self._warm_up(base_url, spec)
             self.stdout.write(
-                f"load: {options['users']} clients for {options['duration']:.0f}s against gunicorn "
-                f"({options['workers']} workers), think time {think[0]:g}-{think[1]:g}s"
+                f"load: {options['users']} clients starting over {RAMP_SECONDS:g}s, then measured for "
+                f"{options['duration']:.0f}s against gunicorn ({options['processes']} x {options['workers']} workers), "
+                f"think time {think[0]:g}-{think[1]:g}s"
             )
             servers = [p for name, p in running.items() if name.startswith("gunicorn")]
             before = _cpu_seconds(servers)
@@ -312,10 +316,10 @@ class Command(BaseCommand):
         command = [
             sys.executable, "-m", "govsite.devtools.bench_clients", str(spec_path), str(out_path),
             "--host", base_url, "--users", str(users), "--duration", str(duration),
-            "--think-min", str(think[0]), "--think-max", str(think[1]),
+            "--think-min", str(think[0]), "--think-max", str(think[1]), "--ramp", str(RAMP_SECONDS),
         ]  # fmt: skip
         result = subprocess.run(  # noqa: S603
-            command, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=duration + 120
+            command, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=RAMP_SECONDS + duration + 120
         )
         if result.returncode != 0 or not out_path.exists():
             raise CommandError(f"locust failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
