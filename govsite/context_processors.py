@@ -16,9 +16,7 @@ def _site(request):
     user = getattr(request, "user", None)
     active = permissions._active(user)
     approves_keys = active and permissions.has_key_approval_queue(user)
-    unread = 0
-    if permissions._active(user):
-        unread = Notice.objects.filter(user=user, read_at__isnull=True).count()
+    waiting, unread = _counts(request, user, approves_keys) if active else (0, 0)
     return {
         # Set by govsite.replica.on_replica on pages whose figures may come from the read replica.
         "replica_read": getattr(request, "replica_read", None),
@@ -32,7 +30,7 @@ def _site(request):
             "is_auditor": permissions.is_auditor(user),
             "sees_org": permissions.sees_whole_org(user),
             "can_view_audit": permissions.can_view_audit_log(user),
-            "inbox": _inbox_count(request, user, approves_keys) if active else 0,
+            "inbox": waiting,
             "approves_keys": approves_keys,
             "manages_gateway": permissions.can_manage_gateway(user),
             "sees_quarantine": permissions.can_view_reconciliation(user),
@@ -49,9 +47,10 @@ def _site(request):
     }
 
 
-def _inbox_count(request, user, approves_keys: bool) -> int:
+def _counts(request, user, approves_keys: bool) -> tuple[int, int]:
+    """(items waiting for the person, their unread notices)."""
     # The inbox and home pages read every section already and leave their count on the request.
     known = getattr(request, "inbox_count", None)
     if known is not None:
-        return known
-    return inbox.inbox_count(user=user, applies={"key_requests": approves_keys})
+        return known, Notice.objects.filter(user=user, read_at__isnull=True).count()
+    return inbox.navigation_counts(user=user, applies={"key_requests": approves_keys})

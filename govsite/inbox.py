@@ -7,7 +7,8 @@ informs (requests the person approved that wait for someone else) sets `counts=F
 decision on it, and adds nothing to the navigation's count. To add a kind, append a Provider to `PROVIDERS`
 (or call `register`) with a selector from the app that owns the data; the page and the count follow.
 
-Every provider costs two queries (its count and its first rows) whatever the size of its queue.
+The counts of every section (and the navigation's) come from one query, whatever the number of kinds; a section that
+holds anything costs one more query for its first rows, whatever the size of its queue.
 """
 
 from __future__ import annotations
@@ -256,16 +257,18 @@ def register(provider: Provider) -> None:
 
 
 def inbox(*, user: User, limit: int = 5) -> list[InboxSection]:
-    """The sections that apply to this person, each with its count and first rows (empty ones included)."""
-    sections = []
-    for provider in PROVIDERS:
-        if not provider.applies(user):
-            continue
-        queue = provider.queue(user)
-        count = queue.count()
-        items = [provider.item(row) for row in queue[:limit]] if count else []
-        sections.append(InboxSection(provider=provider, count=count, items=items))
-    return sections
+    """The sections that apply to this person, each with its count and first rows (empty ones included): the
+    counts in one query, then the first rows of each section that has any."""
+    providers = [provider for provider in PROVIDERS if provider.applies(user)]
+    counts = _counts(user, providers)[:-1] if providers else []
+    return [
+        InboxSection(
+            provider=provider,
+            count=count,
+            items=[provider.item(row) for row in provider.queue(user)[:limit]] if count else [],
+        )
+        for provider, count in zip(providers, counts, strict=True)
+    ]
 
 
 def waiting_in(sections: list[InboxSection], *, user: User) -> int:
@@ -276,7 +279,7 @@ def waiting_in(sections: list[InboxSection], *, user: User) -> int:
     return sum(section.count for section in sections if section.provider.counts)
 
 
-# The navigation's count query per person, as compiled SQL: building and compiling the queues' querysets costs
+# The navigation's counts per person, as compiled SQL: building and compiling the queues' querysets costs
 # several times what running the query does, on every page. A queue's SQL depends only on who asks (their org
 # roles and team roles, which the permission checks read on every request anyway), the settings and the
 # database it reads: never on the time (the queues compare with the database's clock) nor on other rows, which
@@ -295,27 +298,24 @@ def _forget_count_sql(**_kwargs) -> None:
 setting_changed.connect(_forget_count_sql)
 
 
+def _unread_notices(user: User) -> QuerySet[Notice]:
+    return Notice.objects.filter(user=user, read_at__isnull=True)
+
+
 def _count_sql(user: User, providers: list[Provider]) -> tuple[str, str, list]:
-    """(database alias, SQL, parameters) of the count of these providers' queues for this person."""
-    queues = [provider.queue(user) for provider in providers]
+    """(database alias, SQL, parameters) of this person's count of each provider's queue, in order, and of their
+    unread notices last."""
     parts, params = [], []
-    for queue in queues:
-        sql, sql_params = queue.order_by().values("pk").query.sql_with_params()
-        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS waiting_{len(parts)})")  # noqa: S608
+    for queryset in [*(provider.queue(user) for provider in providers), _unread_notices(user)]:
+        sql, sql_params = queryset.order_by().values("pk").query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{len(parts)})")  # noqa: S608
         params.extend(sql_params)
     # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.
-    return queues[0].db, "SELECT " + " + ".join(parts), params  # noqa: S608
+    return router.db_for_read(Notice), "SELECT " + ", ".join(parts), params  # noqa: S608
 
 
-def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
-    """What the navigation shows on every page: everything waiting for this person to act on, counted in one
-    query (each queue's own queryset counted as a subquery). `applies` may carry role answers already known."""
-    if not permissions.may_change_state(user):
-        return 0
-    known = applies or {}
-    providers = [p for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
-    if not providers:
-        return 0
+def _counts(user: User, providers: list[Provider]) -> list[int]:
+    """The count of each provider's queue for this person, then of their unread notices: one query."""
     key = (
         router.db_for_read(Notice),  # a replica inside replica_reads(), else the primary
         user.pk,
@@ -336,4 +336,23 @@ def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
     alias, sql, params = compiled
     with connections[alias].cursor() as cursor:  # the database the queues read (a replica, when routed)
         cursor.execute(sql, params)
-        return int(cursor.fetchone()[0] or 0)
+        return [int(count or 0) for count in cursor.fetchone()]
+
+
+def navigation_counts(*, user: User, applies: dict[str, bool] | None = None) -> tuple[int, int]:
+    """What the navigation shows on every page, in one query: everything waiting for this person to act on
+    (each queue's own queryset counted as a subquery; `applies` may carry role answers already known) and
+    their unread notices."""
+    if not permissions._active(user):
+        return 0, 0
+    if not permissions.may_change_state(user):
+        return 0, _unread_notices(user).count()
+    known = applies or {}
+    providers = [p for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
+    *waiting, unread = _counts(user, providers)
+    return sum(waiting), unread
+
+
+def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
+    """The navigation's count of everything waiting for this person to act on (see navigation_counts)."""
+    return navigation_counts(user=user, applies=applies)[0]

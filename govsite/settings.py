@@ -161,6 +161,17 @@ DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
 if DATABASE_URL and DATABASE_REPLICA_URL:
     DATABASES["replica"] = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+# Prepared statements on PostgreSQL: a statement a connection has run DB_PREPARE_THRESHOLD times is prepared
+# on the server and planned once, not at every page (the queues' and lists' joins cost more to plan than to
+# run). It needs server-side parameter binding. 0 turns both off (behind a pooler in transaction mode, such as
+# PgBouncer before 1.21, a prepared statement does not survive from one transaction to the next).
+DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 5)
+if DATABASE_URL and DB_PREPARE_THRESHOLD > 0:
+    for _database in DATABASES.values():
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            _database.setdefault("OPTIONS", {}).update(
+                {"server_side_binding": True, "prepare_threshold": DB_PREPARE_THRESHOLD}
+            )
 REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
 REPLICA_LAG_CHECK_SECONDS = env_int("REPLICA_LAG_CHECK_SECONDS", 2)
 DATABASE_ROUTERS = ["govsite.replica.ReplicaRouter"]

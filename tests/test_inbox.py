@@ -188,3 +188,45 @@ def test_a_person_in_no_team_is_not_offered_a_key_request(db):
     client.force_login(loner)
     for page in ("home", "key_list"):
         assert reverse("key_request_create") not in client.get(reverse(page)).content.decode(), page
+
+
+def test_the_navigations_count_follows_new_rows_new_roles_and_the_clock(
+    team_a,
+    team_b,
+    member_a_user,
+    member_b_user,
+    open_model,  # noqa: F811
+):
+    """The navigation's SQL is kept per person and roles (govsite.inbox.navigation_counts): rows that arrive
+    later, a team role given later and a key that comes within 14 days of expiry by the database's clock all
+    count, and the kept SQL of one person never answers for another."""
+    from govsite.accounts.models import Membership, TeamRole, User
+
+    lead = make_user(email="lead@example.com", teams={team_a: TeamRole.APPROVER})
+
+    def nav_count(user) -> int:
+        fresh = User.objects.get(pk=user.pk)  # a new request's user: roles read again
+        return inbox.inbox_count(user=fresh)
+
+    assert nav_count(lead) == 0
+    KeyRequestFactory(requested_by=member_a_user, team=team_a, requested_models=[open_model])
+    assert nav_count(lead) == 1  # a row that arrived after the SQL was kept
+    KeyRequestFactory(requested_by=member_b_user, team=team_b, requested_models=[open_model])
+    assert nav_count(lead) == 1  # team B's is not theirs...
+    Membership.objects.create(user=lead, team=team_b, role=TeamRole.APPROVER)
+    assert nav_count(lead) == 2  # ...until they approve for team B too
+    Membership.objects.filter(user=lead, team=team_b).delete()
+    assert nav_count(lead) == 1
+
+    # A key expiring in 20 days is not counted; moved to 10 days from the database's now, it is.
+    key = VirtualKeyFactory(team=team_a, owner=lead, expires_at=timezone.now() + timedelta(days=20))
+    assert nav_count(lead) == 1
+    type(key).objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(days=10))
+    assert nav_count(lead) == 2
+
+    # Another approver of team A, with the same roles, gets their own count (their own key is not the lead's).
+    other = make_user(email="other-lead@example.com", teams={team_a: TeamRole.APPROVER})
+    assert nav_count(other) == 1
+    # Their unread notices come in the same query.
+    Notice.objects.create(user=other, title="Read me")
+    assert inbox.navigation_counts(user=User.objects.get(pk=other.pk)) == (1, 1)
