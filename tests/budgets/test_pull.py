@@ -2,6 +2,7 @@
 in a window never duplicate or lose a row."""
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -102,12 +103,14 @@ def test_a_crash_between_fetching_a_page_and_committing_it_loses_and_duplicates_
     # trigger refuses one of its rows, so the whole page's transaction rolls back.
     ordered = sorted(rows, key=lambda row: (row["startTime"], row["request_id"]))
     victim = ordered[1500]["request_id"]
-    # DDL is the owner's (the app role may not add a trigger): the test plays the schema's owner for it.
+    # DDL is the owner's (the app role may not add a trigger): the test plays the schema's owner for it. A
+    # function's body takes no bound parameter (the server binds them): the victim's id, letters, digits and
+    # dashes, is written into it.
+    assert re.fullmatch(r"[\w-]+", victim), victim
     with dbroles.owner_cursor() as cursor:
         cursor.execute(
             "CREATE FUNCTION budgets_test_crash() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "IF NEW.request_id = %s THEN RAISE EXCEPTION 'worker killed mid-page'; END IF; RETURN NEW; END $$",
-            [victim],
+            f"IF NEW.request_id = '{victim}' THEN RAISE EXCEPTION 'worker killed mid-page'; END IF; RETURN NEW; END $$"
         )
         cursor.execute(
             "CREATE TRIGGER budgets_test_crash BEFORE INSERT ON budgets_spendrecord "

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 
 from budgets import pricing
 from budgets.ingest import ingest_spend_rows
+from govsite.devtools.ledger_fill import partitioned_ledger
 from keys.models import VirtualKey
 
 _MODELS = (
@@ -289,38 +290,24 @@ class Command(BaseCommand):
         """The scratch ledger partitioned by month (budgets.partitions' SQL), its older months holding
         `existing` rows made by one INSERT ... SELECT over generate_series (their shape matters, not
         their realism: the ingest's probes and the unique key's index sizes are what they load)."""
-        from budgets.partitions import DEFAULT, LEDGER, Month, create_month_sql  # noqa: PLC0415 - bench only
+        from budgets.partitions import LEDGER, Month  # noqa: PLC0415 - bench only
 
         current = Month.of(datetime.now(UTC))
+        span = months * 30 * 86400
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE {schema}.{LEDGER}")
-            cursor.execute(
-                f"CREATE TABLE {schema}.{LEDGER} (LIKE public.{LEDGER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                ' PARTITION BY RANGE ("time")'
-            )
-            cursor.execute(f'ALTER TABLE {schema}.{LEDGER} ADD PRIMARY KEY (request_id, "time")')
-            cursor.execute(f'CREATE INDEX ON {schema}.{LEDGER} ("time")')
-            cursor.execute(f'CREATE INDEX ON {schema}.{LEDGER} (key_id, "time")')
-            cursor.execute(f"CREATE TABLE {schema}.{DEFAULT} PARTITION OF {schema}.{LEDGER} DEFAULT")
-            for offset in range(-months + 1, 2):
-                cursor.execute(create_month_sql(current.shifted(offset)))
-            if existing:
-                self.stdout.write(f"filling the partitioned ledger with {existing:,} rows over {months} months ...")
-                started = time.perf_counter()
-                span = months * 30 * 86400
-                cursor.execute(
-                    f"""INSERT INTO {LEDGER} (request_id, time, token_hash, key_alias, model, model_group, provider,
-                        prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, status, error_type,
-                        client_tool, user_agent, request_tags, gateway_spend, cost, cost_source, source, ingested_at)
-                    SELECT 'existing-' || g, now() - make_interval(secs => (g::bigint * 7919) %% {span} + 1),
+            partitioned_ledger(
+                cursor,
+                schema=schema,
+                months=[current.shifted(offset) for offset in range(-months + 1, 2)],
+                rows=existing,
+                select=f"""'existing-' || g, now() - make_interval(secs => (g::bigint * 7919) %% {span} + 1),
                         md5((g %% 500)::text), '', 'openai/gpt-4o', 'gpt-4o', 'openai',
                         1000 + g %% 5000, g %% 900, 0, 0,
-                        'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001, 'gateway', 'pull', now()
-                    FROM generate_series(1, %s) AS g""",  # noqa: S608 - constants of this module
-                    [existing],
-                )
-                cursor.execute(f"ANALYZE {LEDGER}")
-                self.stdout.write(f"  filled in {time.perf_counter() - started:.0f} s")
+                        'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001,
+                        'gateway', 'pull', now()""",
+                say=self.stdout.write,
+            )
 
     def _ingest(self, data: list[dict], page_size: int) -> float:
         self.stdout.write("ingesting through budgets.ingest.ingest_spend_rows ...")

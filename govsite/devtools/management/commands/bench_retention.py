@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from budgets.partitions import DEFAULT, LEDGER, Month, create_month_sql, drop_month_sql
+from budgets.partitions import LEDGER, Month, drop_month_sql
+from govsite.devtools.ledger_fill import partitioned_ledger
 
 
 class Command(BaseCommand):
@@ -41,35 +42,19 @@ class Command(BaseCommand):
             with connection.cursor() as cursor:
                 cursor.execute(f"CREATE SCHEMA {schema}")
                 cursor.execute(f"SET search_path TO {schema}, public")
-                cursor.execute(
-                    f"CREATE TABLE {LEDGER} (LIKE public.{LEDGER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                    ' PARTITION BY RANGE ("time")'
-                )
-                cursor.execute(f'ALTER TABLE {LEDGER} ADD PRIMARY KEY (request_id, "time")')
-                cursor.execute(f'CREATE INDEX ON {LEDGER} ("time")')
-                cursor.execute(f'CREATE INDEX ON {LEDGER} (key_id, "time")')
-                cursor.execute(f"CREATE TABLE {DEFAULT} PARTITION OF {LEDGER} DEFAULT")
-                for offset in range(months):
-                    cursor.execute(create_month_sql(oldest.shifted(offset)))
-                self.stdout.write(f"filling {rows:,} rows over {months} monthly partitions ...")
-                started = time.perf_counter()
-                cursor.execute(
-                    f"""INSERT INTO {LEDGER} (request_id, time, token_hash, key_alias, model, model_group, provider,
-                        prompt_tokens, completion_tokens, cached_tokens, cache_creation_tokens, status, error_type,
-                        client_tool, user_agent, request_tags, gateway_spend, cost, cost_source, source, ingested_at)
-                    SELECT 'r-' || g, %s::timestamptz + (g %% %s) * interval '1 day'
+                partitioned_ledger(
+                    cursor,
+                    schema=schema,
+                    months=[oldest.shifted(offset) for offset in range(months)],
+                    rows=rows,
+                    select="""'r-' || g, %s::timestamptz + (g %% %s) * interval '1 day'
                                       + make_interval(secs => g %% 86000),
                         md5((g %% 500)::text), '', 'openai/gpt-4o', 'gpt-4o', 'openai', 1000, 100, 0, 0,
-                        'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001, 'gateway', 'pull', now()
-                    FROM generate_series(1, %s) AS g""",
-                    [
-                        datetime(oldest.start.year, oldest.start.month, 1, tzinfo=UTC),
-                        int(months * 30.4) - 1,
-                        rows,
-                    ],
+                        'success', '', 'claude-code', 'claude-cli/2.0.1', '[]', 0.001, 0.001,
+                        'gateway', 'pull', now()""",
+                    params=[datetime(oldest.start.year, oldest.start.month, 1, tzinfo=UTC), int(months * 30.4) - 1],
+                    say=self.stdout.write,
                 )
-                cursor.execute(f"ANALYZE {LEDGER}")
-                self.stdout.write(f"  filled in {time.perf_counter() - started:.0f} s")
                 cursor.execute(f"SELECT count(*) FROM {oldest.name}")
                 first_rows = cursor.fetchone()[0]
                 cursor.execute(f"SELECT count(*) FROM {second.name}")
