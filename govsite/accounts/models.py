@@ -110,12 +110,29 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def org_roles(self) -> frozenset[str]:
-        """The person's org roles, read once per request object."""
+        """The person's org roles, read once per request object (with their team roles: load_roles)."""
         cached = getattr(self, "_org_roles_cache", None)
         if cached is None:
-            cached = frozenset(self.org_role_grants.values_list("role", flat=True)) if self.pk else frozenset()
-            self._org_roles_cache = cached
+            self.load_roles()
+            cached = self._org_roles_cache
         return cached
+
+    def load_roles(self) -> None:
+        """Read the person's org roles and team roles ({team_id: role}) in one query, for this object: every
+        page's permission checks and navigation ask for both."""
+        org_roles, team_roles = set(), {}
+        if self.pk:
+            grants = OrgRoleGrant.objects.filter(user_id=self.pk).values_list(
+                "role", models.Value(None, output_field=models.BigIntegerField())
+            )
+            memberships = Membership.objects.filter(user_id=self.pk).values_list("role", "team_id")
+            for role, team_id in grants.order_by().union(memberships.order_by(), all=True):
+                if team_id is None:
+                    org_roles.add(role)
+                else:
+                    team_roles[team_id] = role
+        self._org_roles_cache = frozenset(org_roles)
+        self._team_roles_cache = team_roles
 
     def forget_cached_roles(self) -> None:
         self.__dict__.pop("_org_roles_cache", None)

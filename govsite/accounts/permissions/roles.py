@@ -44,8 +44,8 @@ def team_roles(user) -> dict[int, str]:
         return {}
     cached = getattr(user, "_team_roles_cache", None)
     if cached is None:
-        cached = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
-        user._team_roles_cache = cached
+        user.load_roles()  # with the org roles, in one query
+        cached = user._team_roles_cache
     return cached
 
 
