@@ -49,7 +49,7 @@ def partitioned_ledger(
         cursor.execute(create_month_sql(month))
     started = time.perf_counter()
     if rows:
-        say(f"filling the partitioned ledger with {rows:,} rows over {len(months)} months ...")
+        say(f"filling the partitioned ledger ({len(months)} monthly partitions) with {rows:,} rows ...")
         cursor.execute("SET synchronous_commit TO off")
         cursor.execute(
             f"INSERT INTO {schema}.{LEDGER} ({COLUMNS}) SELECT {select} FROM generate_series(1, %s) AS g",
