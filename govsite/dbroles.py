@@ -167,7 +167,10 @@ def _ensure_login_role(cursor, name: str, password: str, *, createdb: bool = Fal
         "CREATEDB" if createdb else "NOCREATEDB"
     )
     if password:
-        cursor.execute(f"{verb} ROLE {_q(name)} WITH {attributes} PASSWORD %s", [password])
+        # The password is a literal of the statement, quoted by psycopg: a utility statement takes no bound
+        # parameter, and the server binds them (DB_PREPARE_THRESHOLD, server-side binding).
+        statement = f"{verb} ROLE {_q(name)} WITH {attributes} PASSWORD %s"
+        cursor.execute(cursor.db.ops.compose_sql(statement, [password]))
     else:
         cursor.execute(f"{verb} ROLE {_q(name)} WITH {attributes}")
     return "created" if verb == "CREATE" else "updated"

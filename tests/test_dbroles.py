@@ -193,3 +193,25 @@ def test_the_app_role_makes_and_drops_ledger_months_only_through_the_owner_s_fun
         with dbroles.owner_cursor() as cursor:
             for month in (ahead, past):
                 cursor.execute(f"DROP TABLE IF EXISTS {month.name}")
+
+
+def test_a_roles_password_is_set_exactly_even_with_quotes_and_percent_signs(db):
+    """CREATE/ALTER ROLE take the password as a literal of the statement (a utility statement binds no parameter,
+    and the connection binds parameters on the server): quotes and a percent sign are kept exactly. With md5
+    encryption for the session, the stored hash shows the password that was set."""
+    import hashlib
+    import os
+
+    from tests.database_roles import superuser_cursor
+
+    name, password = f"govsite_test_role_{os.getpid()}", 'it\'s 100% "odd"; DROP ROLE postgres; --'
+    with superuser_cursor() as cursor:
+        cursor.execute("SET password_encryption = 'md5'")
+        try:
+            assert dbroles._ensure_login_role(cursor, name, password) == "created"
+            assert dbroles._ensure_login_role(cursor, name, password) == "updated"
+            cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [name])
+            assert cursor.fetchone()[0] == "md5" + hashlib.md5((password + name).encode()).hexdigest()  # noqa: S324
+        finally:
+            cursor.execute(f"DROP ROLE IF EXISTS {name}")
+            cursor.execute("RESET password_encryption")
