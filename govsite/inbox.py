@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import EmptyResultSet
 from django.core.signals import setting_changed
 from django.db import connections, router
 from django.db.models import QuerySet
@@ -307,7 +308,11 @@ def _count_sql(user: User, providers: list[Provider]) -> tuple[str, str, list]:
     unread notices last."""
     parts, params = [], []
     for queryset in [*(provider.queue(user) for provider in providers), _unread_notices(user)]:
-        sql, sql_params = queryset.order_by().values("pk").query.sql_with_params()
+        try:
+            sql, sql_params = queryset.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:  # a queue that can hold nothing for this person (none(), an empty IN)
+            parts.append("0")
+            continue
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{len(parts)})")  # noqa: S608
         params.extend(sql_params)
     # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.

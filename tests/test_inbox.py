@@ -230,3 +230,16 @@ def test_the_navigations_count_follows_new_rows_new_roles_and_the_clock(
     # Their unread notices come in the same query.
     Notice.objects.create(user=other, title="Read me")
     assert inbox.navigation_counts(user=User.objects.get(pk=other.pk)) == (1, 1)
+
+
+def test_a_queue_that_can_hold_nothing_for_someone_counts_zero(member_a_user, monkeypatch):
+    """A provider's queue may be `none()` for a person (its SQL cannot even be written): the one counting query
+    counts it as 0 instead of failing, on the inbox and in the navigation."""
+    nothing = inbox.Provider(
+        "nothing", "Never anything", lambda user: True, lambda user: KeyRequest.objects.none(), inbox._key_request,
+        lambda: reverse("approval_queue"),
+    )  # fmt: skip
+    monkeypatch.setattr(inbox, "PROVIDERS", [*inbox.PROVIDERS, nothing])
+    counts = _counts(member_a_user)
+    assert counts["nothing"] == 0
+    assert inbox.navigation_counts(user=member_a_user) == (sum(counts.values()), 0)
