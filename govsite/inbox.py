@@ -152,7 +152,7 @@ def _unmanaged(unmanaged) -> InboxItem:
 
 def expiring_keys(user: User) -> QuerySet:
     """The person's own live keys that expire within 14 days (of the database's clock, so that the query's
-    text does not change with the time: see inbox_count)."""
+    text does not change with the time: see _counts)."""
     return key_selectors.my_keys(user=user).filter(
         status="active", expires_at__lte=Now() + EXPIRY_WINDOW, grace_until__isnull=True
     )
