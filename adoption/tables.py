@@ -79,14 +79,6 @@ class Column:
         return self.kind not in ("text", "date")
 
 
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    numeric: bool = False
-    hidden: bool = False
-    url: str | None = None
-
-
 def format_value(value, kind: str) -> str:
     if value is HIDDEN:
         return TOO_FEW
@@ -106,23 +98,8 @@ class Table:
     footer: dict | None = None  # a totals row, formatted like the others
     extra: dict = field(default_factory=dict)
 
-    def _cells(self, row: dict) -> list[Cell]:
-        cells = []
-        for column in self.columns:
-            value = row.get(column.key)
-            url = column.link(row) if column.link and value is not None and value is not HIDDEN else None
-            cells.append(
-                Cell(format_value(value, column.kind), column.numeric and value is not HIDDEN, value is HIDDEN, url)
-            )
-        return cells
-
-    @property
-    def cell_rows(self) -> list[list[Cell]]:
-        return [self._cells(row) for row in self.rows]
-
-    @property
-    def footer_cells(self) -> list[Cell] | None:
-        return self._cells(self.footer) if self.footer else None
+    def _texts(self, row: dict) -> list[str]:
+        return [format_value(row.get(column.key), column.kind) for column in self.columns]
 
     def html(self) -> SafeString:
         """The <table> itself. Built here rather than cell by cell in a template: a page holds thousands
@@ -136,16 +113,15 @@ class Table:
         )
 
     def _row_html(self, row: dict) -> str:
-        # The cells of `_cells`, written straight to HTML (no Cell made): the dashboards' hot path.
+        # The dashboards' hot path: a page holds thousands of cells.
         html = []
         for column in self.columns:
             value = row.get(column.key)
             if value is HIDDEN:
                 html.append(f'<td class="too-few">{_escape(TOO_FEW)}</td>')
                 continue
-            text = _escape(
-                grouped(format_value(value, column.kind)) if column.numeric else format_value(value, column.kind)
-            )
+            text = format_value(value, column.kind)
+            text = _escape(grouped(text) if column.numeric else text)
             url = column.link(row) if column.link and value is not None else None
             if url:
                 text = f'<a href="{_escape(url)}">{text}</a>'
@@ -155,9 +131,9 @@ class Table:
     def text_rows(self) -> list[list[str]]:
         """Header, rows and totals as the page shows them (what the CSV holds)."""
         rows = [[column.label for column in self.columns]]
-        rows += [[cell.text for cell in cells] for cells in self.cell_rows]
+        rows += [self._texts(row) for row in self.rows]
         if self.footer:
-            rows.append([cell.text for cell in self.footer_cells])
+            rows.append(self._texts(self.footer))
         return rows
 
 

@@ -246,17 +246,22 @@ def alert_notices_unread(*, user) -> QuerySet[Notice]:
     """The person's unread budget alerts and anomaly alerts (each is told to the people of its team who
     answer for it, by budgets.alerts), newest first: the inbox lists them until read."""
     return (
-        Notice.objects.filter(user=user, read_at__isnull=True)
+        unread_notices(user=user)
         .filter(Q(budget_alert__isnull=False) | Q(anomaly__isnull=False))
         .order_by("-created_at")
     )
+
+
+def unread_notices(*, user) -> QuerySet[Notice]:
+    """The person's notices not read yet (the navigation counts them; the home page shows the newest)."""
+    return Notice.objects.filter(user=user, read_at__isnull=True)
 
 
 def notices_unread(*, user, limit: int = 5) -> list[Notice]:
     """For the home page card: the newest unread notices."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(Notice.objects.filter(user=user, read_at__isnull=True).order_by("-created_at")[:limit])
+    return list(unread_notices(user=user).order_by("-created_at")[:limit])
 
 
 # --- refusals, reconciliation, ingest status ------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from budgets.models import Notice
+from budgets import selectors as budget_selectors
 from govsite import inbox, replica
 from govsite.accounts import mfa, permissions
 
@@ -52,5 +52,5 @@ def _counts(request, user, approves_keys: bool) -> tuple[int, int]:
     # The inbox and home pages read every section already and leave their count on the request.
     known = getattr(request, "inbox_count", None)
     if known is not None:
-        return known, Notice.objects.filter(user=user, read_at__isnull=True).count()
+        return known, budget_selectors.unread_notices(user=user).count()
     return inbox.navigation_counts(user=user, applies={"key_requests": approves_keys})

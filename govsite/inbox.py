@@ -286,7 +286,7 @@ def waiting_in(sections: list[InboxSection], *, user: User) -> int:
 # database it reads: never on the time (the queues compare with the database's clock) nor on other rows, which
 # stay in the SQL as subqueries. So the SQL is kept per process under exactly those inputs, a bounded number of
 # people, and dropped when a setting changes.
-_COUNT_SQL: OrderedDict[tuple, tuple[str, str, list]] = OrderedDict()
+_COUNT_SQL: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
 _COUNT_SQL_SIZE = 2000
 _count_sql_lock = threading.Lock()
 
@@ -299,15 +299,11 @@ def _forget_count_sql(**_kwargs) -> None:
 setting_changed.connect(_forget_count_sql)
 
 
-def _unread_notices(user: User) -> QuerySet[Notice]:
-    return Notice.objects.filter(user=user, read_at__isnull=True)
-
-
-def _count_sql(user: User, providers: list[Provider]) -> tuple[str, str, list]:
-    """(database alias, SQL, parameters) of this person's count of each provider's queue, in order, and of their
+def _count_sql(user: User, providers: list[Provider]) -> tuple[str, list]:
+    """(SQL, parameters) of this person's count of each provider's queue, in order, and of their
     unread notices last."""
     parts, params = [], []
-    for queryset in [*(provider.queue(user) for provider in providers), _unread_notices(user)]:
+    for queryset in [*(provider.queue(user) for provider in providers), budget_selectors.unread_notices(user=user)]:
         try:
             sql, sql_params = queryset.order_by().values("pk").query.sql_with_params()
         except EmptyResultSet:  # a queue that can hold nothing for this person (none(), an empty IN)
@@ -316,13 +312,14 @@ def _count_sql(user: User, providers: list[Provider]) -> tuple[str, str, list]:
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted_{len(parts)})")  # noqa: S608
         params.extend(sql_params)
     # Each part is SQL Django compiled from a queryset, its values bound as parameters: nothing is spliced in.
-    return router.db_for_read(Notice), "SELECT " + ", ".join(parts), params  # noqa: S608
+    return "SELECT " + ", ".join(parts), params  # noqa: S608
 
 
 def _counts(user: User, providers: list[Provider]) -> list[int]:
     """The count of each provider's queue for this person, then of their unread notices: one query."""
+    alias = router.db_for_read(Notice)  # a replica inside replica_reads(), else the primary
     key = (
-        router.db_for_read(Notice),  # a replica inside replica_reads(), else the primary
+        alias,
         user.pk,
         user.org_roles,
         tuple(sorted(permissions.team_roles(user).items())),
@@ -338,7 +335,7 @@ def _counts(user: User, providers: list[Provider]) -> list[int]:
             _COUNT_SQL[key] = compiled
             while len(_COUNT_SQL) > _COUNT_SQL_SIZE:
                 _COUNT_SQL.popitem(last=False)
-    alias, sql, params = compiled
+    sql, params = compiled
     with connections[alias].cursor() as cursor:  # the database the queues read (a replica, when routed)
         cursor.execute(sql, params)
         return [int(count or 0) for count in cursor.fetchone()]
@@ -351,7 +348,7 @@ def navigation_counts(*, user: User, applies: dict[str, bool] | None = None) -> 
     if not permissions._active(user):
         return 0, 0
     if not permissions.may_change_state(user):
-        return 0, _unread_notices(user).count()
+        return 0, budget_selectors.unread_notices(user=user).count()
     known = applies or {}
     providers = [p for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
     *waiting, unread = _counts(user, providers)

@@ -36,10 +36,10 @@ def partitioned_ledger(
     select: str = "",
     params: list | None = None,
     say: Callable[[str], None] = print,
-) -> float:
+) -> None:
     """Make `schema`.LEDGER partitioned by month with these months' partitions and a default one, fill it
     with `rows` rows from `select` (a SELECT list over `g`, 1..rows, giving COLUMNS), then build its primary
-    key and indexes and analyse it. Returns the seconds the fill took (0 without rows)."""
+    key and indexes and analyse it."""
     cursor.execute(
         f"CREATE TABLE {schema}.{LEDGER} (LIKE public.{LEDGER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         ' PARTITION BY RANGE ("time")'
@@ -65,4 +65,3 @@ def partitioned_ledger(
     if rows:
         cursor.execute(f"ANALYZE {schema}.{LEDGER}")
         say(f"  filled in {time.perf_counter() - started:.0f} s")
-    return time.perf_counter() - started if rows else 0.0
