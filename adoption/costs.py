@@ -28,6 +28,7 @@ from adoption.models import (
     TeamToolDay,
     tools_from_bits,
 )
+from budgets.generation import remembered
 from budgets.models import Budget, ClientTool, DailyRollup
 from budgets.selectors import BudgetStatus, budget_statuses
 from govsite.accounts import permissions
@@ -396,20 +397,25 @@ def previous_period(period: Period) -> Period:
     return Period(end - timedelta(days=period.days - 1), end, "the period before")
 
 
-def summary_rows(*, dashboard: CostDashboard, scope: Scope, by: str) -> list[dict]:
+def previous_costs(scope: Scope, period: Period, by: str) -> dict:
+    """Cost per team (`by` "team") or per model over the period just before `period`: one grouped query,
+    whatever the number of lines."""
+    before = in_period(TeamModelDay, scope, previous_period(period))
+    column = "team_id" if by == "team" else "model"
+    return dict(before.values(column).annotate(cost=_money_sum("cost")).values_list(column, "cost"))
+
+
+def summary_rows(*, dashboard: CostDashboard, previous: dict, by: str) -> list[dict]:
     """The dashboard's opening lines: per team (the org), per model (one team), with the spend, its change
-    against the previous period of the same length, and for teams their budget used and projection. One
-    grouped query for the previous period, whatever the number of lines."""
-    before = in_period(TeamModelDay, scope, previous_period(dashboard.period))
+    against the previous period of the same length (`previous`, from previous_costs), and for teams their
+    budget used and projection."""
     if by == "team":
         current = {row["team_id"]: (row["team"], row["cost"], row.get("slug")) for row in dashboard.teams}
-        previous = dict(before.values("team_id").annotate(cost=_money_sum("cost")).values_list("team_id", "cost"))
         budgets = {
             row["slug"]: row for row in dashboard.budgets if row.get("budget_id") and row["scope"] == row["team"]
         }
     else:
         current = {row["model"]: (row["model"] or "(no model)", row["cost"], None) for row in dashboard.models}
-        previous = dict(before.values("model").annotate(cost=_money_sum("cost")).values_list("model", "cost"))
         budgets = {}
     rows = []
     for key, (name, cost, slug) in current.items():
@@ -431,38 +437,63 @@ def summary_rows(*, dashboard: CostDashboard, scope: Scope, by: str) -> list[dic
     return rows
 
 
-def cost_dashboard(
-    *, scope: Scope, period: Period, today: date, stack: str = "team", people: bool = False, one_team: bool = False
-) -> CostDashboard:
-    """The org dashboard (scope: every team and whole_org, or an approver's teams) with a row per team,
-    or one team's (`one_team`) with its keys' refusals and, when the viewer may see cost per person,
-    its people."""
+def _rolled_up(scope: Scope, period: Period, stack: str, one_team: bool) -> dict:
+    """What a cost dashboard adds up from the rollups alone (kept by cost_dashboard until they change)."""
     team_days = in_period(TeamModelDay, scope, period)
     models = by_model(team_days)
     by = "team_id" if stack == "team" else "model"
     label = scope.team_name if by == "team_id" else (lambda model: model or "(no model)")
-    keys_and_people = key_person_rows(in_period(DailyRollup, scope, period)) if one_team else None
     active = active_people(scope, period)
     figures = totals(team_days)
     # A person active in two teams is one active person of the org.
     figures["active_people"] = len(set().union(*active.values()))
     figures["cost_per_person"] = figures["cost"] / figures["active_people"] if figures["active_people"] else None
+    return {
+        "totals": figures,
+        "over_time": spend_over_time(team_days, period, by, label),
+        "models": models,
+        "tools": by_tool(in_period(TeamToolDay, scope, period)),
+        "teams": [] if one_team else by_team(team_days, scope, active),
+        "latency": latency_by_model(period, None if scope.whole_org else [row["model"] for row in models]),
+        "tags": tag_costs(scope, period),
+        "keys_and_people": key_person_rows(in_period(DailyRollup, scope, period)) if one_team else None,
+        "previous": previous_costs(scope, period, "model" if one_team else "team"),
+    }
+
+
+def cost_dashboard(
+    *, scope: Scope, period: Period, today: date, stack: str = "team", people: bool = False, one_team: bool = False
+) -> CostDashboard:
+    """The org dashboard (scope: every team and whole_org, or an approver's teams) with a row per team,
+    or one team's (`one_team`) with its keys' refusals and, when the viewer may see cost per person,
+    its people.
+
+    The rollups' figures are kept until the rollups change (budgets.generation): keyed by the scope's teams
+    with their names, the period and the layout. Budgets, people's names and keys are read each time."""
+    teams = tuple((team.pk, team.name, team.slug) for team in scope.teams)
+    rolled = remembered(
+        "cost_dashboard",
+        (scope.whole_org, teams, period.start, period.end, stack, one_team),
+        lambda: _rolled_up(scope, period, stack, one_team),
+    )
+    keys_and_people = rolled["keys_and_people"]
     dashboard = CostDashboard(
         scope=scope,
         period=period,
         stack=stack,
-        totals=figures,
-        over_time=spend_over_time(team_days, period, by, label),
-        models=models,
-        tools=by_tool(in_period(TeamToolDay, scope, period)),
-        teams=[] if one_team else by_team(team_days, scope, active),
-        latency=latency_by_model(period, None if scope.whole_org else [row["model"] for row in models]),
-        tags=tag_costs(scope, period),
+        totals=rolled["totals"],
+        over_time=rolled["over_time"],
+        models=rolled["models"],
+        tools=rolled["tools"],
+        teams=rolled["teams"],
+        latency=rolled["latency"],
+        tags=rolled["tags"],
         budgets=budget_bars(scope.teams, today),
         people=by_person(keys_and_people) if one_team and people else None,
         refusals=refusals_by_key(keys_and_people, scope) if one_team else None,
     )
-    dashboard.summary = summary_rows(dashboard=dashboard, scope=scope, by="model" if one_team else "team")
+    by = "model" if one_team else "team"
+    dashboard.summary = summary_rows(dashboard=dashboard, previous=rolled["previous"], by=by)
     return dashboard
 
 

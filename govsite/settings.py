@@ -175,6 +175,9 @@ if DATABASE_URL and DB_PREPARE_THRESHOLD > 0:
 REPLICA_MAX_LAG_SECONDS = env_int("REPLICA_MAX_LAG_SECONDS", 30)
 REPLICA_LAG_CHECK_SECONDS = env_int("REPLICA_LAG_CHECK_SECONDS", 2)
 DATABASE_ROUTERS = ["govsite.replica.ReplicaRouter"]
+# The dashboards' figures from the rollups are kept in the cache (CACHES) until a rollup changes
+# (budgets/generation.py), at most this long; 0 computes them on every page. PostgreSQL only.
+FIGURES_CACHE_SECONDS = env_int("FIGURES_CACHE_SECONDS", 3600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: delivery only. Unset means jobs run in-process, right after the transaction commits.
