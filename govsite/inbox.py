@@ -163,7 +163,8 @@ PROVIDERS: list[Provider] = [
         "key_requests",
         "Key requests to decide",
         permissions.has_key_approval_queue,
-        lambda user: key_selectors.key_request_queue(user=user),
+        # An item shows who, which team and what for: the queue page's models and approvals are not read here.
+        lambda user: key_selectors.key_request_queue(user=user).prefetch_related(None),
         _key_request,
         lambda: reverse("approval_queue"),
     ),

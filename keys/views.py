@@ -85,7 +85,10 @@ def key_list(request):
             "scope": scope,
             "scopes": scopes,
             "page": paginate(request, keys, per_page=50),
-            "my_requests": selectors.my_key_requests(user=request.user)[:10] if scope == "mine" else [],
+            # The table shows each request's team, purpose and status: not its models or approvals.
+            "my_requests": selectors.my_key_requests(user=request.user).prefetch_related(None)[:10]
+            if scope == "mine"
+            else [],
             "teams": selectors.key_list_teams(keys=in_scope),
             "statuses": KEY_STATUSES,
             "status": status,
