@@ -468,14 +468,19 @@ def cost_dashboard(
     or one team's (`one_team`) with its keys' refusals and, when the viewer may see cost per person,
     its people.
 
-    The rollups' figures are kept until the rollups change (budgets.generation): keyed by the scope's teams
-    with their names, the period and the layout. Budgets, people's names and keys are read each time."""
-    teams = tuple((team.pk, team.name, team.slug) for team in scope.teams)
-    rolled = remembered(
-        "cost_dashboard",
-        (scope.whole_org, teams, period.start, period.end, stack, one_team),
-        lambda: _rolled_up(scope, period, stack, one_team),
-    )
+    The rollups' figures of a named period (this month, the last 30 days, ...) are kept until the rollups change
+    (budgets.generation), keyed by the scope's teams with their names, the dates and the layout; a custom period's
+    are computed each time, so that what is kept stays bounded whatever dates people ask for. Budgets, people's
+    names and keys are read each time."""
+    if period.name == "custom":
+        rolled = _rolled_up(scope, period, stack, one_team)
+    else:
+        teams = tuple((team.pk, team.name, team.slug) for team in scope.teams)
+        rolled = remembered(
+            "cost_dashboard",
+            (scope.whole_org, teams, period.start, period.end, stack, one_team),
+            lambda: _rolled_up(scope, period, stack, one_team),
+        )
     keys_and_people = rolled["keys_and_people"]
     dashboard = CostDashboard(
         scope=scope,

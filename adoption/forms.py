@@ -19,6 +19,9 @@ class Period:
     start: date
     end: date  # inclusive
     label: str
+    # One of PeriodForm.PERIODS' names (relative to today), or "custom": a dashboard keeps the figures of a
+    # named period only, so the number of figures kept stays bounded (adoption.costs.cost_dashboard).
+    name: str = "custom"
 
     @property
     def days(self) -> int:
@@ -39,12 +42,12 @@ def _month(day: date) -> tuple[date, date]:
 def named_period(name: str, today: date) -> Period:
     if name == "this_month":
         start, end = _month(today)
-        return Period(start, end, f"{start:%B %Y}")
+        return Period(start, end, f"{start:%B %Y}", name)
     if name == "last_month":
         start, end = _month(today.replace(day=1) - timedelta(days=1))
-        return Period(start, end, f"{start:%B %Y}")
+        return Period(start, end, f"{start:%B %Y}", name)
     days = {"7d": 7, "30d": 30, "90d": 90}[name]
-    return Period(today - timedelta(days=days - 1), today, f"the last {days} days")
+    return Period(today - timedelta(days=days - 1), today, f"the last {days} days", name)
 
 
 class PeriodForm(forms.Form):
