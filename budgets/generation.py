@@ -28,15 +28,27 @@ T = TypeVar("T")
 TABLE = "govsite_rollup_generation"
 
 
+# The generation with what tells one life of the database from another: a backup restored brings back an old
+# epoch and number (and the sequence where it stood), but not the cluster (its system identifier: another
+# cluster), its timeline (archive recovery ends on a new one) or the table's oid (a dump restored makes it
+# again). Any of them changing makes every kept figure a miss, never a stale hit.
+_GENERATION_SQL = f"""
+SELECT concat_ws(':', (SELECT system_identifier FROM pg_control_system()),
+                      (SELECT timeline_id FROM pg_control_checkpoint()),
+                      '{TABLE}'::regclass::oid, epoch, generation)
+FROM {TABLE} WHERE id = 1
+"""  # noqa: S608 - a constant
+
+
 def rollup_generation(using: str | None = None) -> str | None:
-    """The rollups' current generation ("epoch:number") on `using` (default: where a rollup read goes now);
-    None where there is none (SQLite, or the row is missing)."""
+    """The rollups' current generation ("cluster:timeline:table:epoch:number") on `using` (default: where a
+    rollup read goes now); None where there is none (SQLite, or the row is missing)."""
     using = using or router.db_for_read(DailyRollup)
     connection = connections[using]
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT epoch::text || ':' || generation FROM {TABLE} WHERE id = 1")  # noqa: S608
+        cursor.execute(_GENERATION_SQL)
         row = cursor.fetchone()
     return row[0] if row else None
 
