@@ -1,6 +1,5 @@
 from django.conf import settings
 
-from budgets import selectors as budget_selectors
 from govsite import inbox, replica
 from govsite.accounts import mfa, permissions
 
@@ -49,8 +48,8 @@ def _site(request):
 
 def _counts(request, user, approves_keys: bool) -> tuple[int, int]:
     """(items waiting for the person, their unread notices)."""
-    # The inbox and home pages read every section already and leave their count on the request.
-    known = getattr(request, "inbox_count", None)
+    # The inbox and home pages read every section already and leave both counts on the request.
+    known = getattr(request, "navigation_counts", None)
     if known is not None:
-        return known, budget_selectors.unread_notices(user=user).count()
+        return known
     return inbox.navigation_counts(user=user, applies={"key_requests": approves_keys})

@@ -258,12 +258,26 @@ def register(provider: Provider) -> None:
     PROVIDERS.append(provider)
 
 
-def inbox(*, user: User, limit: int = 5) -> list[InboxSection]:
+@dataclass
+class Inbox:
+    """A person's sections, and the navigation's two counts read with them (the inbox and home pages hand
+    these to the navigation instead of counting again)."""
+
+    sections: list[InboxSection]
+    waiting: int  # what the navigation counts as waiting for the person to act on
+    unread: int  # their unread notices
+
+    @property
+    def navigation_counts(self) -> tuple[int, int]:
+        return self.waiting, self.unread
+
+
+def inbox(*, user: User, limit: int = 5) -> Inbox:
     """The sections that apply to this person, each with its count and first rows (empty ones included): the
-    counts in one query, then the first rows of each section that has any."""
+    counts (and the unread notices) in one query, then the first rows of each section that has any."""
     providers = [provider for provider in PROVIDERS if provider.applies(user)]
-    counts = _counts(user, providers)[:-1] if providers else []
-    return [
+    *counts, unread = _counts(user, providers)
+    sections = [
         InboxSection(
             provider=provider,
             count=count,
@@ -271,14 +285,9 @@ def inbox(*, user: User, limit: int = 5) -> list[InboxSection]:
         )
         for provider, count in zip(providers, counts, strict=True)
     ]
-
-
-def waiting_in(sections: list[InboxSection], *, user: User) -> int:
-    """The navigation's count from sections already read (the inbox and home pages): what `inbox_count`
-    would count, without counting it again."""
-    if not permissions.may_change_state(user):
-        return 0
-    return sum(section.count for section in sections if section.provider.counts)
+    acts = permissions.may_change_state(user)
+    waiting = sum(section.count for section in sections if section.provider.counts) if acts else 0
+    return Inbox(sections, waiting, unread)
 
 
 # The navigation's counts per person, as compiled SQL: building and compiling the queues' querysets costs
@@ -354,8 +363,3 @@ def navigation_counts(*, user: User, applies: dict[str, bool] | None = None) -> 
     providers = [p for p in PROVIDERS if p.counts and (known[p.kind] if p.kind in known else p.applies(user))]
     *waiting, unread = _counts(user, providers)
     return sum(waiting), unread
-
-
-def inbox_count(*, user: User, applies: dict[str, bool] | None = None) -> int:
-    """The navigation's count of everything waiting for this person to act on (see navigation_counts)."""
-    return navigation_counts(user=user, applies=applies)[0]

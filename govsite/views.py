@@ -13,20 +13,20 @@ from keys import selectors as key_selectors
 @login_required
 def inbox(request):
     """Needs me: everything waiting for this person, each linked to where it is decided."""
-    sections = needs_me.inbox(user=request.user, limit=20)
-    request.inbox_count = needs_me.waiting_in(sections, user=request.user)  # the navigation's count, read once
-    return render(request, "inbox.html", {"sections": sections})
+    box = needs_me.inbox(user=request.user, limit=20)
+    request.navigation_counts = box.navigation_counts  # read with the sections, not counted again
+    return render(request, "inbox.html", {"sections": box.sections})
 
 
 @login_required
 def home(request):
-    sections = needs_me.inbox(user=request.user, limit=5)
-    request.inbox_count = needs_me.waiting_in(sections, user=request.user)
+    box = needs_me.inbox(user=request.user, limit=5)
+    request.navigation_counts = box.navigation_counts
     return render(
         request,
         "home.html",
         {
-            "sections": sections,
+            "sections": box.sections,
             "memberships": selectors.my_teams(user=request.user),
             "keys": key_selectors.my_keys(user=request.user).exclude(status__in=["revoked", "expired"])[:10],
             "can_request": permissions.can_request_any_key(request.user),

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _counts(user) -> dict[str, int]:
-    return {section.provider.kind: section.count for section in inbox.inbox(user=user)}
+    return {section.provider.kind: section.count for section in inbox.inbox(user=user).sections}
 
 
 @pytest.fixture
@@ -134,9 +134,8 @@ def test_a_request_approved_once_waits_for_its_first_approver_without_buttons(wa
     assert "nothing is left for you to decide" in body
 
     # The inbox lists it as waiting, with no decision on it.
-    section = next(
-        s for s in inbox.inbox(user=restricted.approvals.get().approver) if s.provider.kind == "key_requests_waiting"
-    )
+    sections = inbox.inbox(user=restricted.approvals.get().approver).sections
+    section = next(s for s in sections if s.provider.kind == "key_requests_waiting")
     assert section.provider.counts is False and [i.link for i in section.items] == [
         reverse("key_request_detail", args=[restricted.pk])
     ]
@@ -180,6 +179,20 @@ def test_the_inbox_reads_a_fixed_number_of_queries(role, world, team_a, member_a
     assert sizes[2] == sizes[12], sizes
 
 
+@pytest.mark.parametrize("page", ["inbox", "home"])
+def test_the_inbox_and_home_pages_count_waiting_items_and_unread_notices_once(page, world):
+    """The sections' one counting query also counts the unread notices, and the navigation shows both from it."""
+    Notice.objects.create(user=world.users["member_a"], title="Read me")
+    Notice.objects.create(user=world.users["member_a"], title="And me")
+    client = world.client("member_a")
+    client.get(reverse(page))  # the session warmed
+    with CaptureQueriesContext(connection) as captured:
+        body = client.get(reverse(page)).content.decode()
+    assert "Notices (2 unread)" in body
+    counting = [q["sql"] for q in captured if "COUNT(*)" in q["sql"] and "budgets_notice" in q["sql"]]
+    assert len(counting) == 1, counting
+
+
 def test_a_person_in_no_team_is_not_offered_a_key_request(db):
     loner = make_user(email="loner@example.com")
     from django.test import Client
@@ -206,7 +219,7 @@ def test_the_navigations_count_follows_new_rows_new_roles_and_the_clock(
 
     def nav_count(user) -> int:
         fresh = User.objects.get(pk=user.pk)  # a new request's user: roles read again
-        return inbox.inbox_count(user=fresh)
+        return inbox.navigation_counts(user=fresh)[0]
 
     assert nav_count(lead) == 0
     KeyRequestFactory(requested_by=member_a_user, team=team_a, requested_models=[open_model])

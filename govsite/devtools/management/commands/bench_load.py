@@ -153,7 +153,8 @@ class Command(BaseCommand):
                     raise CommandError(f"--reuse-db: no kept bench database ({kept_spec} is missing); run --keep-db")
                 spec = json.loads(kept_spec.read_text())
                 env["SECRET_KEY"] = spec["secret_key"]  # the kept sessions were signed with it
-                self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: reused")
+                self.stdout.write(f"bench database {urlsplit(db_url).path.lstrip('/')}: reused, migrated")
+                self._manage(env, "migrate", "--noinput")  # the code may have migrations the kept copy has not
             else:
                 spec = self._fill(db_url, env, workdir, running, options)
                 if options["keep_db"]:
